@@ -1,0 +1,22 @@
+/*
+ * client.h - helpers shared by the netreload commands.
+ */
+#ifndef NR_CLIENT_H
+#define NR_CLIENT_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "ping.h"
+
+/* "netreload: error: ..." on stderr. */
+void nr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Seconds (fractions allowed) to milliseconds; -1 if not a positive number. */
+int nr_parse_seconds(const char *s, uint32_t *ms);
+/* A fresh request id: pid and a counter, unique enough to match replies. */
+void nr_request_id(char *id, size_t len);
+/* One JSON object on one line describing a finished ping. */
+void nr_json_result(FILE *out, const struct nr_ping *p);
+void nr_json_string(FILE *out, const char *s);
+
+#endif

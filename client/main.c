@@ -1,0 +1,268 @@
+/*
+ * main.c - the netreload command: dispatch, help, and the ping/status commands.
+ *
+ * netreload ping HOST:PORT...    reload, wait until the new code is live
+ * netreload status HOST:PORT...  what each server is doing
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "ping.h"
+
+#define NR_VERSION "0.1.0"
+#define MAX_TARGETS 64
+
+static const char usage_main[] =
+	"usage: netreload COMMAND [OPTIONS] ...\n"
+	"\n"
+	"Reload uWSGI instances that run the netreload plugin, and tell when the new\n"
+	"code is live.\n"
+	"\n"
+	"commands:\n"
+	"  ping HOST:PORT...    reload now and wait until the new code is live\n"
+	"  status HOST:PORT...  show what each server is doing\n"
+	"\n"
+	"  netreload COMMAND --help   options of one command\n"
+	"  netreload --version\n"
+	"\n"
+	"A target is HOST:PORT, [IPV6]:PORT, HOST (port " NR_DEFAULT_PORT ") or PORT (127.0.0.1).\n"
+	"See netreload(1) for exit codes and examples.\n";
+
+static const char usage_ping[] =
+	"usage: netreload ping [OPTIONS] HOST:PORT...\n"
+	"\n"
+	"Ask each server to reload and wait until its new code is live.\n"
+	"\n"
+	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
+	"                      (default: the server's netreload-mode)\n"
+	"  -n, --no-wait       return once the server accepted the reload\n"
+	"  -t, --timeout SEC   give up after SEC seconds (default 60)\n"
+	"  -q, --quiet         print nothing on success\n"
+	"  -j, --json          print one JSON object per server\n"
+	"  -h, --help          this help\n"
+	"\n"
+	"exit: 0 live, 1 reload failed (e.g. import error), 2 usage, 3 unreachable,\n"
+	"      4 timeout, 5 protocol error; with several servers, the worst one.\n";
+
+static const char usage_status[] =
+	"usage: netreload status [OPTIONS] HOST:PORT...\n"
+	"\n"
+	"  -t, --timeout SEC   give up after SEC seconds (default 5)\n"
+	"  -j, --json          print one JSON object per server\n"
+	"  -h, --help          this help\n";
+
+void nr_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("netreload: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+	fputs("netreload: error: ", stderr);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n\n%s", usage);
+	return NR_EXIT_USAGE;
+}
+
+int nr_parse_seconds(const char *s, uint32_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || v <= 0 || v > 86400)
+		return -1;
+	*ms = (uint32_t)(v * 1000);
+	return 0;
+}
+
+/* Worse outcomes have higher codes, except that usage (2) never comes from a ping. */
+static int worst(int a, int b)
+{
+	return a > b ? a : b;
+}
+
+static void print_result(const struct nr_ping *p, int json, int quiet)
+{
+	unsigned total = (unsigned)(p->t_done - p->t_start);
+	const struct nr_reply *f = &p->final;
+
+	if (json) {
+		nr_json_result(stdout, p);
+		return;
+	}
+	if (p->result == NR_EXIT_OK && quiet)
+		return;
+	if (p->result == NR_EXIT_OK && !p->req.wait)
+		printf("%s: reload accepted (generation %llu, %s)\n", p->target.label,
+		       (unsigned long long)p->accepted.gen, nr_mode_name(p->accepted.mode));
+	else if (p->result == NR_EXIT_OK)
+		printf("%s: live in %u ms (generation %llu; server %u ms, old workers gone after %u ms)\n",
+		       p->target.label, total, (unsigned long long)f->gen, f->ms, f->stop_ms);
+	else if (p->result == NR_EXIT_FAILED)
+		nr_error("%s: reload failed after %u ms: %s", p->target.label, total, f->reason);
+	else
+		nr_error("%s", p->err);
+}
+
+static int parse_targets(int argc, char **argv, struct nr_target *t, int *n, const char *usage)
+{
+	char err[300];
+
+	if (argc == 0)
+		return usage_error(usage, "%s", "no target given (e.g. 127.0.0.1:9001)");
+	if (argc > MAX_TARGETS)
+		return usage_error(usage, "at most %s targets", "64");
+	for (int i = 0; i < argc; i++) {
+		if (nr_target_parse(argv[i], &t[i], err, sizeof(err)))
+			return usage_error(usage, "%s", err);
+	}
+	*n = argc;
+	return 0;
+}
+
+static int cmd_ping(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"mode", required_argument, 0, 'm'}, {"no-wait", no_argument, 0, 'n'},
+		{"timeout", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+		{"json", no_argument, 0, 'j'},	      {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	struct nr_request req = {.verb = NR_VERB_RELOAD, .wait = 1};
+	struct nr_target targets[MAX_TARGETS];
+	struct nr_ping pings[MAX_TARGETS];
+	uint32_t timeout = 60000;
+	int c, n, json = 0, quiet = 0, rc = NR_EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "m:nt:qjh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm':
+			if (nr_mode_parse(optarg, &req.mode))
+				return usage_error(usage_ping, "unknown mode '%s'", optarg);
+			break;
+		case 'n':
+			req.wait = 0;
+			break;
+		case 't':
+			if (nr_parse_seconds(optarg, &timeout))
+				return usage_error(usage_ping, "bad --timeout '%s': give seconds", optarg);
+			break;
+		case 'q':
+			quiet = 1;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			fputs(usage_ping, stdout);
+			return NR_EXIT_OK;
+		default:
+			fputc('\n', stderr);
+			fputs(usage_ping, stderr);
+			return NR_EXIT_USAGE;
+		}
+	}
+	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)))
+		return c;
+	for (int i = 0; i < n; i++) {
+		nr_request_id(req.id, sizeof(req.id));
+		nr_ping_start(&pings[i], &targets[i], &req, timeout);
+	}
+	nr_ping_run(pings, n);
+	for (int i = 0; i < n; i++) {
+		print_result(&pings[i], json, quiet);
+		rc = worst(rc, pings[i].result);
+	}
+	return rc;
+}
+
+static void print_status(const struct nr_ping *p, int json)
+{
+	const struct nr_reply *s = &p->final;
+
+	if (json) {
+		nr_json_result(stdout, p);
+		return;
+	}
+	if (p->result != NR_EXIT_OK) {
+		nr_error("%s", p->err);
+		return;
+	}
+	printf("%s: %s, generation %llu, mode %s, workers %u/%u, apps %u, uWSGI master pid %u\n",
+	       p->target.label, s->state, (unsigned long long)s->gen, nr_mode_name(s->mode),
+	       s->workers_live, s->workers_total, s->apps, s->pid);
+	if (strcmp(s->last, "none"))
+		printf("%s: last reload %s after %u ms%s%s\n", p->target.label, s->last, s->last_ms,
+		       s->reason[0] ? ": " : "", s->reason);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {{"timeout", required_argument, 0, 't'},
+					     {"json", no_argument, 0, 'j'},
+					     {"help", no_argument, 0, 'h'},
+					     {0, 0, 0, 0}};
+	struct nr_request req = {.verb = NR_VERB_STATUS};
+	struct nr_target targets[MAX_TARGETS];
+	struct nr_ping pings[MAX_TARGETS];
+	uint32_t timeout = 5000;
+	int c, n, json = 0, rc = NR_EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+		if (c == 't' && !nr_parse_seconds(optarg, &timeout))
+			continue;
+		if (c == 't')
+			return usage_error(usage_status, "bad --timeout '%s': give seconds", optarg);
+		if (c == 'j') {
+			json = 1;
+			continue;
+		}
+		if (c == 'h') {
+			fputs(usage_status, stdout);
+			return NR_EXIT_OK;
+		}
+		fputc('\n', stderr);
+		fputs(usage_status, stderr);
+		return NR_EXIT_USAGE;
+	}
+	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_status)))
+		return c;
+	for (int i = 0; i < n; i++)
+		nr_ping_start(&pings[i], &targets[i], &req, timeout);
+	nr_ping_run(pings, n);
+	for (int i = 0; i < n; i++) {
+		print_status(&pings[i], json);
+		rc = worst(rc, pings[i].result);
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd)
+		return usage_error(usage_main, "%s", "no command given");
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+		fputs(usage_main, stdout);
+		return NR_EXIT_OK;
+	}
+	if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version")) {
+		printf("netreload %s (protocol %d)\n", NR_VERSION, NR_PROTOCOL_VERSION);
+		return NR_EXIT_OK;
+	}
+	if (!strcmp(cmd, "ping"))
+		return cmd_ping(argc - 1, argv + 1);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 1, argv + 1);
+	return usage_error(usage_main, "unknown command '%s'", cmd);
+}

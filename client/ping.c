@@ -1,0 +1,283 @@
+/*
+ * ping.c - one non-blocking netreload request over TCP (see ping.h).
+ */
+#include "ping.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t nr_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int valid_port(const char *s)
+{
+	char *end;
+	long p = strtol(s, &end, 10);
+
+	return end != s && !*end && p >= 1 && p <= 65535;
+}
+
+/* HOST:PORT, [V6]:PORT, HOST (port 9001) or PORT (on 127.0.0.1). */
+int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen)
+{
+	const char *colon = strrchr(spec, ':');
+	const char *host = spec, *port = NR_DEFAULT_PORT;
+	size_t hlen = strlen(spec);
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || (close[1] && close[1] != ':')) {
+			snprintf(err, errlen, "bad target '%s': write IPv6 as [ADDR]:PORT", spec);
+			return -1;
+		}
+		host = spec + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+	} else if (colon && strchr(spec, ':') == colon) {
+		hlen = (size_t)(colon - spec);
+		port = colon + 1;
+	} else if (!colon && valid_port(spec)) {
+		host = "127.0.0.1";
+		hlen = strlen(host);
+		port = spec;
+	}
+	if (hlen == 0 || hlen >= sizeof(t->host) || !valid_port(port)) {
+		snprintf(err, errlen, "bad target '%s': expected HOST:PORT (e.g. 127.0.0.1:9001)", spec);
+		return -1;
+	}
+	memcpy(t->host, host, hlen);
+	t->host[hlen] = '\0';
+	snprintf(t->port, sizeof(t->port), "%s", port);
+	snprintf(t->label, sizeof(t->label), strchr(t->host, ':') ? "[%s]:%s" : "%s:%s", t->host,
+		 t->port);
+	return 0;
+}
+
+static void finish(struct nr_ping *p, int result, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void finish(struct nr_ping *p, int result, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(p->err, sizeof(p->err), fmt, ap);
+		va_end(ap);
+	}
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	if (p->ai_list)
+		freeaddrinfo(p->ai_list);
+	p->ai_list = p->ai_next = NULL;
+	p->result = result;
+	p->state = NR_PING_DONE;
+	p->t_done = nr_mono_ms();
+}
+
+/* Start a connect to the next address; errors fall through to the next one. */
+static void try_next_address(struct nr_ping *p, int last_errno)
+{
+	while (p->ai_next) {
+		struct addrinfo *ai = p->ai_next;
+		p->ai_next = ai->ai_next;
+		p->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (p->fd < 0) {
+			last_errno = errno;
+			continue;
+		}
+		if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
+			p->state = NR_PING_CONNECTING;
+			return;
+		}
+		last_errno = errno;
+		close(p->fd);
+		p->fd = -1;
+	}
+	finish(p, NR_EXIT_UNREACHABLE,
+	       "cannot connect to %s: %s (is uWSGI running there with netreload-port = %s, and "
+	       "netreload-bind reachable from here?)",
+	       p->target.label, strerror(last_errno), p->target.port);
+}
+
+void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		   uint32_t timeout_ms)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	int n, rc;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	p->target = *t;
+	p->req = *req;
+	p->t_start = nr_mono_ms();
+	p->deadline = p->t_start + timeout_ms;
+	n = nr_request_format(req, p->out, sizeof(p->out));
+	if (n < 0) {
+		finish(p, NR_EXIT_USAGE, "cannot encode the request");
+		return;
+	}
+	p->out_len = (size_t)n;
+	rc = getaddrinfo(t->host, t->port, &hints, &p->ai_list);
+	if (rc) {
+		finish(p, NR_EXIT_UNREACHABLE, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
+		return;
+	}
+	p->ai_next = p->ai_list;
+	try_next_address(p, ECONNREFUSED);
+}
+
+int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd)
+{
+	if (p->state == NR_PING_DONE || p->state == NR_PING_IDLE || p->fd < 0)
+		return 0;
+	pfd->fd = p->fd;
+	pfd->events = p->state == NR_PING_READING ? POLLIN : POLLOUT;
+	pfd->revents = 0;
+	return 1;
+}
+
+void nr_ping_cancel(struct nr_ping *p)
+{
+	if (p->state != NR_PING_DONE && p->state != NR_PING_IDLE)
+		finish(p, NR_EXIT_TIMEOUT, "cancelled");
+}
+
+/* One reply line: accepted first, then live/failed (or a single status/error). */
+static void on_line(struct nr_ping *p, const char *line, size_t len)
+{
+	struct nr_reply rep;
+	char err[128];
+
+	if (nr_reply_parse(line, len, &rep, err, sizeof(err))) {
+		finish(p, NR_EXIT_PROTOCOL, "%s answered something that is not netreload: %s",
+		       p->target.label, err);
+		return;
+	}
+	switch (rep.kind) {
+	case NR_REPLY_ACCEPTED:
+		p->accepted = rep;
+		p->got_accepted = 1;
+		p->t_accepted = nr_mono_ms();
+		if (!p->req.wait)
+			finish(p, NR_EXIT_OK, NULL);
+		return;
+	case NR_REPLY_ERROR:
+		p->final = rep;
+		finish(p, NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)", p->target.label,
+		       rep.reason, rep.code);
+		return;
+	default:
+		p->final = rep;
+		finish(p, rep.kind == NR_REPLY_FAILED ? NR_EXIT_FAILED : NR_EXIT_OK, NULL);
+	}
+}
+
+static void do_read(struct nr_ping *p)
+{
+	ssize_t n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, 0);
+	char *lf;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s closed the connection before it answered%s (did uWSGI exit? see its log)",
+		       p->target.label, p->got_accepted ? " \"live\"" : "");
+		return;
+	}
+	p->in_len += (size_t)n;
+	while (p->state == NR_PING_READING && (lf = memchr(p->in, '\n', p->in_len))) {
+		size_t len = (size_t)(lf - p->in) + 1;
+		on_line(p, p->in, len);
+		memmove(p->in, p->in + len, p->in_len - len);
+		p->in_len -= len;
+	}
+	if (p->state == NR_PING_READING && p->in_len == sizeof(p->in))
+		finish(p, NR_EXIT_PROTOCOL, "%s sent a line longer than %d bytes", p->target.label,
+		       NR_LINE_MAX);
+}
+
+static void do_connected(struct nr_ping *p)
+{
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (soerr) {
+		close(p->fd);
+		p->fd = -1;
+		try_next_address(p, soerr);
+		return;
+	}
+	p->state = NR_PING_SENDING;
+}
+
+static void do_send(struct nr_ping *p)
+{
+	ssize_t n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		finish(p, NR_EXIT_UNREACHABLE, "%s: send: %s", p->target.label, strerror(errno));
+		return;
+	}
+	p->out_off += (size_t)n;
+	if (p->out_off == p->out_len)
+		p->state = NR_PING_READING;
+}
+
+void nr_ping_step(struct nr_ping *p, short revents)
+{
+	if (p->state == NR_PING_DONE || p->state == NR_PING_IDLE)
+		return;
+	if (revents && p->state == NR_PING_CONNECTING)
+		do_connected(p);
+	else if (revents && p->state == NR_PING_SENDING)
+		do_send(p);
+	else if (revents && p->state == NR_PING_READING)
+		do_read(p);
+	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
+		finish(p, NR_EXIT_TIMEOUT, "%s: no %s within %.1f s (raise --timeout, or check the uWSGI log)",
+		       p->target.label, p->got_accepted ? "\"live\" answer" : "answer",
+		       (double)(p->deadline - p->t_start) / 1000.0);
+}
+
+void nr_ping_run(struct nr_ping *pings, int n)
+{
+	struct pollfd pfd[64];
+	int idx[64];
+
+	for (;;) {
+		int m = 0;
+		uint64_t now = nr_mono_ms(), next = UINT64_MAX;
+		for (int i = 0; i < n && m < 64; i++) {
+			if (nr_ping_pollfd(&pings[i], &pfd[m])) {
+				idx[m++] = i;
+				if (pings[i].deadline < next)
+					next = pings[i].deadline;
+			}
+		}
+		if (m == 0)
+			return;
+		int wait = next <= now ? 0 : (int)(next - now);
+		int rc = poll(pfd, (nfds_t)m, wait);
+		for (int j = 0; j < m; j++)
+			nr_ping_step(&pings[idx[j]], rc > 0 ? pfd[j].revents : 0);
+	}
+}

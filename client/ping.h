@@ -1,0 +1,67 @@
+/*
+ * ping.h - one non-blocking netreload request to one server.
+ *
+ * A struct nr_ping is a small state machine (connect, send, read replies)
+ * driven from a poll() loop, so `ping` and `watch` can talk to several
+ * servers at once. It never prints: results and errors land in the struct.
+ */
+#ifndef NR_PING_H
+#define NR_PING_H
+
+#include <netdb.h>
+#include <poll.h>
+#include <stdint.h>
+
+#include "../common/nr_proto.h"
+
+/* Exit codes, documented in netreload(1). */
+enum {
+	NR_EXIT_OK = 0,		 /* live (or accepted, with --no-wait) */
+	NR_EXIT_FAILED = 1,	 /* the server says the reload failed */
+	NR_EXIT_USAGE = 2,	 /* bad command line */
+	NR_EXIT_UNREACHABLE = 3, /* no connection: refused, no route, bad host */
+	NR_EXIT_TIMEOUT = 4,	 /* no final answer within --timeout */
+	NR_EXIT_PROTOCOL = 5,	 /* the peer is not a netreload server, or hung up */
+};
+
+#define NR_DEFAULT_PORT "9001"
+
+struct nr_target {
+	char host[256];
+	char port[8];
+	char label[272]; /* host:port as the user should read it */
+};
+
+enum nr_ping_state { NR_PING_IDLE, NR_PING_CONNECTING, NR_PING_SENDING, NR_PING_READING, NR_PING_DONE };
+
+struct nr_ping {
+	struct nr_target target;
+	struct nr_request req;
+	enum nr_ping_state state;
+	int fd;
+	int result; /* an NR_EXIT_* once state is NR_PING_DONE */
+	uint64_t t_start, t_accepted, t_done, deadline;
+	int got_accepted;
+	struct nr_reply accepted, final;
+	char err[300];
+	struct addrinfo *ai_list, *ai_next;
+	char out[NR_LINE_MAX];
+	size_t out_len, out_off;
+	char in[NR_LINE_MAX * 2];
+	size_t in_len;
+};
+
+uint64_t nr_mono_ms(void);
+int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
+
+void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		   uint32_t timeout_ms);
+/* Fill pfd for poll(); returns 0 when the ping needs no fd (done). */
+int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd);
+/* Advance after poll() said revents (0 if only time passed). */
+void nr_ping_step(struct nr_ping *p, short revents);
+void nr_ping_cancel(struct nr_ping *p);
+/* Run pings to completion in one poll() loop. */
+void nr_ping_run(struct nr_ping *pings, int n);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * util.c - small helpers for the netreload commands: request ids and JSON output.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+void nr_request_id(char *id, size_t len)
+{
+	static unsigned counter;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(id, len, "%x-%lx-%u", (unsigned)getpid(), (unsigned long)(ts.tv_nsec & 0xfffff),
+		 ++counter);
+}
+
+void nr_json_string(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static const char *event_name(const struct nr_ping *p)
+{
+	static const char *names[] = {"live", "failed", "usage", "unreachable", "timeout", "protocol"};
+
+	if (p->result == 0 && p->final.kind == NR_REPLY_STATUS)
+		return "status";
+	if (p->result == 0 && !p->req.wait && p->req.verb == NR_VERB_RELOAD)
+		return "accepted";
+	return p->result >= 0 && p->result <= 5 ? names[p->result] : "error";
+}
+
+void nr_json_result(FILE *out, const struct nr_ping *p)
+{
+	const struct nr_reply *f = &p->final;
+
+	fprintf(out, "{\"target\":");
+	nr_json_string(out, p->target.label);
+	fprintf(out, ",\"event\":\"%s\",\"exit\":%d,\"ms\":%llu", event_name(p), p->result,
+		(unsigned long long)(p->t_done - p->t_start));
+	if (p->got_accepted)
+		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\"", (unsigned long long)p->accepted.gen,
+			nr_mode_name(p->accepted.mode));
+	if (f->kind == NR_REPLY_LIVE || f->kind == NR_REPLY_FAILED)
+		fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u", f->ms, f->stop_ms);
+	if (f->kind == NR_REPLY_STATUS) {
+		fprintf(out, ",\"gen\":%llu,\"state\":\"%s\",\"mode\":\"%s\",\"workers_live\":%u,"
+			     "\"workers_total\":%u,\"apps\":%u,\"last\":\"%s\",\"last_ms\":%u,\"pid\":%u",
+			(unsigned long long)f->gen, f->state, nr_mode_name(f->mode), f->workers_live,
+			f->workers_total, f->apps, f->last, f->last_ms, f->pid);
+	}
+	if (f->reason[0]) {
+		fprintf(out, ",\"reason\":");
+		nr_json_string(out, f->reason);
+	}
+	if (p->result != 0 && p->result != 1) {
+		fprintf(out, ",\"error\":");
+		nr_json_string(out, p->err);
+	}
+	fprintf(out, "}\n");
+	fflush(out);
+}

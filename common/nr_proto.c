@@ -1,0 +1,441 @@
+/*
+ * nr_proto.c - encoder and decoder for the netreload wire protocol.
+ *
+ * Every decoder works on a bounded copy of the line, rejects bytes outside
+ * printable ASCII, and checks every number for overflow; see PROTOCOL.md.
+ */
+#include "nr_proto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *mode_names[NR_MODE_COUNT] = {
+	[NR_MODE_DEFAULT] = "default",
+	[NR_MODE_GRACEFUL] = "graceful",
+	[NR_MODE_CHAIN] = "chain",
+	[NR_MODE_WORKERS] = "workers",
+	[NR_MODE_BRUTAL_WORKERS] = "brutal-workers",
+	[NR_MODE_BRUTAL] = "brutal",
+};
+
+static const char *kind_names[] = {
+	[NR_REPLY_ACCEPTED] = "accepted", [NR_REPLY_LIVE] = "live",
+	[NR_REPLY_FAILED] = "failed",	  [NR_REPLY_STATUS] = "status",
+	[NR_REPLY_ERROR] = "error",
+};
+
+/* A split line: the version, the verb and up to NR_MAX_FIELDS key=value pairs. */
+#define NR_MAX_FIELDS 16
+struct fields {
+	char buf[NR_LINE_MAX + 1];
+	const char *word;
+	const char *key[NR_MAX_FIELDS];
+	const char *val[NR_MAX_FIELDS];
+	int n;
+};
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+const char *nr_mode_name(enum nr_mode mode)
+{
+	if ((int)mode < 0 || mode >= NR_MODE_COUNT)
+		return "?";
+	return mode_names[mode];
+}
+
+int nr_mode_parse(const char *name, enum nr_mode *mode)
+{
+	for (int i = NR_MODE_GRACEFUL; i < NR_MODE_COUNT; i++) {
+		if (!strcmp(name, mode_names[i])) {
+			*mode = (enum nr_mode)i;
+			return NR_OK;
+		}
+	}
+	return NR_EPARSE;
+}
+
+int nr_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > NR_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+int nr_sniff(const char *buf, size_t len)
+{
+	size_t n = len < NR_MAGIC_LEN ? len : NR_MAGIC_LEN;
+
+	return memcmp(buf, NR_MAGIC, n) ? NR_ELEGACY : NR_OK;
+}
+
+void nr_reason_set(char *dst, const char *src)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; src[i] && j < NR_REASON_MAX; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : (c == '\t' || c == '\n' ? ' ' : '?');
+	}
+	while (j > 0 && dst[j - 1] == ' ')
+		j--;
+	dst[j] = '\0';
+}
+
+/* Strip the line ending, check the bytes and the magic, split into fields. */
+static int split(const char *line, size_t len, struct fields *f, char *err, size_t errlen)
+{
+	char *p, *end;
+	unsigned long ver = 0;
+
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (nr_sniff(line, len) != NR_OK)
+		return fail(err, errlen, NR_ELEGACY, "not a netreload request");
+	if (len + 1 > NR_LINE_MAX)
+		return fail(err, errlen, NR_EPARSE, "line longer than %d bytes", NR_LINE_MAX);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c < 0x20 || c >= 0x7f)
+			return fail(err, errlen, NR_EPARSE, "byte 0x%02x at offset %zu", c, i);
+	}
+	memcpy(f->buf, line, len);
+	f->buf[len] = '\0';
+	end = f->buf + len;
+	p = f->buf + NR_MAGIC_LEN;
+	if (p >= end || *p < '0' || *p > '9')
+		return fail(err, errlen, NR_EPARSE, "missing protocol version after " NR_MAGIC);
+	for (int digits = 0; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+		if (digits == 4)
+			return fail(err, errlen, NR_EVERSION, "protocol version too long");
+		ver = ver * 10 + (unsigned long)(*p - '0');
+	}
+	if (p < end && *p != ' ')
+		return fail(err, errlen, NR_EPARSE, "bad protocol version");
+	if (ver != NR_PROTOCOL_VERSION)
+		return fail(err, errlen, NR_EVERSION, "protocol version %lu not supported (this side speaks %d)",
+			    ver, NR_PROTOCOL_VERSION);
+	return 0;
+}
+
+/* Split what follows the version: a word, then key=value pairs; reason= takes the rest. */
+static int split_fields(struct fields *f, char *err, size_t errlen)
+{
+	char *p = f->buf + NR_MAGIC_LEN;
+
+	while (*p >= '0' && *p <= '9')
+		p++;
+	while (*p == ' ')
+		p++;
+	if (!*p)
+		return fail(err, errlen, NR_EPARSE, "missing verb");
+	f->word = p;
+	f->n = 0;
+	while ((p = strchr(p, ' '))) {
+		char *eq;
+		*p++ = '\0';
+		while (*p == ' ')
+			p++;
+		if (!*p)
+			break;
+		if (f->n == NR_MAX_FIELDS)
+			return fail(err, errlen, NR_EPARSE, "more than %d fields", NR_MAX_FIELDS);
+		eq = strchr(p, '=');
+		if (!eq || eq == p)
+			return fail(err, errlen, NR_EPARSE, "field '%.20s' is not key=value", p);
+		*eq = '\0';
+		f->key[f->n] = p;
+		f->val[f->n++] = eq + 1;
+		if (!strcmp(p, "reason"))
+			return 0;
+		p = eq + 1;
+	}
+	return 0;
+}
+
+static int split_line(const char *line, size_t len, struct fields *f, char *err, size_t errlen)
+{
+	int rc = split(line, len, f, err, errlen);
+
+	return rc ? rc : split_fields(f, err, errlen);
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		if (v > (max - (uint64_t)(*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	uint64_t v;
+
+	if (parse_u64(s, UINT32_MAX, &v))
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int copy_word(char *dst, size_t size, const char *src)
+{
+	if (strlen(src) >= size)
+		return -1;
+	strcpy(dst, src);
+	return 0;
+}
+
+/* Known request keys; each may appear once. Unknown keys are ignored (PROTOCOL.md). */
+static const char *request_keys[] = {"id", "mode", "wait"};
+
+static int request_field(struct nr_request *req, int key, const char *v)
+{
+	switch (key) {
+	case 0:
+		return nr_id_valid(v) ? copy_word(req->id, sizeof(req->id), v) : -1;
+	case 1:
+		return nr_mode_parse(v, &req->mode) == NR_OK ? 0 : -1;
+	default:
+		if (strcmp(v, "0") && strcmp(v, "1"))
+			return -1;
+		req->wait = v[0] == '1';
+		return 0;
+	}
+}
+
+static int request_verb(const char *word, enum nr_verb *verb)
+{
+	if (!strcmp(word, "reload"))
+		*verb = NR_VERB_RELOAD;
+	else if (!strcmp(word, "status"))
+		*verb = NR_VERB_STATUS;
+	else
+		return -1;
+	return 0;
+}
+
+int nr_request_parse(const char *line, size_t len, struct nr_request *req, char *err,
+		     size_t errlen)
+{
+	struct fields f;
+	unsigned seen = 0;
+	int rc = split_line(line, len, &f, err, errlen);
+
+	if (rc)
+		return rc;
+	memset(req, 0, sizeof(*req));
+	req->wait = 1;
+	if (request_verb(f.word, &req->verb))
+		return fail(err, errlen, NR_EPARSE, "unknown verb '%.20s' (expected reload or status)",
+			    f.word);
+	for (int i = 0; i < f.n; i++) {
+		for (int k = 0; k < 3; k++) {
+			if (strcmp(f.key[i], request_keys[k]))
+				continue;
+			if (seen & (1u << k))
+				return fail(err, errlen, NR_EPARSE, "duplicate field %s", f.key[i]);
+			seen |= 1u << k;
+			if (request_field(req, k, f.val[i]))
+				return fail(err, errlen, NR_EPARSE, "bad value for %s: '%.40s'",
+					    f.key[i], f.val[i]);
+		}
+	}
+	return NR_OK;
+}
+
+/* snprintf that appends at *off and reports overflow once. */
+static int append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*off >= len)
+		return NR_ESPACE;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *off, len - *off, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len - *off)
+		return NR_ESPACE;
+	*off += (size_t)n;
+	return NR_OK;
+}
+
+int nr_request_format(const struct nr_request *req, char *buf, size_t len)
+{
+	size_t off = 0;
+	int rc;
+
+	if (len > NR_LINE_MAX)
+		len = NR_LINE_MAX;
+	rc = append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION,
+		    req->verb == NR_VERB_STATUS ? "status" : "reload");
+	if (!rc && req->id[0])
+		rc = append(buf, len, &off, " id=%s", req->id);
+	if (!rc && req->verb == NR_VERB_RELOAD && req->mode != NR_MODE_DEFAULT)
+		rc = append(buf, len, &off, " mode=%s", nr_mode_name(req->mode));
+	if (!rc && req->verb == NR_VERB_RELOAD)
+		rc = append(buf, len, &off, " wait=%d", req->wait ? 1 : 0);
+	if (!rc)
+		rc = append(buf, len, &off, "\n");
+	return rc ? rc : (int)off;
+}
+
+static int reply_kind(const char *word, enum nr_kind *kind)
+{
+	for (int i = NR_REPLY_ACCEPTED; i <= NR_REPLY_ERROR; i++) {
+		if (!strcmp(word, kind_names[i])) {
+			*kind = (enum nr_kind)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int workers_field(struct nr_reply *rep, const char *v)
+{
+	char tmp[32];
+	char *slash;
+
+	if (copy_word(tmp, sizeof(tmp), v) || !(slash = strchr(tmp, '/')))
+		return -1;
+	*slash = '\0';
+	return parse_u32(tmp, &rep->workers_live) || parse_u32(slash + 1, &rep->workers_total);
+}
+
+static int reply_field(struct nr_reply *rep, const char *k, const char *v)
+{
+	if (!strcmp(k, "id"))
+		return nr_id_valid(v) ? copy_word(rep->id, sizeof(rep->id), v) : -1;
+	if (!strcmp(k, "gen"))
+		return parse_u64(v, UINT64_MAX, &rep->gen);
+	if (!strcmp(k, "ms"))
+		return parse_u32(v, &rep->ms);
+	if (!strcmp(k, "stop_ms"))
+		return parse_u32(v, &rep->stop_ms);
+	if (!strcmp(k, "mode"))
+		return nr_mode_parse(v, &rep->mode);
+	if (!strcmp(k, "state"))
+		return copy_word(rep->state, sizeof(rep->state), v);
+	if (!strcmp(k, "workers"))
+		return workers_field(rep, v);
+	if (!strcmp(k, "apps"))
+		return parse_u32(v, &rep->apps);
+	if (!strcmp(k, "last"))
+		return copy_word(rep->last, sizeof(rep->last), v);
+	if (!strcmp(k, "last_ms"))
+		return parse_u32(v, &rep->last_ms);
+	if (!strcmp(k, "pid"))
+		return parse_u32(v, &rep->pid);
+	if (!strcmp(k, "code"))
+		return copy_word(rep->code, sizeof(rep->code), v);
+	if (!strcmp(k, "reason")) {
+		nr_reason_set(rep->reason, v);
+		return 0;
+	}
+	return 0; /* unknown keys are ignored */
+}
+
+int nr_reply_parse(const char *line, size_t len, struct nr_reply *rep, char *err, size_t errlen)
+{
+	struct fields f;
+	int rc = split_line(line, len, &f, err, errlen);
+
+	if (rc == NR_ELEGACY)
+		return fail(err, errlen, NR_EPARSE, "not a netreload reply");
+	if (rc)
+		return rc;
+	memset(rep, 0, sizeof(*rep));
+	if (reply_kind(f.word, &rep->kind))
+		return fail(err, errlen, NR_EPARSE, "unknown reply '%.20s'", f.word);
+	for (int i = 0; i < f.n; i++) {
+		if (reply_field(rep, f.key[i], f.val[i]))
+			return fail(err, errlen, NR_EPARSE, "bad value for %s: '%.40s'", f.key[i], f.val[i]);
+	}
+	return NR_OK;
+}
+
+static int format_status(const struct nr_reply *rep, char *buf, size_t len, size_t *off)
+{
+	return append(buf, len, off,
+		      " gen=%llu state=%s mode=%s workers=%u/%u apps=%u last=%s last_ms=%u pid=%u",
+		      (unsigned long long)rep->gen, rep->state[0] ? rep->state : "idle",
+		      nr_mode_name(rep->mode), rep->workers_live, rep->workers_total, rep->apps,
+		      rep->last[0] ? rep->last : "none", rep->last_ms, rep->pid);
+}
+
+static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t *off)
+{
+	switch (rep->kind) {
+	case NR_REPLY_ACCEPTED:
+		return append(buf, len, off, " gen=%llu mode=%s", (unsigned long long)rep->gen,
+			      nr_mode_name(rep->mode));
+	case NR_REPLY_LIVE:
+	case NR_REPLY_FAILED:
+		return append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
+			      rep->ms, rep->stop_ms);
+	case NR_REPLY_STATUS:
+		return format_status(rep, buf, len, off);
+	case NR_REPLY_ERROR:
+		return append(buf, len, off, " code=%s", rep->code[0] ? rep->code : "error");
+	}
+	return NR_EPARSE;
+}
+
+int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len)
+{
+	size_t off = 0;
+	char reason[NR_REASON_MAX + 1];
+	int rc;
+
+	if (rep->kind < NR_REPLY_ACCEPTED || rep->kind > NR_REPLY_ERROR)
+		return NR_EPARSE;
+	if (len > NR_LINE_MAX)
+		len = NR_LINE_MAX;
+	rc = append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION, kind_names[rep->kind]);
+	if (!rc && rep->id[0])
+		rc = append(buf, len, &off, " id=%s", rep->id);
+	if (!rc)
+		rc = format_body(rep, buf, len, &off);
+	if (!rc && rep->reason[0]) {
+		nr_reason_set(reason, rep->reason);
+		/* a reason is the last field; cut it to fit the line rather than fail */
+		size_t room = len > off + 10 ? len - off - 10 : 0;
+		if (strlen(reason) > room)
+			reason[room] = '\0';
+		rc = append(buf, len, &off, " reason=%s", reason);
+	}
+	if (!rc)
+		rc = append(buf, len, &off, "\n");
+	return rc ? rc : (int)off;
+}

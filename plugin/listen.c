@@ -1,0 +1,541 @@
+/*
+ * listen.c - netreload's sockets: TCP and UDP listeners, client connections,
+ * request decoding, replies, and handing all of it over a re-exec.
+ *
+ * Everything is non-blocking and bounded per master loop pass: at most
+ * NR_BATCH events, accepts or datagrams, so a flood delays the master by
+ * microseconds and never starves it. Bad input is dropped with a
+ * rate-limited log line (nr_complain); garbage still counts as a ping while
+ * no secret is configured, which keeps `echo . | nc HOST PORT` working.
+ */
+#include "netreload.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+extern struct uwsgi_server uwsgi;
+
+#define NR_BATCH 64
+
+static void ep_add(int fd, void *ptr)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+
+	if (epoll_ctl(unr.ep_fd, EPOLL_CTL_ADD, fd, &ev))
+		uwsgi_error("netreload: epoll_ctl()");
+}
+
+static int is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		if (IN6_IS_ADDR_LOOPBACK(a))
+			return 1;
+		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+	}
+	return 0;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	}
+	snprintf(out, len, ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+/* One listening socket; fds stay inheritable so they survive the re-exec. */
+static int open_socket(const struct addrinfo *ai, int type, const char *what)
+{
+	int one = 1;
+	int fd = socket(ai->ai_family, type | SOCK_NONBLOCK, 0);
+
+	if (fd < 0) {
+		uwsgi_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) ||
+	    (type == SOCK_STREAM && listen(fd, 128))) {
+		uwsgi_log("netreload: cannot listen on %s %s:%s: %s (is another instance using "
+			  "netreload-port %s? pick a free port)\n",
+			  what, unr.bind, unr.port, strerror(errno), unr.port);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int check_port(void)
+{
+	char *end;
+	long p = strtol(unr.port, &end, 10);
+
+	if (end == unr.port || *end || p < 1 || p > 65535) {
+		uwsgi_log("netreload: bad value '%s' for netreload-port: expected a port number "
+			  "from 1 to 65535\n",
+			  unr.port);
+		return -1;
+	}
+	return 0;
+}
+
+int nr_listen_open(void)
+{
+	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+	struct addrinfo *ai = NULL;
+	int rc;
+
+	if (!unr.bind)
+		unr.bind = "127.0.0.1";
+	if (check_port())
+		return -1;
+	rc = getaddrinfo(unr.bind, unr.port, &hints, &ai);
+	if (rc) {
+		uwsgi_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
+			  "address such as 127.0.0.1, 0.0.0.0 or ::)\n",
+			  unr.bind, gai_strerror(rc));
+		return -1;
+	}
+	if (!is_loopback(ai->ai_addr) && !unr.insecure) {
+		uwsgi_log("netreload: refusing to listen on non-loopback address %s without "
+			  "authentication: anyone who can reach it could reload this instance; add "
+			  "netreload-insecure = true to accept that\n",
+			  unr.bind);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	unr.tcp_fd = open_socket(ai, SOCK_STREAM, "TCP");
+	unr.udp_fd = unr.tcp_fd < 0 ? -1 : open_socket(ai, SOCK_DGRAM, "UDP");
+	freeaddrinfo(ai);
+	if (unr.udp_fd < 0)
+		return -1;
+	uwsgi_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
+		  nr_mode_name(unr.mode));
+	return 0;
+}
+
+static struct nr_conn *conn_new(int fd, uint64_t now)
+{
+	struct nr_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->state = NR_CONN_READING;
+	c->opened = now;
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		if (!unr.conns[i]) {
+			unr.conns[i] = c;
+			return c;
+		}
+	}
+	free(c);
+	return NULL;
+}
+
+/* Take the state a previous master left in the environment: "tcp=N udp=N c=FD,GEN,T0,ID". */
+int nr_listen_adopt(const char *state)
+{
+	char *copy = strdup(state), *save = NULL, *tok;
+	uint64_t now = nr_now_ms();
+
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		int fd;
+		unsigned long long gen, t0;
+		char id[NR_ID_MAX + 1];
+		struct nr_conn *c;
+
+		if (sscanf(tok, "tcp=%d", &fd) == 1)
+			unr.tcp_fd = fd;
+		else if (sscanf(tok, "udp=%d", &fd) == 1)
+			unr.udp_fd = fd;
+		else if (sscanf(tok, "c=%d,%llu,%llu,%32s", &fd, &gen, &t0, id) == 4 &&
+			 (c = conn_new(fd, now))) {
+			c->state = NR_CONN_WAITING;
+			c->want_gen = gen;
+			c->t0 = t0;
+			snprintf(c->id, sizeof(c->id), "%s", strcmp(id, "~") ? id : "");
+			uwsgi_add_safe_fd(fd);
+		}
+	}
+	free(copy);
+	if (unr.tcp_fd < 0 || unr.udp_fd < 0) {
+		uwsgi_log("netreload: lost the listening sockets across the reload; opening new ones\n");
+		return nr_listen_open();
+	}
+	uwsgi_add_safe_fd(unr.tcp_fd);
+	uwsgi_add_safe_fd(unr.udp_fd);
+	uwsgi_log("netreload: kept listening on port %s across the reload\n", unr.port);
+	return 0;
+}
+
+void nr_listen_register(void)
+{
+	ep_add(unr.tcp_fd, &unr.tcp_fd);
+	ep_add(unr.udp_fd, &unr.udp_fd);
+	ep_add(unr.timer_fd, &unr.timer_fd);
+	for (int i = 0; i < NR_MAX_CONNS; i++)
+		if (unr.conns[i])
+			ep_add(unr.conns[i]->fd, unr.conns[i]);
+}
+
+void nr_conn_close(struct nr_conn *c)
+{
+	for (int i = 0; i < NR_MAX_CONNS; i++)
+		if (unr.conns[i] == c)
+			unr.conns[i] = NULL;
+	close(c->fd); /* closing removes it from the epoll set */
+	free(c);
+}
+
+int nr_conn_count(void)
+{
+	int n = 0;
+
+	for (int i = 0; i < NR_MAX_CONNS; i++)
+		n += unr.conns[i] != NULL;
+	return n;
+}
+
+void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep)
+{
+	char line[NR_LINE_MAX];
+	int n = nr_reply_format(rep, line, sizeof(line));
+
+	/* a reply fits in an empty socket buffer; a peer that is gone just loses it */
+	if (n > 0 && send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
+	    errno != ECONNRESET)
+		nr_complain("send to %s: %s", c->peer, strerror(errno));
+}
+
+void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep)
+{
+	char line[NR_LINE_MAX];
+	int n = nr_reply_format(rep, line, sizeof(line));
+
+	if (n > 0)
+		(void)sendto(unr.udp_fd, line, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)addr,
+			     alen);
+}
+
+static void error_reply(struct nr_reply *rep, int rc, const char *why)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = NR_REPLY_ERROR;
+	snprintf(rep->code, sizeof(rep->code), "%s", rc == NR_EVERSION ? "version" : "bad-request");
+	nr_reason_set(rep->reason, why);
+}
+
+static void accepted_reply(struct nr_reply *rep, const char *id, uint64_t gen, enum nr_mode mode)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = NR_REPLY_ACCEPTED;
+	snprintf(rep->id, sizeof(rep->id), "%s", id);
+	rep->gen = gen;
+	rep->mode = mode == NR_MODE_DEFAULT ? unr.mode : mode;
+}
+
+/* A whole request line from a TCP client. Returns 1 if the connection stays open. */
+static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_t now)
+{
+	struct nr_request req;
+	struct nr_reply rep;
+	char err[128];
+	int rc = nr_request_parse(line, len, &req, err, sizeof(err));
+
+	if (rc) {
+		nr_complain("%s: %s", c->peer, err);
+		error_reply(&rep, rc, err);
+		nr_send_reply(c, &rep);
+		return 0;
+	}
+	if (req.verb == NR_VERB_STATUS) {
+		nr_status_reply(&rep);
+		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
+		nr_send_reply(c, &rep);
+		return 0;
+	}
+	c->t0 = now;
+	c->want_gen = nr_request_reload(req.mode, now);
+	snprintf(c->id, sizeof(c->id), "%s", req.id);
+	accepted_reply(&rep, req.id, c->want_gen, req.mode);
+	nr_send_reply(c, &rep);
+	c->state = NR_CONN_WAITING;
+	return req.wait;
+}
+
+/* Anything that can no longer become a versioned request is one plain ping. */
+static void conn_legacy(struct nr_conn *c, uint64_t now)
+{
+	struct nr_reply rep;
+
+	accepted_reply(&rep, "", nr_request_reload(NR_MODE_DEFAULT, now), NR_MODE_DEFAULT);
+	nr_send_reply(c, &rep);
+}
+
+/* Decide what the bytes read so far are. Returns 1 if the connection stays open. */
+static int conn_parse(struct nr_conn *c, uint64_t now)
+{
+	char *lf;
+
+	if (nr_sniff(c->buf, c->len) == NR_ELEGACY) {
+		conn_legacy(c, now);
+		return 0;
+	}
+	lf = memchr(c->buf, '\n', c->len);
+	if (lf)
+		return conn_request(c, c->buf, (size_t)(lf - c->buf) + 1, now);
+	if (c->len == sizeof(c->buf)) {
+		struct nr_reply rep;
+		nr_complain("%s: request line longer than %d bytes", c->peer, NR_LINE_MAX);
+		error_reply(&rep, NR_EPARSE, "request line longer than 512 bytes");
+		nr_send_reply(c, &rep);
+		return 0;
+	}
+	return 1;
+}
+
+/* Read what a connection sent. Waiting connections only watch for the peer leaving. */
+static void conn_read(struct nr_conn *c, uint64_t now)
+{
+	char sink[512];
+	ssize_t n;
+
+	if (c->state == NR_CONN_WAITING) {
+		n = recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			/* half-closed or gone: stop watching, still try to answer later */
+			epoll_ctl(unr.ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
+			c->eof = 1;
+		}
+		return;
+	}
+	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* the peer finished: a final line without LF still counts */
+		if (n == 0 && c->len > 0 && nr_sniff(c->buf, c->len) == NR_OK)
+			conn_request(c, c->buf, c->len, now);
+		nr_conn_close(c);
+		return;
+	}
+	c->len += (size_t)n;
+	if (!conn_parse(c, now))
+		nr_conn_close(c);
+}
+
+/* Make room for a new connection: the oldest one still reading gives way. */
+static int evict_oldest_reader(void)
+{
+	struct nr_conn *oldest = NULL;
+
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		struct nr_conn *c = unr.conns[i];
+		if (c && c->state == NR_CONN_READING && (!oldest || c->opened < oldest->opened))
+			oldest = c;
+	}
+	if (!oldest)
+		return -1;
+	nr_complain("%s: too many open connections, closed the oldest idle one", oldest->peer);
+	nr_conn_close(oldest);
+	return 0;
+}
+
+static void accept_one(int fd, struct sockaddr_storage *ss, uint64_t now)
+{
+	struct nr_conn *c = conn_new(fd, now);
+
+	if (!c && evict_oldest_reader() == 0)
+		c = conn_new(fd, now);
+	if (!c) {
+		struct nr_reply rep;
+		struct nr_conn tmp = {.fd = fd};
+		error_reply(&rep, NR_EPARSE, "server busy: too many clients waiting");
+		snprintf(rep.code, sizeof(rep.code), "busy");
+		nr_send_reply(&tmp, &rep);
+		close(fd);
+		return;
+	}
+	peer_name(ss, c->peer, sizeof(c->peer));
+	ep_add(fd, c);
+}
+
+static void accept_batch(uint64_t now)
+{
+	for (int i = 0; i < NR_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t slen = sizeof(ss);
+		int fd = accept4(unr.tcp_fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				nr_complain("accept: %s", strerror(errno));
+			return;
+		}
+		accept_one(fd, &ss, now);
+	}
+}
+
+static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
+			   const struct nr_request *req, uint64_t gen, uint64_t now)
+{
+	int slot = -1;
+
+	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
+		if (!unr.udpw[i].used) {
+			slot = i;
+			break;
+		}
+		if (slot < 0 || unr.udpw[i].t0 < unr.udpw[slot].t0)
+			slot = i; /* full: the oldest waiter gives way */
+	}
+	unr.udpw[slot] = (struct nr_udp_waiter){.used = 1, .alen = alen, .t0 = now, .want_gen = gen};
+	memcpy(&unr.udpw[slot].addr, ss, alen);
+	snprintf(unr.udpw[slot].id, sizeof(unr.udpw[slot].id), "%s", req->id);
+}
+
+/* A versioned UDP request. A repeated id is a retry: answer it, do not reload twice. */
+static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, socklen_t alen,
+			uint64_t now)
+{
+	struct nr_request req;
+	struct nr_reply rep;
+	char err[128], peer[64];
+	uint64_t gen;
+	int rc = nr_request_parse(buf, n, &req, err, sizeof(err));
+
+	if (rc) {
+		peer_name(ss, peer, sizeof(peer));
+		nr_complain("%s (udp): %s", peer, err);
+		error_reply(&rep, rc, err);
+		nr_udp_reply(ss, alen, &rep);
+		return;
+	}
+	if (req.verb == NR_VERB_STATUS) {
+		nr_status_reply(&rep);
+		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
+		nr_udp_reply(ss, alen, &rep);
+		return;
+	}
+	if (!req.id[0] || nr_recent_lookup(req.id, &gen)) {
+		gen = nr_request_reload(req.mode, now);
+		if (req.id[0])
+			nr_recent_add(req.id, gen);
+	}
+	accepted_reply(&rep, req.id, gen, req.mode);
+	nr_udp_reply(ss, alen, &rep);
+	if (req.wait)
+		udp_waiter_add(ss, alen, &req, gen, now);
+}
+
+static void udp_batch(uint64_t now)
+{
+	for (int i = 0; i < NR_BATCH; i++) {
+		char buf[NR_LINE_MAX + 1];
+		struct sockaddr_storage ss;
+		socklen_t alen = sizeof(ss);
+		ssize_t n = recvfrom(unr.udp_fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&ss,
+				     &alen);
+		if (n < 0)
+			return;
+		/* no reply to plain pings: a spoofed source must not turn us into a reflector */
+		if (n == 0 || nr_sniff(buf, (size_t)n) == NR_ELEGACY)
+			nr_request_reload(NR_MODE_DEFAULT, now);
+		else
+			udp_request(buf, (size_t)n, &ss, alen, now);
+	}
+}
+
+void nr_set_tick(uint64_t ms)
+{
+	struct itimerspec its = {0};
+
+	if (ms == unr.tick_ms)
+		return;
+	its.it_interval.tv_sec = its.it_value.tv_sec = (time_t)(ms / 1000);
+	its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)(ms % 1000) * 1000000L;
+	timerfd_settime(unr.timer_fd, 0, &its, NULL);
+	unr.tick_ms = ms;
+}
+
+void nr_listen_drain(void)
+{
+	struct epoll_event ev[NR_BATCH];
+	uint64_t now = nr_now_ms(), ticks;
+	int n = epoll_wait(unr.ep_fd, ev, NR_BATCH, 0);
+
+	for (int i = 0; i < n; i++) {
+		void *p = ev[i].data.ptr;
+		if (p == &unr.tcp_fd)
+			accept_batch(now);
+		else if (p == &unr.udp_fd)
+			udp_batch(now);
+		else if (p == &unr.timer_fd)
+			(void)!read(unr.timer_fd, &ticks, sizeof(ticks));
+		else
+			conn_read(p, now);
+	}
+}
+
+/* Connections that never finish their request are closed (slowloris, half-open). */
+void nr_listen_expire(uint64_t now)
+{
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		struct nr_conn *c = unr.conns[i];
+		if (c && c->state == NR_CONN_READING && now - c->opened > NR_READ_TIMEOUT_MS) {
+			nr_complain("%s: no complete request within %d ms", c->peer, NR_READ_TIMEOUT_MS);
+			nr_conn_close(c);
+		}
+	}
+}
+
+/* In a forked child: drop every fd without touching the shared epoll set. */
+void nr_listen_close_all(void)
+{
+	int fds[] = {unr.tcp_fd, unr.udp_fd, unr.ep_fd, unr.timer_fd};
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (int i = 0; i < NR_MAX_CONNS; i++)
+		if (unr.conns[i])
+			close(unr.conns[i]->fd);
+	unr.enabled = 0;
+}
+
+/* Before exec: keep listeners and waiting clients; close half-read connections. */
+void nr_listen_save(char *buf, size_t len)
+{
+	size_t off = 0;
+
+	off += (size_t)snprintf(buf, len, "tcp=%d udp=%d", unr.tcp_fd, unr.udp_fd);
+	uwsgi_add_safe_fd(unr.tcp_fd);
+	uwsgi_add_safe_fd(unr.udp_fd);
+	for (int i = 0; i < NR_MAX_CONNS && off < len; i++) {
+		struct nr_conn *c = unr.conns[i];
+		if (!c)
+			continue;
+		if (c->state != NR_CONN_WAITING || c->eof || off + 80 >= len) {
+			nr_conn_close(c);
+			continue;
+		}
+		off += (size_t)snprintf(buf + off, len - off, " c=%d,%llu,%llu,%s", c->fd,
+					(unsigned long long)c->want_gen, (unsigned long long)c->t0,
+					c->id[0] ? c->id : "~");
+		uwsgi_add_safe_fd(c->fd);
+	}
+}

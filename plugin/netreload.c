@@ -1,0 +1,198 @@
+/*
+ * netreload.c - the netreload uWSGI plugin: options, hooks, plugin struct.
+ *
+ * The plugin runs in the master only. It listens for reload pings on a TCP
+ * and a UDP socket (listen.c), reloads the instance (reload.c) and tells the
+ * sender when the new code is live. All of its fds sit behind one epoll fd
+ * that the master's own event queue watches; master_cycle drains it.
+ */
+#include "netreload.h"
+
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+
+extern struct uwsgi_server uwsgi;
+
+struct uwsgi_netreload unr;
+
+static char *opt_timeout, *opt_grace;
+
+static struct uwsgi_option nr_options[] = {
+	{"netreload-port", required_argument, 0,
+	 "enable netreload: listen for reload pings on this TCP and UDP port", uwsgi_opt_set_str,
+	 &unr.port, UWSGI_OPT_MASTER},
+	{"netreload-bind", required_argument, 0,
+	 "address netreload listens on (default 127.0.0.1; others need netreload-insecure)",
+	 uwsgi_opt_set_str, &unr.bind, UWSGI_OPT_MASTER},
+	{"netreload-mode", required_argument, 0,
+	 "default reload mode: graceful (default), chain, workers, brutal-workers, brutal",
+	 uwsgi_opt_set_str, &unr.mode_opt, UWSGI_OPT_MASTER},
+	{"netreload-timeout", required_argument, 0,
+	 "seconds to wait for new code to go live before answering failed (default 30)",
+	 uwsgi_opt_set_str, &opt_timeout, UWSGI_OPT_MASTER},
+	{"netreload-grace", required_argument, 0,
+	 "milliseconds old workers get to stop before they are killed (default 3000)",
+	 uwsgi_opt_set_str, &opt_grace, UWSGI_OPT_MASTER},
+	{"netreload-insecure", no_argument, 0,
+	 "allow netreload to listen on a non-loopback address without authentication",
+	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
+	UWSGI_END_OF_OPTIONS};
+
+uint64_t nr_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Bad input is logged at most once a second, with a count, never per packet. */
+void nr_complain(const char *fmt, ...)
+{
+	va_list ap;
+	uint64_t now = nr_now_ms();
+
+	unr.bad_count++;
+	va_start(ap, fmt);
+	vsnprintf(unr.bad_last, sizeof(unr.bad_last), fmt, ap);
+	va_end(ap);
+	if (now - unr.bad_logged_ms < 1000 && unr.bad_logged_ms)
+		return;
+	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
+		  (unsigned long long)unr.bad_count, unr.bad_last);
+	unr.bad_count = 0;
+	unr.bad_logged_ms = now;
+}
+
+/* Strict decimal parsing, so "10s" or "abc" stop startup instead of meaning 0. */
+static int int_option(const char *name, const char *val, int def, int min, int max)
+{
+	char *end;
+	long v;
+
+	if (!val)
+		return def;
+	errno = 0;
+	v = strtol(val, &end, 10);
+	if (errno || end == val || *end || v < min || v > max) {
+		uwsgi_log("netreload: bad value '%s' for %s: expected a whole number from %d to %d\n",
+			  val, name, min, max);
+		exit(1);
+	}
+	return (int)v;
+}
+
+static void nr_check_options(void)
+{
+	unr.timeout = int_option("netreload-timeout", opt_timeout, 30, 1, 86400);
+	unr.grace_ms = int_option("netreload-grace", opt_grace, 3000, 0, 3600000);
+	unr.mode = NR_MODE_GRACEFUL;
+	if (unr.mode_opt && nr_mode_parse(unr.mode_opt, &unr.mode) != NR_OK) {
+		uwsgi_log("netreload: bad value '%s' for netreload-mode: use graceful, chain, "
+			  "workers, brutal-workers or brutal\n",
+			  unr.mode_opt);
+		exit(1);
+	}
+	if (!uwsgi.master_process) {
+		uwsgi_log("netreload: needs the uWSGI master: add --master\n");
+		exit(1);
+	}
+	if (nr_mode_needs_lazy(unr.mode) && !uwsgi.lazy_apps && !uwsgi.lazy)
+		uwsgi_log("netreload: WARNING: netreload-mode = %s without lazy-apps: workers are "
+			  "forked from a master that holds the old code, so new code will NOT load; "
+			  "add lazy-apps = true or use netreload-mode = graceful\n",
+			  nr_mode_name(unr.mode));
+}
+
+/* Children of the master (workers, gateways, mules, daemons) must not hold our fds:
+ * a client connection held by a worker would never see its end. */
+static void nr_atfork_child(void)
+{
+	if (unr.enabled)
+		nr_listen_close_all();
+}
+
+static int nr_make_queue(void)
+{
+	unr.ep_fd = epoll_create1(EPOLL_CLOEXEC);
+	unr.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (unr.ep_fd < 0 || unr.timer_fd < 0) {
+		uwsgi_error("netreload: epoll_create1()/timerfd_create()");
+		return -1;
+	}
+	/* after a re-exec uWSGI closes every fd it does not know once plugins are up */
+	uwsgi_add_safe_fd(unr.ep_fd);
+	uwsgi_add_safe_fd(unr.timer_fd);
+	return 0;
+}
+
+static int nr_init(void)
+{
+	char *state = getenv(NR_ENV_STATE);
+	int rc;
+
+	unr.tcp_fd = unr.udp_fd = unr.ep_fd = unr.timer_fd = -1;
+	if (!unr.port) {
+		uwsgi_log("netreload: plugin loaded but idle (set netreload-port to enable it)\n");
+		return 0;
+	}
+	nr_check_options();
+	if (nr_make_queue())
+		exit(1);
+	if (state && uwsgi.is_a_reload)
+		rc = nr_listen_adopt(state);
+	else
+		rc = nr_listen_open();
+	unsetenv(NR_ENV_STATE);
+	if (rc)
+		exit(1);
+	if (state && uwsgi.is_a_reload)
+		nr_reload_adopt(state);
+	unr.enabled = 1;
+	nr_listen_register();
+	nr_logtap_start();
+	pthread_atfork(NULL, NULL, nr_atfork_child);
+	return 0;
+}
+
+static void nr_master_cycle(void)
+{
+	uint64_t now;
+
+	if (!unr.enabled)
+		return;
+	if (!unr.queued) {
+		event_queue_add_fd_read(uwsgi.master_queue, unr.ep_fd);
+		unr.queued = 1;
+	}
+	nr_listen_drain();
+	now = nr_now_ms();
+	nr_listen_expire(now);
+	nr_reload_tick(now);
+}
+
+/* Before a re-exec: hand sockets, waiting clients and the reload in flight to
+ * the next master through the environment. */
+static void nr_master_cleanup(void)
+{
+	char buf[8192];
+	size_t off;
+
+	if (!unr.enabled || !uwsgi_instance_is_reloading)
+		return;
+	nr_listen_drain();
+	nr_listen_save(buf, sizeof(buf));
+	off = strlen(buf);
+	nr_reload_save(buf + off, sizeof(buf) - off);
+	setenv(NR_ENV_STATE, buf, 1);
+	nr_logtap_stop();
+}
+
+struct uwsgi_plugin netreload_plugin = {
+	.name = "netreload",
+	.options = nr_options,
+	.init = nr_init,
+	.master_cycle = nr_master_cycle,
+	.master_cleanup = nr_master_cleanup,
+};

@@ -1,0 +1,138 @@
+/*
+ * netreload.h - state shared by the plugin's files (runs in the uWSGI master).
+ *
+ * netreload.c: options, hooks and the plugin struct.
+ * listen.c:    sockets, connections and requests; keeping them across re-exec.
+ * reload.c:    the reload state machine: modes, liveness, coalescing, replies.
+ * logtap.c:    a copy of the last log bytes, to tell why an app failed to load.
+ */
+#ifndef NR_PLUGIN_H
+#define NR_PLUGIN_H
+
+#include <uwsgi.h>
+
+#include "../common/nr_proto.h"
+
+#define NR_MAX_CONNS 128	 /* open TCP connections; the oldest idle one gives way */
+#define NR_MAX_UDP_WAITERS 64	 /* UDP senders waiting for "live" */
+#define NR_RECENT_IDS 64	 /* request ids remembered to drop UDP duplicates */
+#define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
+#define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
+#define NR_SLOW_TICK_MS 250	 /* ... while connections are open but nothing reloads */
+#define NR_ENV_STATE "NETRELOAD_STATE"
+
+enum nr_conn_state { NR_CONN_READING = 1, NR_CONN_WAITING };
+
+/* A TCP connection: reading its request, or waiting for its generation. */
+struct nr_conn {
+	int fd;
+	enum nr_conn_state state;
+	int eof;	   /* peer shut down its side; we still answer */
+	uint64_t opened;   /* ms */
+	uint64_t t0;	   /* request received, ms */
+	uint64_t want_gen; /* answer once this generation is live or failed */
+	char id[NR_ID_MAX + 1];
+	char peer[64];
+	size_t len;
+	char buf[NR_LINE_MAX];
+};
+
+/* A UDP sender waiting for its generation. */
+struct nr_udp_waiter {
+	int used;
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	uint64_t t0, want_gen;
+	char id[NR_ID_MAX + 1];
+};
+
+struct nr_recent {
+	char id[NR_ID_MAX + 1];
+	uint64_t gen;
+};
+
+struct uwsgi_netreload {
+	/* options */
+	char *port;
+	char *bind;
+	char *mode_opt;
+	int timeout;
+	int grace_ms;
+	int insecure;
+
+	/* sockets */
+	int enabled;
+	int tcp_fd, udp_fd, ep_fd, timer_fd;
+	int queued; /* ep_fd is in uwsgi.master_queue */
+	uint64_t tick_ms;
+	struct nr_conn *conns[NR_MAX_CONNS];
+	struct nr_udp_waiter udpw[NR_MAX_UDP_WAITERS];
+	struct nr_recent recent[NR_RECENT_IDS];
+	int recent_next;
+
+	/* reload state */
+	enum nr_mode mode;	/* default mode */
+	uint64_t gen;		/* newest generation started */
+	int active;		/* generation gen is in flight */
+	int execd;		/* this master is gen's re-exec */
+	enum nr_mode cur_mode;
+	uint64_t t_first;	/* first request covered by gen */
+	uint64_t t_start, t_stop;
+	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
+	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
+	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
+	int killed;		/* stragglers we had to kill */
+	int pending;		/* a follow-up generation is wanted */
+	enum nr_mode pending_mode;
+	uint64_t pending_first;
+	int saved_forkbomb_delay;
+
+	/* last result */
+	int last; /* 0 none, NR_REPLY_LIVE, NR_REPLY_FAILED */
+	uint32_t last_ms;
+	char last_reason[NR_REASON_MAX + 1];
+
+	/* rate-limited complaints */
+	uint64_t bad_count;
+	uint64_t bad_logged_ms;
+	char bad_last[96];
+};
+
+extern struct uwsgi_netreload unr;
+
+uint64_t nr_now_ms(void);
+void nr_complain(const char *fmt, ...);
+
+/* listen.c */
+int nr_listen_open(void);
+int nr_listen_adopt(const char *state);
+void nr_listen_register(void);
+void nr_listen_drain(void);
+void nr_listen_expire(uint64_t now);
+void nr_listen_close_all(void);
+void nr_listen_save(char *buf, size_t len);
+void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep);
+void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep);
+void nr_conn_close(struct nr_conn *c);
+int nr_conn_count(void);
+void nr_set_tick(uint64_t ms);
+
+/* reload.c */
+uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
+int nr_recent_lookup(const char *id, uint64_t *gen);
+void nr_recent_add(const char *id, uint64_t gen);
+void nr_reload_tick(uint64_t now);
+void nr_reload_save(char *buf, size_t len);
+void nr_reload_adopt(const char *state);
+void nr_status_reply(struct nr_reply *rep);
+int nr_mode_needs_lazy(enum nr_mode mode);
+int nr_mode_reexecs(enum nr_mode mode);
+void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
+
+/* logtap.c */
+void nr_logtap_start(void);
+void nr_logtap_reason(char *dst, size_t len);
+void nr_logtap_mark(void);
+void nr_logtap_stop(void);
+
+#endif

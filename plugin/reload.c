@@ -1,0 +1,428 @@
+/*
+ * reload.c - netreload's reload state machine.
+ *
+ * A request either rides on the reload in flight (when no new code can have
+ * been imported yet) or asks for one follow-up generation; any number of
+ * requests coalesce into at most that one follow-up, so the last request's
+ * code always ends up live. While a reload is in flight a short timerfd wakes
+ * the master every NR_FAST_TICK_MS, so dead workers are reaped and the next
+ * step is taken at once instead of on uWSGI's 1 s tick (uWSGI #2271).
+ * "Live" means every worker slot holds a new process that accepts requests
+ * with its app loaded.
+ */
+#include "netreload.h"
+
+#include <signal.h>
+
+extern struct uwsgi_server uwsgi;
+
+static void start_graceful(void)
+{
+	uwsgi_block_signal(SIGHUP);
+	grace_them_all(0);
+	uwsgi_unblock_signal(SIGHUP);
+}
+
+static void start_brutal(void)
+{
+	uwsgi_block_signal(SIGTERM);
+	uwsgi_block_signal(SIGQUIT);
+	reap_them_all(0);
+	uwsgi_unblock_signal(SIGQUIT);
+	uwsgi_unblock_signal(SIGTERM);
+}
+
+static void start_workers(void)
+{
+	uwsgi_reload_workers();
+}
+
+static void start_brutal_workers(void)
+{
+	uwsgi_brutally_reload_workers();
+}
+
+static void start_chain(void)
+{
+	uwsgi_chain_reload();
+}
+
+/* The reload modes: how to start each, whether it needs lazy-apps to load new
+ * code, and whether it re-execs the master (then the next master finishes it). */
+static const struct nr_mode_def {
+	enum nr_mode mode;
+	void (*start)(void);
+	int needs_lazy;
+	int reexec;
+	int rank; /* a request for a higher rank cannot ride on a lower-rank reload */
+	int sig;  /* what uWSGI sends each worker; we repeat it if it was lost */
+} nr_modes[] = {
+	{NR_MODE_GRACEFUL, start_graceful, 0, 1, 2, SIGHUP},
+	{NR_MODE_CHAIN, start_chain, 1, 0, 1, SIGHUP},
+	{NR_MODE_WORKERS, start_workers, 1, 0, 1, SIGHUP},
+	{NR_MODE_BRUTAL_WORKERS, start_brutal_workers, 1, 0, 1, SIGINT},
+	{NR_MODE_BRUTAL, start_brutal, 0, 1, 2, SIGTERM},
+};
+
+static const struct nr_mode_def *mode_def(enum nr_mode mode)
+{
+	for (size_t i = 0; i < sizeof(nr_modes) / sizeof(nr_modes[0]); i++)
+		if (nr_modes[i].mode == mode)
+			return &nr_modes[i];
+	return &nr_modes[0];
+}
+
+int nr_mode_needs_lazy(enum nr_mode mode)
+{
+	return mode_def(mode)->needs_lazy;
+}
+
+/* In lazy mode a graceful reload only restarts the workers, like "workers". */
+int nr_mode_reexecs(enum nr_mode mode)
+{
+	return mode_def(mode)->reexec && !uwsgi.lazy;
+}
+
+int nr_recent_lookup(const char *id, uint64_t *gen)
+{
+	for (int i = 0; i < NR_RECENT_IDS; i++) {
+		if (!strcmp(unr.recent[i].id, id)) {
+			*gen = unr.recent[i].gen;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void nr_recent_add(const char *id, uint64_t gen)
+{
+	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
+
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->gen = gen;
+}
+
+/* Could code saved before now still be imported by the reload in flight? Only
+ * if nothing of the new generation has started importing yet. */
+static int rides_on_current(enum nr_mode mode)
+{
+	if (!unr.active || unr.execd || mode_def(mode)->rank > mode_def(unr.cur_mode)->rank)
+		return 0;
+	if (nr_mode_reexecs(unr.cur_mode))
+		return 1; /* the next master imports after exec, and we are still the old one */
+	for (int i = 1; i <= uwsgi.numproc; i++)
+		if (uwsgi.workers[i].pid > 0 && uwsgi.workers[i].pid != unr.old_pids[i])
+			return 0;
+	return 1;
+}
+
+uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
+{
+	if (mode == NR_MODE_DEFAULT)
+		mode = unr.mode;
+	if (rides_on_current(mode))
+		return unr.gen;
+	if (!unr.pending) {
+		unr.pending = 1;
+		unr.pending_mode = mode;
+		unr.pending_first = now;
+	} else if (mode_def(mode)->rank >= mode_def(unr.pending_mode)->rank) {
+		unr.pending_mode = mode;
+	}
+	return unr.gen + 1;
+}
+
+static void ensure_slots(void)
+{
+	if (!unr.old_pids) {
+		unr.old_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
+		unr.cursed_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
+		unr.resent_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
+	}
+}
+
+static void start_reload(uint64_t now)
+{
+	const struct nr_mode_def *def = mode_def(unr.pending_mode);
+
+	ensure_slots();
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		unr.old_pids[i] = uwsgi.workers[i].pid;
+		unr.cursed_ms[i] = unr.resent_ms[i] = 0;
+	}
+	unr.gen++;
+	unr.active = 1;
+	unr.execd = 0;
+	unr.killed = 0;
+	unr.cur_mode = def->mode;
+	unr.t_first = unr.pending_first;
+	unr.t_start = now;
+	unr.t_stop = 0;
+	unr.pending = 0;
+	nr_logtap_mark();
+	uwsgi_log("netreload: generation %llu: %s reload\n", (unsigned long long)unr.gen,
+		  nr_mode_name(def->mode));
+	if (!nr_mode_reexecs(def->mode)) {
+		/* our own respawns are not a crash loop: skip uWSGI's fork-bomb pause */
+		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
+		uwsgi.forkbomb_delay = 0;
+	}
+	def->start();
+}
+
+void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
+{
+	uint64_t now = nr_now_ms();
+	struct nr_reply rep = *tmpl;
+
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		struct nr_conn *c = unr.conns[i];
+		if (!c || c->state != NR_CONN_WAITING || c->want_gen > gen)
+			continue;
+		snprintf(rep.id, sizeof(rep.id), "%s", c->id);
+		rep.ms = (uint32_t)(now - c->t0);
+		rep.stop_ms = unr.t_stop > c->t0 ? (uint32_t)(unr.t_stop - c->t0) : 0;
+		nr_send_reply(c, &rep);
+		nr_conn_close(c);
+	}
+	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
+		struct nr_udp_waiter *w = &unr.udpw[i];
+		if (!w->used || w->want_gen > gen)
+			continue;
+		snprintf(rep.id, sizeof(rep.id), "%s", w->id);
+		rep.ms = (uint32_t)(now - w->t0);
+		rep.stop_ms = unr.t_stop > w->t0 ? (uint32_t)(unr.t_stop - w->t0) : 0;
+		nr_udp_reply(&w->addr, w->alen, &rep);
+		w->used = 0;
+	}
+}
+
+static void finish(enum nr_kind kind, const char *reason, uint64_t now)
+{
+	struct nr_reply rep = {.kind = kind, .gen = unr.gen};
+
+	unr.active = 0;
+	unr.last = kind;
+	unr.last_ms = (uint32_t)(now - unr.t_first);
+	nr_reason_set(unr.last_reason, reason ? reason : "");
+	nr_reason_set(rep.reason, unr.last_reason);
+	if (!nr_mode_reexecs(unr.cur_mode) && !unr.execd)
+		uwsgi.forkbomb_delay = unr.saved_forkbomb_delay;
+	if (kind == NR_REPLY_LIVE)
+		uwsgi_log("netreload: generation %llu live in %u ms (old workers gone after %u ms)\n",
+			  (unsigned long long)unr.gen, unr.last_ms,
+			  unr.t_stop ? (unsigned)(unr.t_stop - unr.t_first) : 0);
+	else
+		uwsgi_log("netreload: generation %llu FAILED after %u ms: %s\n",
+			  (unsigned long long)unr.gen, unr.last_ms, unr.last_reason);
+	nr_answer_waiters(unr.gen, &rep);
+}
+
+/* uWSGI starts workers with SIGHUP ignored and installs their handler ~0.1 s
+ * later; a SIGHUP sent in between is discarded and uWSGI never repeats it, so
+ * the reload waits for reload-mercy (60 s). We repeat the signal to idle old
+ * workers every NR_RESEND_MS and kill those that outstay netreload-grace: a
+ * reload always ends in bounded time. */
+#define NR_RESEND_MS 100
+
+static void nudge_worker(int i, uint64_t now)
+{
+	pid_t pid = uwsgi.workers[i].pid;
+
+	if (!unr.cursed_ms[i])
+		unr.cursed_ms[i] = now;
+	if (now - unr.cursed_ms[i] >= (uint64_t)unr.grace_ms) {
+		uwsgi_log("netreload: worker %d (pid %d) did not stop within %d ms, killing it\n", i,
+			  (int)pid, unr.grace_ms);
+		kill(pid, SIGKILL);
+		unr.cursed_ms[i] = UINT64_MAX;
+		unr.killed++;
+	} else if (now - unr.resent_ms[i] >= NR_RESEND_MS && !uwsgi_worker_is_busy(i)) {
+		if (unr.resent_ms[i])
+			kill(pid, mode_def(unr.cur_mode)->sig);
+		unr.resent_ms[i] = now;
+	}
+}
+
+static int old_workers_alive(uint64_t now)
+{
+	int alive = 0;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		pid_t pid = uwsgi.workers[i].pid;
+		if (pid <= 0 || pid != unr.old_pids[i])
+			continue;
+		alive++;
+		if (!uwsgi.workers[i].cursed_at && !nr_mode_reexecs(unr.cur_mode))
+			continue; /* chain: not asked to stop yet */
+		if (unr.cursed_ms[i] != UINT64_MAX)
+			nudge_worker(i, now);
+	}
+	return alive;
+}
+
+/* Signal workers only once they can hear it (see above), or when we tired of waiting. */
+static int workers_ready_for_signal(uint64_t now)
+{
+	if (now - unr.pending_first >= (uint64_t)unr.grace_ms)
+		return 1;
+	for (int i = 1; i <= uwsgi.numproc; i++)
+		if (uwsgi.workers[i].pid > 0 && !uwsgi.workers[i].cheaped && !uwsgi.workers[i].accepting)
+			return 0;
+	return 1;
+}
+
+struct worker_count {
+	int total, ready, with_app;
+};
+
+static struct worker_count count_workers(void)
+{
+	struct worker_count wc = {0, 0, 0};
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		if (w->cheaped)
+			continue;
+		wc.total++;
+		if (w->pid <= 0 || w->pid == unr.old_pids[i] || !w->accepting)
+			continue;
+		wc.ready++;
+		wc.with_app += w->apps_cnt > 0;
+	}
+	return wc;
+}
+
+static void check_progress(uint64_t now)
+{
+	struct worker_count wc;
+	char reason[NR_REASON_MAX + 1];
+
+	if (old_workers_alive(now) == 0 && !unr.t_stop)
+		unr.t_stop = now;
+	if (nr_mode_reexecs(unr.cur_mode) && !unr.execd)
+		goto timeout; /* uWSGI re-execs once the old workers are gone */
+	wc = count_workers();
+	if (wc.total > 0 && wc.ready == wc.total) {
+		if (wc.with_app == wc.total) {
+			finish(NR_REPLY_LIVE, NULL, now);
+			return;
+		}
+		nr_logtap_reason(reason, sizeof(reason));
+		finish(NR_REPLY_FAILED, reason, now);
+		return;
+	}
+timeout:
+	if (now - unr.t_start > (uint64_t)unr.timeout * 1000) {
+		wc = count_workers();
+		snprintf(reason, sizeof(reason),
+			 "timeout after %d s: %d of %d workers running new code (netreload-timeout)",
+			 unr.timeout, wc.ready, wc.total);
+		finish(NR_REPLY_FAILED, reason, now);
+	}
+}
+
+void nr_reload_tick(uint64_t now)
+{
+	if (unr.active)
+		check_progress(now);
+	if (!unr.active && unr.pending && !uwsgi_instance_is_reloading && !uwsgi_instance_is_dying &&
+	    workers_ready_for_signal(now))
+		start_reload(now);
+	if (unr.active || uwsgi_instance_is_reloading)
+		nr_set_tick(NR_FAST_TICK_MS);
+	else if (unr.pending)
+		nr_set_tick(NR_FAST_TICK_MS * 5);
+	else if (nr_conn_count())
+		nr_set_tick(NR_SLOW_TICK_MS);
+	else
+		nr_set_tick(0);
+}
+
+void nr_status_reply(struct nr_reply *rep)
+{
+	int live = 0, total = 0, apps = 0;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		if (w->cheaped)
+			continue;
+		total++;
+		live += w->pid > 0 && w->accepting;
+		if (w->pid > 0 && w->apps_cnt > apps)
+			apps = w->apps_cnt;
+	}
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = NR_REPLY_STATUS;
+	rep->gen = unr.gen;
+	snprintf(rep->state, sizeof(rep->state), "%s", unr.active ? "reloading" : "idle");
+	rep->mode = unr.mode;
+	rep->workers_live = (uint32_t)live;
+	rep->workers_total = (uint32_t)total;
+	rep->apps = (uint32_t)apps;
+	snprintf(rep->last, sizeof(rep->last), "%s",
+		 unr.last == NR_REPLY_LIVE ? "live" : unr.last == NR_REPLY_FAILED ? "failed" : "none");
+	rep->last_ms = unr.last_ms;
+	rep->pid = (uint32_t)getpid();
+	if (unr.last == NR_REPLY_FAILED)
+		nr_reason_set(rep->reason, unr.last_reason);
+}
+
+/* The reload in flight, for the next master: "gen=G active=A mode=M first=T stop=T ...". */
+void nr_reload_save(char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 " gen=%llu active=%d mode=%s first=%llu start=%llu stop=%llu pending=%d pmode=%s "
+		 "pfirst=%llu last=%d last_ms=%u",
+		 (unsigned long long)unr.gen, unr.active, nr_mode_name(unr.cur_mode),
+		 (unsigned long long)unr.t_first, (unsigned long long)unr.t_start,
+		 (unsigned long long)(unr.t_stop ? unr.t_stop : nr_now_ms()), unr.pending,
+		 nr_mode_name(unr.pending_mode), (unsigned long long)unr.pending_first, unr.last,
+		 unr.last_ms);
+}
+
+static void adopt_field(const char *k, const char *v)
+{
+	unsigned long long n = strtoull(v, NULL, 10);
+
+	if (!strcmp(k, "gen"))
+		unr.gen = n;
+	else if (!strcmp(k, "active"))
+		unr.active = n == 1;
+	else if (!strcmp(k, "mode"))
+		nr_mode_parse(v, &unr.cur_mode);
+	else if (!strcmp(k, "first"))
+		unr.t_first = n;
+	else if (!strcmp(k, "start"))
+		unr.t_start = n;
+	else if (!strcmp(k, "stop"))
+		unr.t_stop = n;
+	else if (!strcmp(k, "pending"))
+		unr.pending = n == 1;
+	else if (!strcmp(k, "pmode"))
+		nr_mode_parse(v, &unr.pending_mode);
+	else if (!strcmp(k, "pfirst"))
+		unr.pending_first = n;
+	else if (!strcmp(k, "last"))
+		unr.last = (int)n;
+	else if (!strcmp(k, "last_ms"))
+		unr.last_ms = (uint32_t)n;
+}
+
+void nr_reload_adopt(const char *state)
+{
+	char *copy = strdup(state), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		if (eq) {
+			*eq = '\0';
+			adopt_field(tok, eq + 1);
+		}
+	}
+	free(copy);
+	ensure_slots();
+	unr.execd = unr.active; /* every worker of this master is new */
+	if (unr.pending_mode == NR_MODE_DEFAULT)
+		unr.pending_mode = unr.mode;
+}

@@ -1,0 +1,261 @@
+"""Shared fixtures for netreload's integration tests.
+
+Every test gets its own temp dir, free ports on 127.0.0.1 and a private uWSGI
+master running the real plugin from build/. Processes are tracked by pid and
+killed at teardown, children first. Nothing here sleeps for a fixed time where
+it can poll for a condition instead; every wait is bounded.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+CLIENT = BUILD / "netreload"
+PLUGIN = BUILD / "netreload_plugin.so"
+
+APP_TEMPLATE = '''\
+VERSION = {version!r}
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [VERSION.encode()]
+'''
+
+
+def free_port():
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def wait_for(cond, timeout=10.0, interval=0.02, what="condition"):
+    """Poll cond() until it returns something truthy; fail the test after timeout."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = cond()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def atomic_write(path, text):
+    """Save the way editors do: write a temp file, then rename it over the target."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def children_of(pid):
+    """Direct children of pid, from /proc (no psutil on Debian by default)."""
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children_of(p):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_tree(pid, timeout=10.0):
+    """SIGINT the master (uWSGI's shutdown), then SIGKILL whatever is left, by pid."""
+    pids = [pid] + descendants(pid)
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.02)
+    for p in pids + descendants(pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+class Uwsgi:
+    """A private uWSGI master with the netreload plugin, serving a WSGI file over HTTP."""
+
+    def __init__(self, tmp_path, processes=2, mode=None, lazy=False, extra=(), app=None,
+                 netreload=True, version="v1"):
+        self.dir = Path(tmp_path)
+        self.app = self.dir / "app.py"
+        self.log = self.dir / "uwsgi.log"
+        self.port = free_port()
+        self.http_port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.proc = None
+        # python3 comes from uWSGI's plugin dir, so load it before --plugins-dir
+        self.args = ["uwsgi", "--plugin", "python3", "--plugins-dir", str(BUILD),
+                     "--master", "--processes", str(processes),
+                     "--http-socket", f"127.0.0.1:{self.http_port}",
+                     "--wsgi-file", str(self.app), "--max-fd", "1024",
+                     "--chdir", str(self.dir)]
+        if netreload:
+            self.args += ["--plugin", "netreload", "--netreload-port", str(self.port)]
+        if mode:
+            self.args += ["--netreload-mode", mode]
+        if lazy:
+            self.args += ["--lazy-apps"]
+        self.args += list(extra)
+        if app is None:
+            app = APP_TEMPLATE.format(version=version)
+        self.app.write_text(app)
+
+    # life cycle -------------------------------------------------------------
+    def start(self, wait=True):
+        self.logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        if wait:
+            self.wait_serving()
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_serving(self, timeout=15.0):
+        wait_for(lambda: self.get() is not None, timeout, what=f"uWSGI to serve (log: {self.log})")
+        if "--netreload-port" in self.args:
+            wait_for(lambda: self.accepts_tcp(), timeout, what="netreload to listen")
+
+    def accepts_tcp(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            kill_tree(self.proc.pid)
+        if self.proc:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            self.logf.close()
+
+    # interaction ----------------------------------------------------------------
+    def get(self, path="/", timeout=2.0):
+        """The body served now, or None if nothing answers (HTTP errors give 'HTTP nnn')."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
+                                        timeout=timeout) as r:
+                return r.read().decode()
+        except urllib.error.HTTPError as e:
+            return f"HTTP {e.code}"
+        except (OSError, urllib.error.URLError):
+            return None
+
+    def set_version(self, version):
+        atomic_write(self.app, APP_TEMPLATE.format(version=version))
+
+    def ping(self, *args, timeout=30):
+        """Run `netreload ping` against this server; returns the CompletedProcess."""
+        return run_client("ping", *args, self.target, timeout=timeout)
+
+    def log_text(self):
+        return self.log.read_text(errors="replace")
+
+    def count(self, needle):
+        return self.log_text().count(needle)
+
+    def worker_pids(self):
+        return [p for p in children_of(self.pid)]
+
+
+def run_client(*args, timeout=30, input=None):
+    return subprocess.run([str(CLIENT), *args], capture_output=True, text=True,
+                          timeout=timeout, input=input)
+
+
+def tcp_exchange(port, data, timeout=10.0, shutdown=True):
+    """Send bytes over TCP, read until the server closes; returns what it sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        if shutdown:
+            s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            try:
+                b = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not b:
+                break
+            chunks.append(b)
+        return b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built():
+    if not PLUGIN.exists() or not CLIENT.exists():
+        subprocess.run(["make", "-C", str(ROOT), "all"], check=True)
+    return True
+
+
+@pytest.fixture
+def servers(tmp_path):
+    """Factory: servers(**kw) starts a Uwsgi in its own subdir; all are stopped at teardown."""
+    started = []
+
+    def make(start=True, **kw):
+        d = tmp_path / f"srv{len(started)}"
+        d.mkdir()
+        s = Uwsgi(d, **kw)
+        started.append(s)
+        return s.start() if start else s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def server(servers):
+    return servers()

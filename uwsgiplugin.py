@@ -1,0 +1,6 @@
+# Lets `uwsgi --build-plugin .` build netreload_plugin.so with uWSGI's own flags.
+NAME = 'netreload'
+CFLAGS = ['-std=gnu11', '-Wall', '-Wextra', '-Werror']
+LDFLAGS = []
+LIBS = ['-lpthread']
+GCC_LIST = ['plugin/netreload', 'plugin/listen', 'plugin/reload', 'plugin/logtap', 'common/nr_proto']
