@@ -108,7 +108,13 @@ static void print_result(const struct nr_ping *p, int json, int quiet)
 	else if (p->result == NR_EXIT_OK)
 		printf("%s: live in %u ms (generation %llu; server %u ms, old workers gone after %u ms)\n",
 		       p->target.label, total, (unsigned long long)f->gen, f->ms, f->stop_ms);
-	else if (p->result == NR_EXIT_FAILED)
+	if (p->result == NR_EXIT_OK && f->killed)
+		printf("%s: note: %u old worker(s) did not stop in time and were killed "
+		       "(netreload-grace)\n",
+		       p->target.label, f->killed);
+	if (p->result == NR_EXIT_OK)
+		return;
+	if (p->result == NR_EXIT_FAILED)
 		nr_error("%s: reload failed after %u ms: %s", p->target.label, total, f->reason);
 	else
 		nr_error("%s", p->err);

@@ -56,7 +56,8 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\"", (unsigned long long)p->accepted.gen,
 			nr_mode_name(p->accepted.mode));
 	if (f->kind == NR_REPLY_LIVE || f->kind == NR_REPLY_FAILED)
-		fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u", f->ms, f->stop_ms);
+		fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u,\"killed\":%u", f->ms, f->stop_ms,
+			f->killed);
 	if (f->kind == NR_REPLY_STATUS) {
 		fprintf(out, ",\"gen\":%llu,\"state\":\"%s\",\"mode\":\"%s\",\"workers_live\":%u,"
 			     "\"workers_total\":%u,\"apps\":%u,\"last\":\"%s\",\"last_ms\":%u,\"pid\":%u",

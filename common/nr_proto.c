@@ -343,6 +343,8 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 		return parse_u32(v, &rep->ms);
 	if (!strcmp(k, "stop_ms"))
 		return parse_u32(v, &rep->stop_ms);
+	if (!strcmp(k, "killed"))
+		return parse_u32(v, &rep->killed);
 	if (!strcmp(k, "mode"))
 		return nr_mode_parse(v, &rep->mode);
 	if (!strcmp(k, "state"))
@@ -402,8 +404,10 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 			      nr_mode_name(rep->mode));
 	case NR_REPLY_LIVE:
 	case NR_REPLY_FAILED:
-		return append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
-			      rep->ms, rep->stop_ms);
+		if (append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
+			   rep->ms, rep->stop_ms))
+			return NR_ESPACE;
+		return rep->killed ? append(buf, len, off, " killed=%u", rep->killed) : NR_OK;
 	case NR_REPLY_STATUS:
 		return format_status(rep, buf, len, off);
 	case NR_REPLY_ERROR:

@@ -147,6 +147,35 @@ static struct nr_conn *conn_new(int fd, uint64_t now)
 	return NULL;
 }
 
+/* "u=GEN,T0,ID,HEXADDR": a UDP sender that waits for "live" across the re-exec. */
+static void adopt_udp_waiter(const char *tok)
+{
+	unsigned long long gen, t0;
+	char id[NR_ID_MAX + 1], hex[2 * sizeof(struct sockaddr_storage) + 1];
+	struct nr_udp_waiter *w = NULL;
+	size_t n;
+
+	if (sscanf(tok, "u=%llu,%llu,%32[^,],%256s", &gen, &t0, id, hex) != 4)
+		return;
+	for (int i = 0; i < NR_MAX_UDP_WAITERS && !w; i++)
+		if (!unr.udpw[i].used)
+			w = &unr.udpw[i];
+	n = strlen(hex) / 2;
+	if (!w || n < sizeof(sa_family_t) || n > sizeof(w->addr))
+		return;
+	for (size_t b = 0; b < n; b++) {
+		unsigned v;
+		if (sscanf(hex + 2 * b, "%2x", &v) != 1)
+			return;
+		((unsigned char *)&w->addr)[b] = (unsigned char)v;
+	}
+	w->alen = (socklen_t)n;
+	w->want_gen = gen;
+	w->t0 = t0;
+	snprintf(w->id, sizeof(w->id), "%s", strcmp(id, "~") ? id : "");
+	w->used = 1;
+}
+
 /* Take the state a previous master left in the environment: "tcp=N udp=N c=FD,GEN,T0,ID". */
 int nr_listen_adopt(const char *state)
 {
@@ -170,6 +199,8 @@ int nr_listen_adopt(const char *state)
 			c->t0 = t0;
 			snprintf(c->id, sizeof(c->id), "%s", strcmp(id, "~") ? id : "");
 			uwsgi_add_safe_fd(fd);
+		} else if (!strncmp(tok, "u=", 2)) {
+			adopt_udp_waiter(tok);
 		}
 	}
 	free(copy);
@@ -537,5 +568,15 @@ void nr_listen_save(char *buf, size_t len)
 					(unsigned long long)c->want_gen, (unsigned long long)c->t0,
 					c->id[0] ? c->id : "~");
 		uwsgi_add_safe_fd(c->fd);
+	}
+	for (int i = 0; i < NR_MAX_UDP_WAITERS && off + 160 < len; i++) {
+		struct nr_udp_waiter *w = &unr.udpw[i];
+		if (!w->used)
+			continue;
+		off += (size_t)snprintf(buf + off, len - off, " u=%llu,%llu,%s,",
+					(unsigned long long)w->want_gen, (unsigned long long)w->t0,
+					w->id[0] ? w->id : "~");
+		for (socklen_t b = 0; b < w->alen; b++)
+			off += (size_t)snprintf(buf + off, len - off, "%02x", ((unsigned char *)&w->addr)[b]);
 	}
 }

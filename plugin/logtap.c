@@ -10,6 +10,7 @@
  */
 #include "netreload.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 
@@ -132,46 +133,70 @@ static size_t since_mark(char *out, size_t len)
 	return n;
 }
 
-/* The exception line ends a traceback: the first unindented line after the header. */
-static const char *exception_line(const char *tb)
+/* Is this line "SomeError: message" (or a bare exception name) at column 0? */
+static int is_exception_line(const char *p, const char *eol)
 {
-	for (const char *p = strchr(tb, '\n'); p; p = strchr(p + 1, '\n'))
-		if (p[1] && p[1] != ' ' && p[1] != '\t' && p[1] != '\n')
-			return p + 1;
-	return NULL;
+	static const char *suffix[] = {"Error", "Exception", "Exit", "Interrupt"};
+	const char *name_end = p;
+
+	while (name_end < eol && (isalnum((unsigned char)*name_end) || *name_end == '_' ||
+				  *name_end == '.'))
+		name_end++;
+	if (name_end == p || (name_end < eol && *name_end != ':'))
+		return 0;
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		size_t n = strlen(suffix[i]);
+		if ((size_t)(name_end - p) >= n && !memcmp(name_end - n, suffix[i], n))
+			return 1;
+	}
+	return 0;
 }
 
-/* The innermost "File ..., line N" of a traceback, as "file:N". */
-static void location(const char *tb, const char *end, char *out, size_t len)
+/* The last exception line in buf, or NULL. */
+static const char *last_exception(const char *buf, const char **eol_out)
+{
+	const char *found = NULL;
+
+	for (const char *p = buf; *p;) {
+		const char *eol = strchr(p, '\n');
+		if (!eol)
+			eol = p + strlen(p);
+		if (is_exception_line(p, eol)) {
+			found = p;
+			*eol_out = eol;
+		}
+		p = *eol ? eol + 1 : eol;
+	}
+	return found;
+}
+
+/* The innermost "File ..., line N" before end, as " (file:N)". */
+static void location(const char *buf, const char *end, char *out, size_t len)
 {
 	const char *last = NULL;
 	char file[256];
 	int line;
 
-	for (const char *p = strstr(tb, "  File \""); p && p < end; p = strstr(p + 1, "  File \""))
+	for (const char *p = strstr(buf, "File \""); p && p < end; p = strstr(p + 1, "File \""))
 		last = p;
 	out[0] = '\0';
-	if (last && sscanf(last, "  File \"%255[^\"]\", line %d", file, &line) == 2)
+	if (last && sscanf(last, "File \"%255[^\"]\", line %d", file, &line) == 2)
 		snprintf(out, len, " (%s:%d)", file, line);
 }
 
 void nr_logtap_reason(char *dst, size_t len)
 {
 	static char buf[NR_TAP_SIZE + 1];
-	const char *tb = NULL, *exc, *end;
-	char where[300], exc_text[NR_REASON_MAX];
+	const char *exc, *eol = NULL;
+	char where[300];
 
 	since_mark(buf, sizeof(buf));
-	for (const char *p = strstr(buf, "Traceback (most recent call last):"); p;
-	     p = strstr(p + 1, "Traceback (most recent call last):"))
-		tb = p;
-	if (!tb || !(exc = exception_line(tb))) {
+	exc = last_exception(buf, &eol);
+	if (!exc) {
 		snprintf(dst, len, "app failed to load: workers run without an application "
-				   "(no traceback captured; see the uWSGI log)");
+				   "(no exception in the log; see the uWSGI log)");
 		return;
 	}
-	end = strchr(exc, '\n');
-	snprintf(exc_text, sizeof(exc_text), "%.*s", (int)(end ? end - exc : (long)strlen(exc)), exc);
-	location(tb, exc, where, sizeof(where));
-	snprintf(dst, len, "app failed to load: %s%s", exc_text, where);
+	location(buf, exc, where, sizeof(where));
+	snprintf(dst, len, "app failed to load: %.*s%s", (int)(eol - exc), exc, where);
 }

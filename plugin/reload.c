@@ -199,7 +199,7 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 
 static void finish(enum nr_kind kind, const char *reason, uint64_t now)
 {
-	struct nr_reply rep = {.kind = kind, .gen = unr.gen};
+	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed};
 
 	unr.active = 0;
 	unr.last = kind;

@@ -130,6 +130,10 @@ static void test_replies(void)
 	CHECK(back.workers_live == 2 && back.workers_total == 4 && back.pid == 4242 &&
 	      back.mode == NR_MODE_WORKERS && !strcmp(back.last, "failed"));
 
+	const char *killed = "NETRELOAD/1 live gen=2 ms=700 stop_ms=500 killed=1\n";
+	CHECK(nr_reply_parse(killed, strlen(killed), &rep, err, sizeof(err)) == NR_OK && rep.killed == 1);
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, killed));
+
 	CHECK(nr_reply_parse("NETRELOAD/1 live gen=99999999999999999999\n", 42, &rep, err,
 			     sizeof(err)) == NR_EPARSE);
 	CHECK(nr_reply_parse("NETRELOAD/1 live ms=4294967296\n", 31, &rep, err, sizeof(err)) ==
