@@ -13,12 +13,17 @@
 #include <time.h>
 #include <unistd.h>
 
-uint64_t nr_mono_ms(void)
+uint64_t nr_mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t nr_mono_ms(void)
+{
+	return nr_mono_us() / 1000;
 }
 
 static int valid_port(const char *s)
@@ -124,7 +129,8 @@ void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr
 	p->fd = -1;
 	p->target = *t;
 	p->req = *req;
-	p->t_start = nr_mono_ms();
+	p->t_start_us = nr_mono_us();
+	p->t_start = p->t_start_us / 1000;
 	p->deadline = p->t_start + timeout_ms;
 	n = nr_request_format(req, p->out, sizeof(p->out));
 	if (n < 0) {
@@ -172,7 +178,8 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 	case NR_REPLY_ACCEPTED:
 		p->accepted = rep;
 		p->got_accepted = 1;
-		p->t_accepted = nr_mono_ms();
+		p->t_accepted_us = nr_mono_us();
+		p->t_accepted = p->t_accepted_us / 1000;
 		if (!p->req.wait)
 			finish(p, NR_EXIT_OK, NULL);
 		return;

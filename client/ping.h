@@ -41,6 +41,7 @@ struct nr_ping {
 	int fd;
 	int result; /* an NR_EXIT_* once state is NR_PING_DONE */
 	uint64_t t_start, t_accepted, t_done, deadline;
+	uint64_t t_start_us, t_accepted_us; /* finer, for --json */
 	int got_accepted;
 	struct nr_reply accepted, final;
 	char err[300];
@@ -52,6 +53,7 @@ struct nr_ping {
 };
 
 uint64_t nr_mono_ms(void);
+uint64_t nr_mono_us(void);
 int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
 
 void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,

@@ -53,8 +53,9 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 	fprintf(out, ",\"event\":\"%s\",\"exit\":%d,\"ms\":%llu", event_name(p), p->result,
 		(unsigned long long)(p->t_done - p->t_start));
 	if (p->got_accepted)
-		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\"", (unsigned long long)p->accepted.gen,
-			nr_mode_name(p->accepted.mode));
+		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\",\"accepted_ms\":%.3f",
+			(unsigned long long)p->accepted.gen, nr_mode_name(p->accepted.mode),
+			(double)(p->t_accepted_us - p->t_start_us) / 1000.0);
 	if (f->kind == NR_REPLY_LIVE || f->kind == NR_REPLY_FAILED)
 		fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u,\"killed\":%u", f->ms, f->stop_ms,
 			f->killed);

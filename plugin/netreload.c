@@ -39,12 +39,17 @@ static struct uwsgi_option nr_options[] = {
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
 	UWSGI_END_OF_OPTIONS};
 
-uint64_t nr_now_ms(void)
+uint64_t nr_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t nr_now_ms(void)
+{
+	return nr_now_us() / 1000;
 }
 
 /* Bad input is logged at most once a second, with a count, never per packet. */

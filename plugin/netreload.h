@@ -85,6 +85,7 @@ struct uwsgi_netreload {
 	int pending;		/* a follow-up generation is wanted */
 	enum nr_mode pending_mode;
 	uint64_t pending_first;
+	uint64_t pending_first_us; /* the same, finer, to log request -> reload start */
 	int saved_forkbomb_delay;
 
 	/* last result */
@@ -101,6 +102,7 @@ struct uwsgi_netreload {
 extern struct uwsgi_netreload unr;
 
 uint64_t nr_now_ms(void);
+uint64_t nr_now_us(void);
 void nr_complain(const char *fmt, ...);
 
 /* listen.c */

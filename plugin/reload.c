@@ -126,6 +126,7 @@ uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
 		unr.pending = 1;
 		unr.pending_mode = mode;
 		unr.pending_first = now;
+		unr.pending_first_us = nr_now_us();
 	} else if (mode_def(mode)->rank >= mode_def(unr.pending_mode)->rank) {
 		unr.pending_mode = mode;
 	}
@@ -160,8 +161,9 @@ static void start_reload(uint64_t now)
 	unr.t_stop = 0;
 	unr.pending = 0;
 	nr_logtap_mark();
-	uwsgi_log("netreload: generation %llu: %s reload\n", (unsigned long long)unr.gen,
-		  nr_mode_name(def->mode));
+	uwsgi_log("netreload: generation %llu: %s reload, %.3f ms after the request\n",
+		  (unsigned long long)unr.gen, nr_mode_name(def->mode),
+		  (double)(nr_now_us() - unr.pending_first_us) / 1000.0);
 	if (!nr_mode_reexecs(def->mode)) {
 		/* our own respawns are not a crash loop: skip uWSGI's fork-bomb pause */
 		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
