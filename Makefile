@@ -18,11 +18,11 @@ CFLAGS ?= -O2 -g
 CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
 PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN)
 
-COMMON_SRC := common/nr_proto.c
+COMMON_SRC := common/nr_proto.c common/nr_auth.c
 PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logtap.c
-PLUGIN_HDR := plugin/netreload.h common/nr_proto.h
+PLUGIN_HDR := plugin/netreload.h common/nr_proto.h common/nr_auth.h
 CLIENT_SRC := $(wildcard client/*.c)
-CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h
+CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
@@ -42,15 +42,15 @@ $(BUILD)/uwsgi.h: | deps-build
 	uwsgi --dot-h > $@
 
 $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)/uwsgi.h
-	$(CC) -shared $(PLUGIN_CFLAGS) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) -lpthread
+	$(CC) -shared $(PLUGIN_CFLAGS) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) -lpthread -lcrypto
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRC) $(COMMON_SRC)
+	$(CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRC) $(COMMON_SRC) -lcrypto
 
-$(BUILD)/test_proto: tests/unit/test_proto.c $(COMMON_SRC) common/nr_proto.h
+$(BUILD)/test_%: tests/unit/test_%.c $(COMMON_SRC) common/nr_proto.h common/nr_auth.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) -o $@ tests/unit/test_proto.c $(COMMON_SRC)
+	$(CC) $(CLIENT_CFLAGS) -o $@ $< $(COMMON_SRC) -lcrypto
 
 deps-build:
 	@sh tools/ensure-deps.sh $(BUILD_PKGS)
@@ -59,8 +59,10 @@ deps-test:
 deps-demo:
 	@sh tools/ensure-deps.sh $(DEMO_PKGS)
 
-unit: $(BUILD)/test_proto
-	$(BUILD)/test_proto
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
+
+unit: $(UNIT_TESTS)
+	@rc=0; for t in $(UNIT_TESTS); do echo "$$t"; $$t || rc=1; done; exit $$rc
 
 pytest: all
 	$(PYTHON) -m pytest -q tests

@@ -2,5 +2,5 @@
 NAME = 'netreload'
 CFLAGS = ['-std=gnu11', '-Wall', '-Wextra', '-Werror']
 LDFLAGS = []
-LIBS = ['-lpthread']
-GCC_LIST = ['plugin/netreload', 'plugin/listen', 'plugin/reload', 'plugin/logtap', 'common/nr_proto']
+LIBS = ['-lpthread', '-lcrypto']
+GCC_LIST = ['plugin/netreload', 'plugin/listen', 'plugin/reload', 'plugin/logtap', 'common/nr_proto', 'common/nr_auth']

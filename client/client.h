@@ -18,5 +18,8 @@ void nr_request_id(char *id, size_t len);
 /* One JSON object on one line describing a finished ping. */
 void nr_json_result(FILE *out, const struct nr_ping *p);
 void nr_json_string(FILE *out, const char *s);
+/* Load --secret-file, or $NETRELOAD_SECRET_FILE when path is NULL, and sign with it.
+ * Returns 0 (also when there is no secret) or NR_EXIT_USAGE after printing why. */
+int nr_use_secret(const char *path);
 
 #endif

@@ -43,16 +43,21 @@ static const char usage_ping[] =
 	"  -t, --timeout SEC   give up after SEC seconds (default 60)\n"
 	"  -q, --quiet         print nothing on success\n"
 	"  -j, --json          print one JSON object per server\n"
+	"  -s, --secret-file F sign requests with the secret in F (default:\n"
+	"                      $NETRELOAD_SECRET_FILE); needed when the server sets\n"
+	"                      netreload-secret-file\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"exit: 0 live, 1 reload failed (e.g. import error), 2 usage, 3 unreachable,\n"
-	"      4 timeout, 5 protocol error; with several servers, the worst one.\n";
+	"      4 timeout, 5 protocol error, 6 authentication refused (secret, clock);\n"
+	"      with several servers, the worst one.\n";
 
 static const char usage_status[] =
 	"usage: netreload status [OPTIONS] HOST:PORT...\n"
 	"\n"
 	"  -t, --timeout SEC   give up after SEC seconds (default 5)\n"
 	"  -j, --json          print one JSON object per server\n"
+	"  -s, --secret-file F sign requests with the secret in F\n"
 	"  -h, --help          this help\n";
 
 void nr_error(const char *fmt, ...)
@@ -142,15 +147,19 @@ static int cmd_ping(int argc, char **argv)
 		{"mode", required_argument, 0, 'm'}, {"no-wait", no_argument, 0, 'n'},
 		{"timeout", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 		{"json", no_argument, 0, 'j'},	      {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+		{"secret-file", required_argument, 0, 's'}, {0, 0, 0, 0}};
 	struct nr_request req = {.verb = NR_VERB_RELOAD, .wait = 1};
+	const char *secret = NULL;
 	struct nr_target targets[MAX_TARGETS];
 	struct nr_ping pings[MAX_TARGETS];
 	uint32_t timeout = 60000;
 	int c, n, json = 0, quiet = 0, rc = NR_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "m:nt:qjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:nt:qjs:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 's':
+			secret = optarg;
+			break;
 		case 'm':
 			if (nr_mode_parse(optarg, &req.mode))
 				return usage_error(usage_ping, "unknown mode '%s'", optarg);
@@ -177,7 +186,8 @@ static int cmd_ping(int argc, char **argv)
 			return NR_EXIT_USAGE;
 		}
 	}
-	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)))
+	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)) ||
+	    (c = nr_use_secret(secret)))
 		return c;
 	for (int i = 0; i < n; i++) {
 		nr_request_id(req.id, sizeof(req.id));
@@ -216,14 +226,20 @@ static int cmd_status(int argc, char **argv)
 	static const struct option opts[] = {{"timeout", required_argument, 0, 't'},
 					     {"json", no_argument, 0, 'j'},
 					     {"help", no_argument, 0, 'h'},
+					     {"secret-file", required_argument, 0, 's'},
 					     {0, 0, 0, 0}};
 	struct nr_request req = {.verb = NR_VERB_STATUS};
+	const char *secret = NULL;
 	struct nr_target targets[MAX_TARGETS];
 	struct nr_ping pings[MAX_TARGETS];
 	uint32_t timeout = 5000;
 	int c, n, json = 0, rc = NR_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "t:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:js:h", opts, NULL)) != -1) {
+		if (c == 's') {
+			secret = optarg;
+			continue;
+		}
 		if (c == 't' && !nr_parse_seconds(optarg, &timeout))
 			continue;
 		if (c == 't')
@@ -240,7 +256,8 @@ static int cmd_status(int argc, char **argv)
 		fputs(usage_status, stderr);
 		return NR_EXIT_USAGE;
 	}
-	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_status)))
+	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_status)) ||
+	    (c = nr_use_secret(secret)))
 		return c;
 	for (int i = 0; i < n; i++)
 		nr_ping_start(&pings[i], &targets[i], &req, timeout);

@@ -13,6 +13,29 @@
 #include <time.h>
 #include <unistd.h>
 
+static const struct nr_secret *ping_secret;
+
+void nr_ping_set_secret(const struct nr_secret *secret)
+{
+	ping_secret = secret;
+}
+
+/* Append ts, nonce and mac to the encoded request (PROTOCOL.md, Authentication). */
+static int sign_request(struct nr_ping *p)
+{
+	char nonce[NR_NONCE_HEX + 1];
+	int n;
+
+	if (nr_nonce_new(nonce))
+		return -1;
+	n = nr_auth_sign(ping_secret, p->out, p->out_len - 1, sizeof(p->out), (int64_t)time(NULL),
+			 nonce);
+	if (n < 0)
+		return -1;
+	p->out_len = (size_t)n;
+	return 0;
+}
+
 uint64_t nr_mono_us(void)
 {
 	struct timespec ts;
@@ -138,6 +161,10 @@ void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr
 		return;
 	}
 	p->out_len = (size_t)n;
+	if (ping_secret && sign_request(p)) {
+		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
+		return;
+	}
 	rc = getaddrinfo(t->host, t->port, &hints, &p->ai_list);
 	if (rc) {
 		finish(p, NR_EXIT_UNREACHABLE, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
@@ -185,8 +212,9 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 		return;
 	case NR_REPLY_ERROR:
 		p->final = rep;
-		finish(p, NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)", p->target.label,
-		       rep.reason, rep.code);
+		finish(p, !strcmp(rep.code, "auth") || !strcmp(rep.code, "clock-skew") ? NR_EXIT_AUTH
+										      : NR_EXIT_PROTOCOL,
+		       "%s refused the request: %s (%s)", p->target.label, rep.reason, rep.code);
 		return;
 	default:
 		p->final = rep;

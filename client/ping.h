@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdint.h>
 
+#include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
 
 /* Exit codes, documented in netreload(1). */
@@ -22,6 +23,7 @@ enum {
 	NR_EXIT_UNREACHABLE = 3, /* no connection: refused, no route, bad host */
 	NR_EXIT_TIMEOUT = 4,	 /* no final answer within --timeout */
 	NR_EXIT_PROTOCOL = 5,	 /* the peer is not a netreload server, or hung up */
+	NR_EXIT_AUTH = 6,	 /* the server refused our signature: secret or clock */
 };
 
 #define NR_DEFAULT_PORT "9001"
@@ -53,6 +55,8 @@ struct nr_ping {
 };
 
 uint64_t nr_mono_ms(void);
+/* Sign every request started from now on with this secret (NULL: don't sign). */
+void nr_ping_set_secret(const struct nr_secret *secret);
 uint64_t nr_mono_us(void);
 int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
 

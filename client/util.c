@@ -2,6 +2,7 @@
  * util.c - small helpers for the netreload commands: request ids and JSON output.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,28 @@ void nr_request_id(char *id, size_t len)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(id, len, "%x-%lx-%u", (unsigned)getpid(), (unsigned long)(ts.tv_nsec & 0xfffff),
 		 ++counter);
+}
+
+int nr_use_secret(const char *path)
+{
+	static struct nr_secret secret;
+	char err[512];
+	int loose;
+
+	if (!path || !*path)
+		path = getenv("NETRELOAD_SECRET_FILE");
+	if (!path || !*path)
+		return 0;
+	if (nr_secret_load(path, &secret, &loose, err, sizeof(err))) {
+		nr_error("%s", err);
+		return NR_EXIT_USAGE;
+	}
+	if (loose)
+		fprintf(stderr, "netreload: warning: secret file %s is readable by group or others; "
+				"run: chmod 600 %s\n",
+			path, path);
+	nr_ping_set_secret(&secret);
+	return 0;
 }
 
 void nr_json_string(FILE *out, const char *s)
@@ -35,13 +58,14 @@ void nr_json_string(FILE *out, const char *s)
 
 static const char *event_name(const struct nr_ping *p)
 {
-	static const char *names[] = {"live", "failed", "usage", "unreachable", "timeout", "protocol"};
+	static const char *names[] = {"live",	 "failed",   "usage", "unreachable",
+				      "timeout", "protocol", "auth"};
 
 	if (p->result == 0 && p->final.kind == NR_REPLY_STATUS)
 		return "status";
 	if (p->result == 0 && !p->req.wait && p->req.verb == NR_VERB_RELOAD)
 		return "accepted";
-	return p->result >= 0 && p->result <= 5 ? names[p->result] : "error";
+	return p->result >= 0 && p->result <= 6 ? names[p->result] : "error";
 }
 
 void nr_json_result(FILE *out, const struct nr_ping *p)

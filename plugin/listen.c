@@ -110,10 +110,10 @@ int nr_listen_open(void)
 			  unr.bind, gai_strerror(rc));
 		return -1;
 	}
-	if (!is_loopback(ai->ai_addr) && !unr.insecure) {
+	if (!is_loopback(ai->ai_addr) && !unr.insecure && !unr.secret) {
 		uwsgi_log("netreload: refusing to listen on non-loopback address %s without "
-			  "authentication: anyone who can reach it could reload this instance; add "
-			  "netreload-insecure = true to accept that\n",
+			  "authentication: anyone who can reach it could reload this instance; set "
+			  "netreload-secret-file (or netreload-insecure = true to accept that)\n",
 			  unr.bind);
 		freeaddrinfo(ai);
 		return -1;
@@ -294,6 +294,16 @@ static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_
 		nr_send_reply(c, &rep);
 		return 0;
 	}
+	rc = nr_authorize(line, len, &rep);
+	if (rc) {
+		if (rc == 1) { /* over TCP a nonce seen before is a replay, never a retry */
+			error_reply(&rep, NR_EPARSE, "replayed request: nonce already used");
+			snprintf(rep.code, sizeof(rep.code), "auth");
+		}
+		nr_complain("%s: %s", c->peer, rep.reason);
+		nr_send_reply(c, &rep);
+		return 0;
+	}
 	if (req.verb == NR_VERB_STATUS) {
 		nr_status_reply(&rep);
 		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
@@ -314,6 +324,14 @@ static void conn_legacy(struct nr_conn *c, uint64_t now)
 {
 	struct nr_reply rep;
 
+	if (unr.secret) {
+		nr_complain("%s: plain ping refused: a secret is configured", c->peer);
+		error_reply(&rep, NR_EPARSE, "this server requires signed requests: use netreload "
+					     "ping --secret-file FILE");
+		snprintf(rep.code, sizeof(rep.code), "auth");
+		nr_send_reply(c, &rep);
+		return;
+	}
 	accepted_reply(&rep, "", nr_request_reload(NR_MODE_DEFAULT, now), NR_MODE_DEFAULT);
 	nr_send_reply(c, &rep);
 }
@@ -456,6 +474,15 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 		nr_udp_reply(ss, alen, &rep);
 		return;
 	}
+	rc = nr_authorize(buf, n, &rep);
+	if (rc < 0 || (rc == 1 && (!req.id[0] || nr_recent_lookup(req.id, &gen)))) {
+		/* forged or replayed: no answer to an address nobody vouched for */
+		peer_name(ss, peer, sizeof(peer));
+		nr_complain("%s (udp): %s", peer, rc < 0 ? rep.reason : "replayed request");
+		if (rc < 0 && strcmp(rep.code, "auth"))
+			nr_udp_reply(ss, alen, &rep);
+		return;
+	}
 	if (req.verb == NR_VERB_STATUS) {
 		nr_status_reply(&rep);
 		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
@@ -484,9 +511,12 @@ static void udp_batch(uint64_t now)
 		if (n < 0)
 			return;
 		/* no reply to plain pings: a spoofed source must not turn us into a reflector */
-		if (n == 0 || nr_sniff(buf, (size_t)n) == NR_ELEGACY)
-			nr_request_reload(NR_MODE_DEFAULT, now);
-		else
+		if (n == 0 || nr_sniff(buf, (size_t)n) == NR_ELEGACY) {
+			if (unr.secret)
+				nr_complain("plain UDP ping refused: a secret is configured");
+			else
+				nr_request_reload(NR_MODE_DEFAULT, now);
+		} else
 			udp_request(buf, (size_t)n, &ss, alen, now);
 	}
 }
@@ -560,7 +590,8 @@ void nr_listen_save(char *buf, size_t len)
 		struct nr_conn *c = unr.conns[i];
 		if (!c)
 			continue;
-		if (c->state != NR_CONN_WAITING || c->eof || off + 80 >= len) {
+		/* a half-closed client (nc -N) still reads its answer: keep it too */
+		if (c->state != NR_CONN_WAITING || off + 80 >= len) {
 			nr_conn_close(c);
 			continue;
 		}

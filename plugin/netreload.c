@@ -16,7 +16,7 @@ extern struct uwsgi_server uwsgi;
 
 struct uwsgi_netreload unr;
 
-static char *opt_timeout, *opt_grace;
+static char *opt_timeout, *opt_grace, *opt_window;
 
 static struct uwsgi_option nr_options[] = {
 	{"netreload-port", required_argument, 0,
@@ -34,6 +34,12 @@ static struct uwsgi_option nr_options[] = {
 	{"netreload-grace", required_argument, 0,
 	 "milliseconds old workers get to stop before they are killed (default 3000)",
 	 uwsgi_opt_set_str, &opt_grace, UWSGI_OPT_MASTER},
+	{"netreload-secret-file", required_argument, 0,
+	 "require pings signed with the secret in this file (HMAC-SHA256)", uwsgi_opt_set_str,
+	 &unr.secret_file, UWSGI_OPT_MASTER},
+	{"netreload-auth-window", required_argument, 0,
+	 "seconds a signed ping's clock may differ from ours (default 60)", uwsgi_opt_set_str,
+	 &opt_window, UWSGI_OPT_MASTER},
 	{"netreload-insecure", no_argument, 0,
 	 "allow netreload to listen on a non-loopback address without authentication",
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
@@ -92,6 +98,7 @@ static void nr_check_options(void)
 {
 	unr.timeout = int_option("netreload-timeout", opt_timeout, 30, 1, 86400);
 	unr.grace_ms = int_option("netreload-grace", opt_grace, 3000, 0, 3600000);
+	unr.auth_window = int_option("netreload-auth-window", opt_window, NR_AUTH_WINDOW, 1, 86400);
 	unr.mode = NR_MODE_GRACEFUL;
 	if (unr.mode_opt && nr_mode_parse(unr.mode_opt, &unr.mode) != NR_OK) {
 		uwsgi_log("netreload: bad value '%s' for netreload-mode: use graceful, chain, "
@@ -108,6 +115,64 @@ static void nr_check_options(void)
 			  "forked from a master that holds the old code, so new code will NOT load; "
 			  "add lazy-apps = true or use netreload-mode = graceful\n",
 			  nr_mode_name(unr.mode));
+}
+
+/* A missing, empty or unreadable secret stops startup: never run half-configured. */
+static void nr_load_secret(void)
+{
+	char err[512];
+	int loose;
+
+	if (!unr.secret_file)
+		return;
+	unr.secret = uwsgi_calloc(sizeof(*unr.secret));
+	unr.nonces = uwsgi_calloc(sizeof(*unr.nonces));
+	if (nr_secret_load(unr.secret_file, unr.secret, &loose, err, sizeof(err))) {
+		uwsgi_log("netreload: netreload-secret-file: %s\n", err);
+		exit(1);
+	}
+	if (uwsgi.is_a_reload)
+		nr_nonce_load(unr.nonces, getenv(NR_ENV_NONCES));
+	unsetenv(NR_ENV_NONCES);
+	if (loose)
+		uwsgi_log("netreload: WARNING: secret file %s is readable by group or others; "
+			  "run: chmod 600 %s\n",
+			  unr.secret_file, unr.secret_file);
+}
+
+/* Check a signed request. 0: go on; 1: a UDP retry of a request already taken;
+ * -1: refused, rep holds the error reply. */
+int nr_authorize(const char *line, size_t len, struct nr_reply *rep)
+{
+	int64_t skew = 0;
+	int rc;
+
+	memset(rep, 0, sizeof(*rep));
+	if (!unr.secret)
+		return 0;
+	rc = nr_auth_verify(unr.secret, line, len, (int64_t)time(NULL), unr.auth_window, unr.nonces,
+			    &skew);
+	if (rc == NR_AUTH_OK)
+		return 0;
+	if (rc == NR_AUTH_REPLAY)
+		return 1;
+	rep->kind = NR_REPLY_ERROR;
+	if (rc == NR_AUTH_SKEW) {
+		snprintf(rep->code, sizeof(rep->code), "clock-skew");
+		snprintf(rep->reason, sizeof(rep->reason),
+			 "clock skew: the request's clock is %lld s %s the server's (limit %d s, "
+			 "netreload-auth-window); sync both clocks (chrony, systemd-timesyncd)",
+			 (long long)llabs(skew), skew > 0 ? "ahead of" : "behind", unr.auth_window);
+	} else if (rc == NR_AUTH_FULL) {
+		snprintf(rep->code, sizeof(rep->code), "busy");
+		snprintf(rep->reason, sizeof(rep->reason), "too many signed requests; try again");
+	} else {
+		snprintf(rep->code, sizeof(rep->code), "auth");
+		snprintf(rep->reason, sizeof(rep->reason),
+			 "authentication failed: this server needs requests signed with its "
+			 "netreload-secret-file (netreload --secret-file FILE)");
+	}
+	return -1;
 }
 
 /* Children of the master (workers, gateways, mules, daemons) must not hold our fds:
@@ -143,6 +208,7 @@ static int nr_init(void)
 		return 0;
 	}
 	nr_check_options();
+	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);
 	if (state && uwsgi.is_a_reload)
@@ -191,6 +257,14 @@ static void nr_master_cleanup(void)
 	off = strlen(buf);
 	nr_reload_save(buf + off, sizeof(buf) - off);
 	setenv(NR_ENV_STATE, buf, 1);
+	if (unr.secret) {
+		/* the next master must refuse replays of requests this one already took */
+		char *nonces = uwsgi_malloc(NR_NONCE_CACHE * 40);
+		nr_nonce_save(unr.nonces, (int64_t)time(NULL), unr.auth_window, nonces,
+			      NR_NONCE_CACHE * 40);
+		setenv(NR_ENV_NONCES, nonces, 1);
+		free(nonces);
+	}
 	nr_logtap_stop();
 }
 

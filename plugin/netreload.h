@@ -11,6 +11,7 @@
 
 #include <uwsgi.h>
 
+#include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
 
 #define NR_MAX_CONNS 128	 /* open TCP connections; the oldest idle one gives way */
@@ -20,6 +21,7 @@
 #define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
 #define NR_SLOW_TICK_MS 250	 /* ... while connections are open but nothing reloads */
 #define NR_ENV_STATE "NETRELOAD_STATE"
+#define NR_ENV_NONCES "NETRELOAD_NONCES"
 
 enum nr_conn_state { NR_CONN_READING = 1, NR_CONN_WAITING };
 
@@ -59,6 +61,10 @@ struct uwsgi_netreload {
 	int timeout;
 	int grace_ms;
 	int insecure;
+	char *secret_file;
+	int auth_window;
+	struct nr_secret *secret; /* NULL: no authentication, plain pings allowed */
+	struct nr_nonce_cache *nonces;
 
 	/* sockets */
 	int enabled;
@@ -96,7 +102,7 @@ struct uwsgi_netreload {
 	/* rate-limited complaints */
 	uint64_t bad_count;
 	uint64_t bad_logged_ms;
-	char bad_last[96];
+	char bad_last[160];
 };
 
 extern struct uwsgi_netreload unr;
@@ -104,6 +110,7 @@ extern struct uwsgi_netreload unr;
 uint64_t nr_now_ms(void);
 uint64_t nr_now_us(void);
 void nr_complain(const char *fmt, ...);
+int nr_authorize(const char *line, size_t len, struct nr_reply *rep);
 
 /* listen.c */
 int nr_listen_open(void);

@@ -1,0 +1,155 @@
+"""Authenticated pings: netreload-secret-file in the plugin, --secret-file in the client.
+
+Signed requests reload; unsigned, forged, replayed and skewed ones never do,
+and each gets the error a user can act on.
+"""
+import hashlib
+import hmac
+import os
+import re
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, run_client, tcp_exchange, wait_for
+
+GEN_LINE = re.compile(r"netreload: generation \d+: [\w-]+ reload")
+
+
+def make_secret(path, text="correct horse battery staple", mode=0o600):
+    path.write_text(text + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.fixture
+def secret(tmp_path):
+    return make_secret(tmp_path / "secret")
+
+
+@pytest.fixture
+def auth_server(servers, secret):
+    return servers(extra=["--netreload-secret-file", str(secret)])
+
+
+def signed(secret_path, body, ts=None, nonce=None):
+    """A request line signed the way PROTOCOL.md says, built independently of the C code."""
+    key = secret_path.read_bytes().rstrip()
+    ts = int(time.time()) if ts is None else ts
+    nonce = nonce or os.urandom(8).hex()
+    line = f"{body} ts={ts} nonce={nonce}".encode()
+    mac = hmac.new(key, line, hashlib.sha256).hexdigest().encode()
+    return line + b" mac=" + mac + b"\n"
+
+
+def reloads(server):
+    return len(GEN_LINE.findall(server.log_text()))
+
+
+def test_signed_ping_reloads_unsigned_is_refused(auth_server, secret):
+    auth_server.set_version("v2")
+    r = auth_server.ping()
+    assert r.returncode == 6, r.stderr
+    assert "--secret-file" in r.stderr
+    assert auth_server.get() == "v1"
+    r = auth_server.ping("--secret-file", str(secret))
+    assert r.returncode == 0, r.stderr
+    assert auth_server.get() == "v2"
+    env = dict(os.environ, NETRELOAD_SECRET_FILE=str(secret))
+    r = subprocess.run([str(BUILD / "netreload"), "status", auth_server.target], env=env,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0 and "generation 1" in r.stdout
+
+
+def test_wrong_secret_is_refused(auth_server, tmp_path):
+    wrong = make_secret(tmp_path / "wrong", "not the secret")
+    r = auth_server.ping("--secret-file", str(wrong))
+    assert r.returncode == 6
+    assert "authentication failed" in r.stderr
+    assert reloads(auth_server) == 0
+
+
+def test_plain_pings_do_not_reload_with_a_secret(auth_server):
+    out = tcp_exchange(auth_server.port, b".\n")
+    assert "error code=auth" in out
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(0.5)
+        u.sendto(b".\n", ("127.0.0.1", auth_server.port))
+        with pytest.raises(socket.timeout):
+            u.recv(600)
+    time.sleep(0.3)
+    assert reloads(auth_server) == 0
+    assert auth_server.get() == "v1"
+
+
+def test_forged_and_replayed_requests(auth_server, secret, tmp_path):
+    good = signed(secret, "NETRELOAD/1 reload id=r1 wait=1")
+    forged = good.replace(b"id=r1", b"id=r2")
+    assert "error code=auth" in tcp_exchange(auth_server.port, forged)
+    assert reloads(auth_server) == 0
+    out = tcp_exchange(auth_server.port, good)
+    assert "accepted id=r1" in out and "live id=r1" in out
+    assert reloads(auth_server) == 1
+    # the same bytes again, before and after a re-exec, are a replay
+    assert "replayed" in tcp_exchange(auth_server.port, good)
+    r = auth_server.ping("--secret-file", str(secret), "-m", "graceful")
+    assert r.returncode == 0, r.stderr
+    assert "replayed" in tcp_exchange(auth_server.port, good)
+    assert reloads(auth_server) == 2
+
+
+def test_clock_skew_is_reported_with_the_amount(auth_server, secret):
+    out = tcp_exchange(auth_server.port,
+                       signed(secret, "NETRELOAD/1 reload", ts=int(time.time()) - 500))
+    assert "code=clock-skew" in out
+    m = re.search(r"clock is (\d+) s behind", out)
+    assert m and 495 <= int(m.group(1)) <= 505, out
+    assert reloads(auth_server) == 0
+
+
+def test_udp_signed_retry_reloads_once_forged_is_silent(auth_server, secret):
+    line = signed(secret, "NETRELOAD/1 reload id=udp1 wait=0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.settimeout(5)
+        u.sendto(line, ("127.0.0.1", auth_server.port))
+        assert b"accepted id=udp1" in u.recv(600)
+        wait_for(lambda: reloads(auth_server) == 1, what="the signed UDP reload")
+        u.sendto(line, ("127.0.0.1", auth_server.port))  # a retry: same id, same nonce
+        assert b"accepted id=udp1" in u.recv(600)
+        u.sendto(line.replace(b"id=udp1", b"id=udp2"), ("127.0.0.1", auth_server.port))
+        u.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            u.recv(600)
+    wait_for(lambda: "dropped" in auth_server.log_text(), what="the rate-limited log line")
+    assert reloads(auth_server) == 1
+
+
+def uwsgi_startup_error(tmp_path, *extra):
+    (tmp_path / "app.py").write_text("def application(e, s):\n    return []\n")
+    r = subprocess.run(["uwsgi", "--plugin", "python3", "--plugins-dir", str(BUILD),
+                        "--plugin", "netreload", "--netreload-port", "1", "--master",
+                        "--http-socket", "127.0.0.1:0", "--wsgi-file", str(tmp_path / "app.py"),
+                        *extra], capture_output=True, text=True, timeout=20,
+                       stdin=subprocess.DEVNULL)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_missing_or_empty_secret_stops_startup(tmp_path):
+    rc, log = uwsgi_startup_error(tmp_path, "--netreload-secret-file", str(tmp_path / "nope"))
+    assert rc != 0 and "netreload-secret-file" in log and "cannot read" in log
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    rc, log = uwsgi_startup_error(tmp_path, "--netreload-secret-file", str(empty))
+    assert rc != 0 and "is empty" in log
+
+
+def test_loose_secret_warns_and_non_loopback_needs_no_insecure(servers, tmp_path):
+    loose = make_secret(tmp_path / "loose", mode=0o644)
+    s = servers(extra=["--netreload-secret-file", str(loose), "--netreload-bind", "0.0.0.0"])
+    assert "readable by group or others" in s.log_text()
+    assert "chmod 600" in s.log_text()
+    r = run_client("ping", "--secret-file", str(loose), s.target)
+    assert r.returncode == 0, r.stderr
+    assert "readable by group or others" in r.stderr

@@ -1,0 +1,226 @@
+/*
+ * test_auth.c - HMAC-SHA256 against RFC 4231, and signed-request checks:
+ * golden vector, forgery, skew, replay, malformed fields, secret files.
+ * Ends with "N passed, N failed".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../../common/nr_auth.h"
+#include "../../common/nr_proto.h"
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                           \
+	do {                                                                                  \
+		if (cond) {                                                                   \
+			passed++;                                                             \
+		} else {                                                                      \
+			failed++;                                                             \
+			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+		}                                                                             \
+	} while (0)
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", in[i]);
+}
+
+static int rfc4231(const unsigned char *key, size_t klen, const void *data, size_t dlen,
+		   const char *want)
+{
+	struct nr_secret s;
+	unsigned char mac[NR_MAC_LEN];
+	char got[2 * NR_MAC_LEN + 1];
+
+	memcpy(s.key, key, klen);
+	s.len = klen;
+	nr_hmac(&s, data, dlen, mac);
+	hex(mac, sizeof(mac), got);
+	return !strcmp(got, want);
+}
+
+static void test_rfc4231(void)
+{
+	unsigned char k[131], d[50];
+
+	memset(k, 0x0b, 20);
+	CHECK(rfc4231(k, 20, "Hi There", 8,
+		      "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"));
+	CHECK(rfc4231((const unsigned char *)"Jefe", 4, "what do ya want for nothing?", 28,
+		      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"));
+	memset(k, 0xaa, 20);
+	memset(d, 0xdd, 50);
+	CHECK(rfc4231(k, 20, d, 50,
+		      "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"));
+	for (int i = 0; i < 25; i++)
+		k[i] = (unsigned char)(i + 1);
+	memset(d, 0xcd, 50);
+	CHECK(rfc4231(k, 25, d, 50,
+		      "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"));
+	memset(k, 0xaa, 131);
+	CHECK(rfc4231(k, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54,
+		      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"));
+	const char *t7 = "This is a test using a larger than block-size key and a larger than "
+			 "block-size data. The key needs to be hashed before being used by the "
+			 "HMAC algorithm.";
+	CHECK(rfc4231(k, 131, t7, strlen(t7),
+		      "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"));
+}
+
+static struct nr_secret secret(const char *text)
+{
+	struct nr_secret s;
+
+	s.len = strlen(text);
+	memcpy(s.key, text, s.len);
+	return s;
+}
+
+static void test_sign_golden(void)
+{
+	struct nr_secret s = secret("s3cret");
+	char buf[NR_LINE_MAX] = "NETRELOAD/1 reload id=a1 wait=1";
+	const char *want = "NETRELOAD/1 reload id=a1 wait=1 ts=1700000000 nonce=0123456789abcdef "
+			   "mac=1056c407f26ada37180ffc7206fdd61d7706e078eee9863406efcc3eddd82cba\n";
+	int n = nr_auth_sign(&s, buf, strlen(buf), sizeof(buf), 1700000000, "0123456789abcdef");
+
+	CHECK(n == (int)strlen(want) && !strcmp(buf, want));
+	/* a signed line is still a valid request for the plain decoder */
+	struct nr_request req;
+	char err[128];
+	CHECK(nr_request_parse(buf, (size_t)n, &req, err, sizeof(err)) == NR_OK &&
+	      !strcmp(req.id, "a1"));
+}
+
+static int verify(const struct nr_secret *s, const char *line, int64_t now,
+		  struct nr_nonce_cache *c, int64_t *skew)
+{
+	return nr_auth_verify(s, line, strlen(line), now, NR_AUTH_WINDOW, c, skew);
+}
+
+static void test_verify(void)
+{
+	static struct nr_nonce_cache cache;
+	struct nr_secret s = secret("s3cret"), other = secret("s3creT");
+	char line[NR_LINE_MAX] = "NETRELOAD/1 reload id=a1 wait=1", forged[NR_LINE_MAX];
+	int64_t skew = 0, now = 1700000000;
+
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), now, "0123456789abcdef");
+	CHECK(verify(&other, line, now, &cache, &skew) == NR_AUTH_BAD);
+	CHECK(verify(&s, line, now + 61, &cache, &skew) == NR_AUTH_SKEW && skew == -61);
+	CHECK(verify(&s, line, now - 90, &cache, &skew) == NR_AUTH_SKEW && skew == 90);
+	CHECK(verify(&s, line, now + 5, &cache, &skew) == NR_AUTH_OK);
+	CHECK(verify(&s, line, now + 6, &cache, &skew) == NR_AUTH_REPLAY);
+	/* after the window the nonce slot may be reused, but the old ts is then out of window */
+	CHECK(verify(&s, line, now + 200, &cache, &skew) == NR_AUTH_SKEW);
+
+	strcpy(forged, line);
+	forged[22] = 'b'; /* id=b1: same MAC, changed body */
+	CHECK(verify(&s, forged, now, &cache, &skew) == NR_AUTH_BAD);
+	strcpy(forged, line);
+	forged[strlen(forged) - 2] ^= 1; /* flip one MAC digit */
+	CHECK(verify(&s, forged, now, &cache, &skew) == NR_AUTH_BAD);
+	CHECK(verify(&s, "NETRELOAD/1 reload id=a1\n", now, &cache, &skew) == NR_AUTH_MISSING);
+	CHECK(verify(&s, "NETRELOAD/1 reload mac=zz\n", now, &cache, &skew) == NR_AUTH_BAD);
+
+	/* a validly signed line without ts or nonce is refused */
+	char nots[NR_LINE_MAX] = "NETRELOAD/1 reload id=x";
+	unsigned char mac[NR_MAC_LEN];
+	char mhex[2 * NR_MAC_LEN + 1];
+	nr_hmac(&s, nots, strlen(nots), mac);
+	hex(mac, sizeof(mac), mhex);
+	strcat(nots, " mac=");
+	strcat(nots, mhex);
+	CHECK(verify(&s, nots, now, &cache, &skew) == NR_AUTH_BAD);
+}
+
+static void test_cache_full(void)
+{
+	static struct nr_nonce_cache cache;
+	struct nr_secret s = secret("k");
+	int64_t skew, now = 1000;
+	int ok = 1;
+	char line[NR_LINE_MAX], nonce[NR_NONCE_HEX + 1];
+
+	for (int i = 0; i < NR_NONCE_CACHE; i++) {
+		snprintf(nonce, sizeof(nonce), "%016x", i);
+		strcpy(line, "NETRELOAD/1 reload");
+		nr_auth_sign(&s, line, strlen(line), sizeof(line), now, nonce);
+		ok &= verify(&s, line, now, &cache, &skew) == NR_AUTH_OK;
+	}
+	CHECK(ok);
+	strcpy(line, "NETRELOAD/1 reload");
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), now, "ffffffffffffffff");
+	CHECK(verify(&s, line, now, &cache, &skew) == NR_AUTH_FULL);
+	/* once the window has passed, old entries make room again */
+	strcpy(line, "NETRELOAD/1 reload");
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), now + 100, "ffffffffffffffff");
+	CHECK(verify(&s, line, now + 100, &cache, &skew) == NR_AUTH_OK);
+}
+
+static void test_nonce_persist(void)
+{
+	static struct nr_nonce_cache a, b;
+	struct nr_secret s = secret("k");
+	char line[NR_LINE_MAX] = "NETRELOAD/1 reload", text[NR_NONCE_CACHE * 40];
+	int64_t skew;
+
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), 5000, "00000000000000ab");
+	CHECK(verify(&s, line, 5000, &a, &skew) == NR_AUTH_OK);
+	CHECK(nr_nonce_save(&a, 5001, NR_AUTH_WINDOW, text, sizeof(text)) == 0);
+	CHECK(!strcmp(text, "00000000000000ab:5000"));
+	nr_nonce_load(&b, text);
+	CHECK(verify(&s, line, 5002, &b, &skew) == NR_AUTH_REPLAY);
+	CHECK(nr_nonce_save(&a, 5001, NR_AUTH_WINDOW, text, 4) == -1 && text[0] == 0);
+	nr_nonce_load(&b, "garbage");
+}
+
+static void test_secret_files(void)
+{
+	char path[] = "/tmp/nr-secret-XXXXXX", err[256];
+	struct nr_secret s;
+	int loose, fd = mkstemp(path);
+
+	CHECK(fd >= 0);
+	CHECK(write(fd, "hunter2\n", 8) == 8);
+	close(fd);
+	chmod(path, 0600);
+	CHECK(nr_secret_load(path, &s, &loose, err, sizeof(err)) == 0 && s.len == 7 && !loose &&
+	      !memcmp(s.key, "hunter2", 7));
+	chmod(path, 0644);
+	CHECK(nr_secret_load(path, &s, &loose, err, sizeof(err)) == 0 && loose);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	CHECK(write(fd, " \n", 2) == 2);
+	close(fd);
+	CHECK(nr_secret_load(path, &s, &loose, err, sizeof(err)) == -1 && strstr(err, "empty"));
+	unlink(path);
+	CHECK(nr_secret_load(path, &s, &loose, err, sizeof(err)) == -1 &&
+	      strstr(err, "cannot read"));
+}
+
+static void test_nonce(void)
+{
+	char a[NR_NONCE_HEX + 1], b[NR_NONCE_HEX + 1];
+
+	CHECK(nr_nonce_new(a) == 0 && nr_nonce_new(b) == 0);
+	CHECK(strlen(a) == NR_NONCE_HEX && strcmp(a, b));
+}
+
+int main(void)
+{
+	test_rfc4231();
+	test_sign_golden();
+	test_verify();
+	test_cache_full();
+	test_nonce_persist();
+	test_secret_files();
+	test_nonce();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
