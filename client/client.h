@@ -22,4 +22,7 @@ void nr_json_string(FILE *out, const char *s);
  * Returns 0 (also when there is no secret) or NR_EXIT_USAGE after printing why. */
 int nr_use_secret(const char *path);
 
+/* `netreload watch`: watch source files and ping on every change (watch.c). */
+int nr_cmd_watch(int argc, char **argv);
+
 #endif

@@ -25,6 +25,7 @@ static const char usage_main[] =
 	"commands:\n"
 	"  ping HOST:PORT...    reload now and wait until the new code is live\n"
 	"  status HOST:PORT...  show what each server is doing\n"
+	"  watch [DIR...]       watch source files and ping on every change\n"
 	"\n"
 	"  netreload COMMAND --help   options of one command\n"
 	"  netreload --version\n"
@@ -41,6 +42,7 @@ static const char usage_ping[] =
 	"                      (default: the server's netreload-mode)\n"
 	"  -n, --no-wait       return once the server accepted the reload\n"
 	"  -t, --timeout SEC   give up after SEC seconds (default 60)\n"
+	"  -u, --udp           use UDP: resend until answered (lossy links)\n"
 	"  -q, --quiet         print nothing on success\n"
 	"  -j, --json          print one JSON object per server\n"
 	"  -s, --secret-file F sign requests with the secret in F (default:\n"
@@ -147,16 +149,21 @@ static int cmd_ping(int argc, char **argv)
 		{"mode", required_argument, 0, 'm'}, {"no-wait", no_argument, 0, 'n'},
 		{"timeout", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 		{"json", no_argument, 0, 'j'},	      {"help", no_argument, 0, 'h'},
-		{"secret-file", required_argument, 0, 's'}, {0, 0, 0, 0}};
+		{"secret-file", required_argument, 0, 's'}, {"udp", no_argument, 0, 'u'},
+		{0, 0, 0, 0}};
 	struct nr_request req = {.verb = NR_VERB_RELOAD, .wait = 1};
 	const char *secret = NULL;
+	int udp = 0;
 	struct nr_target targets[MAX_TARGETS];
 	struct nr_ping pings[MAX_TARGETS];
 	uint32_t timeout = 60000;
 	int c, n, json = 0, quiet = 0, rc = NR_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "m:nt:qjs:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:nt:uqjs:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'u':
+			udp = 1;
+			break;
 		case 's':
 			secret = optarg;
 			break;
@@ -191,7 +198,10 @@ static int cmd_ping(int argc, char **argv)
 		return c;
 	for (int i = 0; i < n; i++) {
 		nr_request_id(req.id, sizeof(req.id));
-		nr_ping_start(&pings[i], &targets[i], &req, timeout);
+		if (udp)
+			nr_ping_start_udp(&pings[i], &targets[i], &req, timeout);
+		else
+			nr_ping_start(&pings[i], &targets[i], &req, timeout);
 	}
 	nr_ping_run(pings, n);
 	for (int i = 0; i < n; i++) {
@@ -287,5 +297,7 @@ int main(int argc, char **argv)
 		return cmd_ping(argc - 1, argv + 1);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(cmd, "watch"))
+		return nr_cmd_watch(argc - 1, argv + 1);
 	return usage_error(usage_main, "unknown command '%s'", cmd);
 }

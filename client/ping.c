@@ -123,13 +123,13 @@ static void try_next_address(struct nr_ping *p, int last_errno)
 	while (p->ai_next) {
 		struct addrinfo *ai = p->ai_next;
 		p->ai_next = ai->ai_next;
-		p->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		p->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (p->fd < 0) {
 			last_errno = errno;
 			continue;
 		}
 		if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
-			p->state = NR_PING_CONNECTING;
+			p->state = p->udp ? NR_PING_SENDING : NR_PING_CONNECTING;
 			return;
 		}
 		last_errno = errno;
@@ -142,14 +142,17 @@ static void try_next_address(struct nr_ping *p, int last_errno)
 	       p->target.label, strerror(last_errno), p->target.port);
 }
 
-void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		   uint32_t timeout_ms)
+static void ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		       uint32_t timeout_ms, int udp)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo hints = {.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV};
 	int n, rc;
 
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
+	p->udp = udp;
+	p->resend_ms = 200;
 	p->target = *t;
 	p->req = *req;
 	p->t_start_us = nr_mono_us();
@@ -172,6 +175,23 @@ void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr
 	}
 	p->ai_next = p->ai_list;
 	try_next_address(p, ECONNREFUSED);
+}
+
+void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		   uint32_t timeout_ms)
+{
+	ping_start(p, t, req, timeout_ms, 0);
+}
+
+void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		       uint32_t timeout_ms)
+{
+	ping_start(p, t, req, timeout_ms, 1);
+}
+
+uint64_t nr_ping_wake(const struct nr_ping *p)
+{
+	return p->udp && p->resend_at && p->resend_at < p->deadline ? p->resend_at : p->deadline;
 }
 
 int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd)
@@ -222,11 +242,32 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 	}
 }
 
+/* One datagram is one reply line; "port closed" is remembered and retried. */
+static void do_read_udp(struct nr_ping *p)
+{
+	char buf[NR_LINE_MAX + 1];
+	ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
+
+	if (n < 0 && errno == ECONNREFUSED)
+		p->refused = 1;
+	if (n <= 0)
+		return;
+	p->refused = 0;
+	on_line(p, buf, (size_t)n);
+	if (p->state == NR_PING_READING && p->got_accepted)
+		p->resend_ms = 1000; /* accepted: only "live" can still be lost, ask now and then */
+}
+
 static void do_read(struct nr_ping *p)
 {
-	ssize_t n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, 0);
+	ssize_t n;
 	char *lf;
 
+	if (p->udp) {
+		do_read_udp(p);
+		return;
+	}
+	n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -275,6 +316,13 @@ static void do_send(struct nr_ping *p)
 	p->out_off += (size_t)n;
 	if (p->out_off == p->out_len)
 		p->state = NR_PING_READING;
+	if (p->udp) {
+		/* the same bytes again later: same id and nonce, so the server sees a retry */
+		p->out_off = 0;
+		p->resend_at = nr_mono_ms() + p->resend_ms;
+		if (p->resend_ms < 1000)
+			p->resend_ms *= 2;
+	}
 }
 
 void nr_ping_step(struct nr_ping *p, short revents)
@@ -287,6 +335,13 @@ void nr_ping_step(struct nr_ping *p, short revents)
 		do_send(p);
 	else if (revents && p->state == NR_PING_READING)
 		do_read(p);
+	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at)
+		do_send(p);
+	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline && p->udp && p->refused &&
+	    !p->got_accepted)
+		finish(p, NR_EXIT_UNREACHABLE, "%s: UDP port closed (is uWSGI running there with "
+					       "netreload-port = %s?)",
+		       p->target.label, p->target.port);
 	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
 		finish(p, NR_EXIT_TIMEOUT, "%s: no %s within %.1f s (raise --timeout, or check the uWSGI log)",
 		       p->target.label, p->got_accepted ? "\"live\" answer" : "answer",
@@ -304,8 +359,8 @@ void nr_ping_run(struct nr_ping *pings, int n)
 		for (int i = 0; i < n && m < 64; i++) {
 			if (nr_ping_pollfd(&pings[i], &pfd[m])) {
 				idx[m++] = i;
-				if (pings[i].deadline < next)
-					next = pings[i].deadline;
+				if (nr_ping_wake(&pings[i]) < next)
+					next = nr_ping_wake(&pings[i]);
 			}
 		}
 		if (m == 0)

@@ -41,6 +41,10 @@ struct nr_ping {
 	struct nr_request req;
 	enum nr_ping_state state;
 	int fd;
+	int udp;	     /* over UDP: resend the same datagram until answered */
+	int refused;	     /* UDP: the port answered "closed" at least once */
+	uint64_t resend_at;  /* UDP: when to send again */
+	uint32_t resend_ms;  /* UDP: current retry interval */
 	int result; /* an NR_EXIT_* once state is NR_PING_DONE */
 	uint64_t t_start, t_accepted, t_done, deadline;
 	uint64_t t_start_us, t_accepted_us; /* finer, for --json */
@@ -62,6 +66,11 @@ int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t err
 
 void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
 		   uint32_t timeout_ms);
+/* The same over UDP, with retries; a request without id gets one (needed for de-dup). */
+void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		       uint32_t timeout_ms);
+/* When the ping next needs nr_ping_step() even without events (deadline or resend). */
+uint64_t nr_ping_wake(const struct nr_ping *p);
 /* Fill pfd for poll(); returns 0 when the ping needs no fd (done). */
 int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd);
 /* Advance after poll() said revents (0 if only time passed). */

@@ -445,6 +445,12 @@ static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
 	int slot = -1;
 
 	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
+		struct nr_udp_waiter *w = &unr.udpw[i];
+		if (w->used && req->id[0] && !strcmp(w->id, req->id) && w->alen == alen &&
+		    !memcmp(&w->addr, ss, alen))
+			return; /* a retry of a sender already waiting */
+	}
+	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
 		if (!unr.udpw[i].used) {
 			slot = i;
 			break;
@@ -457,12 +463,37 @@ static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
 	snprintf(unr.udpw[slot].id, sizeof(unr.udpw[slot].id), "%s", req->id);
 }
 
-/* A versioned UDP request. A repeated id is a retry: answer it, do not reload twice. */
+/* A retry of a request we took: answer how it ended, or that it is still accepted. */
+static void udp_retry(struct nr_recent *r, const struct nr_request *req,
+		      const struct sockaddr_storage *ss, socklen_t alen)
+{
+	struct nr_reply rep;
+
+	if (!r->kind) {
+		accepted_reply(&rep, req->id, r->gen, req->mode);
+		nr_udp_reply(ss, alen, &rep);
+		if (req->wait)
+			udp_waiter_add(ss, alen, req, r->gen, r->t0);
+		return;
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.kind = r->kind;
+	snprintf(rep.id, sizeof(rep.id), "%s", req->id);
+	rep.gen = r->gen;
+	rep.ms = r->ms;
+	rep.stop_ms = r->stop_ms;
+	if (r->kind == NR_REPLY_FAILED)
+		nr_reason_set(rep.reason, unr.last_reason);
+	nr_udp_reply(ss, alen, &rep);
+}
+
+/* A versioned UDP request. A repeated id is a retry: answer it, never reload twice. */
 static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, socklen_t alen,
 			uint64_t now)
 {
 	struct nr_request req;
 	struct nr_reply rep;
+	struct nr_recent *seen;
 	char err[128], peer[64];
 	uint64_t gen;
 	int rc = nr_request_parse(buf, n, &req, err, sizeof(err));
@@ -475,7 +506,8 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 		return;
 	}
 	rc = nr_authorize(buf, n, &rep);
-	if (rc < 0 || (rc == 1 && (!req.id[0] || nr_recent_lookup(req.id, &gen)))) {
+	seen = req.verb == NR_VERB_RELOAD ? nr_recent_lookup(req.id) : NULL;
+	if (rc < 0 || (rc == 1 && !seen)) {
 		/* forged or replayed: no answer to an address nobody vouched for */
 		peer_name(ss, peer, sizeof(peer));
 		nr_complain("%s (udp): %s", peer, rc < 0 ? rep.reason : "replayed request");
@@ -489,11 +521,13 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 		nr_udp_reply(ss, alen, &rep);
 		return;
 	}
-	if (!req.id[0] || nr_recent_lookup(req.id, &gen)) {
-		gen = nr_request_reload(req.mode, now);
-		if (req.id[0])
-			nr_recent_add(req.id, gen);
+	if (seen) {
+		udp_retry(seen, &req, ss, alen);
+		return;
 	}
+	gen = nr_request_reload(req.mode, now);
+	if (req.id[0])
+		nr_recent_add(req.id, gen, now);
 	accepted_reply(&rep, req.id, gen, req.mode);
 	nr_udp_reply(ss, alen, &rep);
 	if (req.wait)

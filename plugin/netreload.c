@@ -247,7 +247,7 @@ static void nr_master_cycle(void)
  * the next master through the environment. */
 static void nr_master_cleanup(void)
 {
-	char buf[8192];
+	static char buf[32768]; /* worst case: every connection, waiter and id slot used */
 	size_t off;
 
 	if (!unr.enabled || !uwsgi_instance_is_reloading)

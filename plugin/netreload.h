@@ -48,9 +48,12 @@ struct nr_udp_waiter {
 	char id[NR_ID_MAX + 1];
 };
 
+/* A UDP request id we took, and how its generation ended (kind 0: not yet). */
 struct nr_recent {
 	char id[NR_ID_MAX + 1];
-	uint64_t gen;
+	uint64_t gen, t0;
+	enum nr_kind kind;
+	uint32_t ms, stop_ms;
 };
 
 struct uwsgi_netreload {
@@ -128,8 +131,8 @@ void nr_set_tick(uint64_t ms);
 
 /* reload.c */
 uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
-int nr_recent_lookup(const char *id, uint64_t *gen);
-void nr_recent_add(const char *id, uint64_t gen);
+struct nr_recent *nr_recent_lookup(const char *id);
+void nr_recent_add(const char *id, uint64_t gen, uint64_t t0);
 void nr_reload_tick(uint64_t now);
 void nr_reload_save(char *buf, size_t len);
 void nr_reload_adopt(const char *state);

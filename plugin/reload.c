@@ -83,23 +83,33 @@ int nr_mode_reexecs(enum nr_mode mode)
 	return mode_def(mode)->reexec && !uwsgi.lazy;
 }
 
-int nr_recent_lookup(const char *id, uint64_t *gen)
+struct nr_recent *nr_recent_lookup(const char *id)
 {
-	for (int i = 0; i < NR_RECENT_IDS; i++) {
-		if (!strcmp(unr.recent[i].id, id)) {
-			*gen = unr.recent[i].gen;
-			return 0;
-		}
-	}
-	return -1;
+	for (int i = 0; i < NR_RECENT_IDS; i++)
+		if (id[0] && !strcmp(unr.recent[i].id, id))
+			return &unr.recent[i];
+	return NULL;
 }
 
-void nr_recent_add(const char *id, uint64_t gen)
+void nr_recent_add(const char *id, uint64_t gen, uint64_t t0)
 {
 	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
 
+	*r = (struct nr_recent){.gen = gen, .t0 = t0};
 	snprintf(r->id, sizeof(r->id), "%s", id);
-	r->gen = gen;
+}
+
+/* Remember how a generation ended, so a UDP retry whose answer was lost gets it again. */
+static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t now)
+{
+	for (int i = 0; i < NR_RECENT_IDS; i++) {
+		struct nr_recent *r = &unr.recent[i];
+		if (!r->id[0] || r->kind || r->gen > gen)
+			continue;
+		r->kind = rep->kind;
+		r->ms = (uint32_t)(now - r->t0);
+		r->stop_ms = unr.t_stop > r->t0 ? (uint32_t)(unr.t_stop - r->t0) : 0;
+	}
 }
 
 /* Could code saved before now still be imported by the reload in flight? Only
@@ -218,6 +228,7 @@ static void finish(enum nr_kind kind, const char *reason, uint64_t now)
 		uwsgi_log("netreload: generation %llu FAILED after %u ms: %s\n",
 			  (unsigned long long)unr.gen, unr.last_ms, unr.last_reason);
 	nr_answer_waiters(unr.gen, &rep);
+	recent_finish(unr.gen, &rep, now);
 }
 
 /* uWSGI starts workers with SIGHUP ignored and installs their handler ~0.1 s
@@ -373,7 +384,7 @@ void nr_status_reply(struct nr_reply *rep)
 /* The reload in flight, for the next master: "gen=G active=A mode=M first=T stop=T ...". */
 void nr_reload_save(char *buf, size_t len)
 {
-	snprintf(buf, len,
+	size_t off = (size_t)snprintf(buf, len,
 		 " gen=%llu active=%d mode=%s first=%llu start=%llu stop=%llu pending=%d pmode=%s "
 		 "pfirst=%llu last=%d last_ms=%u",
 		 (unsigned long long)unr.gen, unr.active, nr_mode_name(unr.cur_mode),
@@ -381,6 +392,30 @@ void nr_reload_save(char *buf, size_t len)
 		 (unsigned long long)(unr.t_stop ? unr.t_stop : nr_now_ms()), unr.pending,
 		 nr_mode_name(unr.pending_mode), (unsigned long long)unr.pending_first, unr.last,
 		 unr.last_ms);
+	/* UDP ids taken, so a retry after the re-exec is still a retry: r=ID,GEN,T0,KIND,MS,STOP */
+	for (int i = 0; i < NR_RECENT_IDS && off + 100 < len; i++) {
+		struct nr_recent *r = &unr.recent[i];
+		if (r->id[0])
+			off += (size_t)snprintf(buf + off, len - off, " r=%s,%llu,%llu,%d,%u,%u", r->id,
+						(unsigned long long)r->gen, (unsigned long long)r->t0,
+						(int)r->kind, r->ms, r->stop_ms);
+	}
+}
+
+static void adopt_recent(const char *v)
+{
+	char id[NR_ID_MAX + 1];
+	unsigned long long gen, t0;
+	int kind;
+	unsigned ms, stop;
+
+	if (sscanf(v, "%32[^,],%llu,%llu,%d,%u,%u", id, &gen, &t0, &kind, &ms, &stop) != 6)
+		return;
+	nr_recent_add(id, gen, t0);
+	struct nr_recent *r = nr_recent_lookup(id);
+	r->kind = kind == NR_REPLY_LIVE || kind == NR_REPLY_FAILED ? (enum nr_kind)kind : 0;
+	r->ms = ms;
+	r->stop_ms = stop;
 }
 
 static void adopt_field(const char *k, const char *v)
@@ -409,6 +444,8 @@ static void adopt_field(const char *k, const char *v)
 		unr.last = (int)n;
 	else if (!strcmp(k, "last_ms"))
 		unr.last_ms = (uint32_t)n;
+	else if (!strcmp(k, "r"))
+		adopt_recent(v);
 }
 
 void nr_reload_adopt(const char *state)

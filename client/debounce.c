@@ -1,0 +1,80 @@
+/*
+ * debounce.c - coalesce changed paths into batches (see debounce.h).
+ */
+#include "debounce.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms)
+{
+	memset(d, 0, sizeof(*d));
+	d->quiet_ms = quiet_ms;
+	d->max_ms = max_ms;
+}
+
+static uint64_t hash_path(const char *s)
+{
+	uint64_t h = 14695981039346656037ull;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* 1 if path is new to this batch; past NR_DEBOUNCE_SLOTS paths, everything is. */
+static int first_sighting(struct nr_debounce *d, const char *path)
+{
+	uint64_t h = hash_path(path);
+
+	for (unsigned i = 0; i < NR_DEBOUNCE_SLOTS; i++) {
+		uint64_t *slot = &d->seen[(h + i) % NR_DEBOUNCE_SLOTS];
+		if (*slot == h)
+			return 0;
+		if (!*slot) {
+			*slot = h;
+			return 1;
+		}
+	}
+	return 1;
+}
+
+void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now)
+{
+	if (!d->last) {
+		snprintf(d->b.path, sizeof(d->b.path), "%s", path);
+		d->b.t_first = now;
+		d->b.count = 0;
+	}
+	d->last = now ? now : 1;
+	d->b.count += first_sighting(d, path);
+}
+
+uint64_t nr_debounce_due(const struct nr_debounce *d)
+{
+	uint64_t quiet = d->last + d->quiet_ms, cap = d->b.t_first + d->max_ms;
+
+	if (!d->last)
+		return 0;
+	return quiet < cap ? quiet : cap;
+}
+
+void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now)
+{
+	*out = d->b;
+	out->t_fire = now;
+	d->last = 0;
+	memset(&d->b, 0, sizeof(d->b));
+	memset(d->seen, 0, sizeof(d->seen));
+}
+
+/* The older batch names the reload; counts add up (a path may count twice). */
+void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
+{
+	if (!into->count) {
+		*into = *b;
+		return;
+	}
+	into->count += b->count;
+	into->t_fire = b->t_fire;
+}

@@ -1,0 +1,38 @@
+/*
+ * debounce.h - turn a burst of changed paths into one reload.
+ *
+ * A batch fires once no change came for quiet_ms, or max_ms after its first
+ * change even if changes keep coming, so a never-ending stream still reloads.
+ */
+#ifndef NR_DEBOUNCE_H
+#define NR_DEBOUNCE_H
+
+#include <stdint.h>
+
+#define NR_DEBOUNCE_SLOTS 4096 /* distinct paths counted exactly per batch */
+
+/* What one reload is about: shown in the output line. */
+struct nr_batch {
+	char path[1024];  /* the first path that changed */
+	unsigned count;	  /* distinct paths */
+	uint64_t t_first; /* first change, monotonic ms */
+	uint64_t t_fire;  /* when the quiet window closed */
+};
+
+struct nr_debounce {
+	uint32_t quiet_ms, max_ms;
+	uint64_t last;	  /* last change; 0 when nothing is pending */
+	struct nr_batch b;
+	uint64_t seen[NR_DEBOUNCE_SLOTS]; /* path hashes of this batch */
+};
+
+void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms);
+void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now);
+/* When the pending batch is due (monotonic ms), or 0 if none is pending. */
+uint64_t nr_debounce_due(const struct nr_debounce *d);
+/* Hand out the pending batch and start an empty one. */
+void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now);
+/* Merge a batch into another that has not been delivered yet. */
+void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b);
+
+#endif

@@ -1,0 +1,346 @@
+/*
+ * deliver.c - pings for the watch command: start, advance, retry, report
+ * (see deliver.h). One output line or JSON object per finished ping.
+ */
+#include "deliver.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define CONNECT_TIMEOUT_MS 3000 /* a VM that is off may swallow SYNs for minutes */
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 10000
+
+#define C_DIM "\033[2m"
+#define C_GREEN "\033[32m"
+#define C_RED "\033[31m"
+#define C_OFF "\033[0m"
+
+void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
+		     const struct nr_deliver_opts *o)
+{
+	memset(d, 0, sizeof(*d));
+	d->o = *o;
+	d->n = n;
+	for (int i = 0; i < n; i++) {
+		d->targets[i] = targets[i];
+		d->t[i].ping.fd = -1;
+		d->t[i].last = -1;
+	}
+}
+
+static void start(struct nr_deliver *d, int i)
+{
+	struct nr_dtarget *t = &d->t[i];
+	struct nr_request req = d->o.req;
+
+	nr_request_id(req.id, sizeof(req.id));
+	t->cur = t->next;
+	memset(&t->next, 0, sizeof(t->next));
+	t->pending = 0;
+	t->busy = 1;
+	nr_ping_start(&t->ping, &d->targets[i], &req, d->o.timeout_ms);
+}
+
+void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
+{
+	for (int i = 0; i < d->n; i++) {
+		struct nr_dtarget *t = &d->t[i];
+		nr_batch_merge(&t->next, b);
+		t->pending = 1;
+		if (t->down && t->retry_at > now + BACKOFF_MIN_MS)
+			t->retry_at = now + BACKOFF_MIN_MS; /* a fresh change: try again soon */
+		if (!t->busy && (!t->down || now >= t->retry_at))
+			start(d, i);
+	}
+}
+
+int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx, int max)
+{
+	int m = 0;
+
+	for (int i = 0; i < d->n && m < max; i++) {
+		if (d->t[i].busy && nr_ping_pollfd(&d->t[i].ping, &pfd[m]))
+			idx[m++] = i;
+	}
+	return m;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+static void clock_str(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(buf, len, "%H:%M:%S", &tm);
+}
+
+static void json_head(const char *event, const char *target)
+{
+	char hms[16];
+
+	clock_str(hms, sizeof(hms));
+	printf("{\"event\":\"%s\",\"time\":\"%s\",\"target\":", event, hms);
+	nr_json_string(stdout, target);
+}
+
+static void json_result(const struct nr_dtarget *t, const char *event)
+{
+	const struct nr_ping *p = &t->ping;
+
+	json_head(event, p->target.label);
+	printf(",\"path\":");
+	nr_json_string(stdout, t->cur.path);
+	printf(",\"changes\":%u,\"ms\":%llu,\"debounce_ms\":%llu,\"reload_ms\":%llu", t->cur.count,
+	       (unsigned long long)(p->t_done - t->cur.t_first),
+	       (unsigned long long)(t->cur.t_fire - t->cur.t_first),
+	       (unsigned long long)(p->t_done - p->t_start));
+	if (p->got_accepted)
+		printf(",\"gen\":%llu", (unsigned long long)p->accepted.gen);
+	if (p->final.kind == NR_REPLY_LIVE || p->final.kind == NR_REPLY_FAILED)
+		printf(",\"server_ms\":%u,\"stop_ms\":%u", p->final.ms, p->final.stop_ms);
+	if (p->final.reason[0]) {
+		printf(",\"reason\":");
+		nr_json_string(stdout, p->final.reason);
+	}
+	if (p->result > NR_EXIT_FAILED) {
+		printf(",\"error\":");
+		nr_json_string(stdout, p->err);
+	}
+	printf("}\n");
+}
+
+/* "12:03:04 views.py (+2) → HOST:PORT " : what changed and where it went. */
+static void line_head(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	char hms[16];
+
+	clock_str(hms, sizeof(hms));
+	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "", t->cur.path);
+	if (t->cur.count > 1)
+		printf(" (+%u)", t->cur.count - 1);
+	printf(" \u2192 %s ", t->ping.target.label);
+}
+
+static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+	unsigned total = (unsigned)(p->t_done - t->cur.t_first);
+	unsigned deb = (unsigned)(t->cur.t_fire - t->cur.t_first);
+	unsigned rel = (unsigned)(p->t_done - p->t_start);
+	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
+
+	line_head(d, t);
+	if (p->result == NR_EXIT_OK && !p->req.wait)
+		printf("%saccepted%s (generation %llu) after %u ms\n", on, off,
+		       (unsigned long long)p->accepted.gen, total);
+	else if (p->result == NR_EXIT_OK)
+		printf("%slive%s in %u ms (debounce %u, reload %u)\n", on, off, total, deb, rel);
+	else if (p->result == NR_EXIT_FAILED)
+		printf("%sfailed%s after %u ms: %s\n", on, off, total, p->final.reason);
+	else
+		printf("%serror%s: %s\n", on, off, p->err);
+}
+
+static void report(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	static const char *events[] = {"live", "failed", "error", "unreachable", "timeout", "protocol"};
+	const struct nr_ping *p = &t->ping;
+
+	if (d->o.json)
+		json_result(t, p->result == NR_EXIT_OK && !p->req.wait ? "accepted"
+			       : p->result >= 0 && p->result <= 5 ? events[p->result]
+								  : "error");
+	else if (!(d->o.quiet && p->result == NR_EXIT_OK))
+		print_result(d, t);
+	fflush(stdout);
+}
+
+/* ---- --on-live ------------------------------------------------------- */
+
+/* Fork and forget: the loop reaps the child on SIGCHLD. */
+static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+	char ms[24], gen[24];
+	pid_t pid;
+	int null;
+
+	fflush(stdout);
+	fflush(stderr);
+	if ((pid = fork()) < 0) {
+		fprintf(stderr, "netreload: warning: cannot run --on-live: fork: %m\n");
+		return;
+	}
+	if (pid > 0)
+		return;
+	if ((null = open("/dev/null", O_RDONLY)) >= 0) {
+		dup2(null, STDIN_FILENO); /* our stdin may be --stdin's pipe */
+		close(null);
+	}
+	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(p->t_done - t->cur.t_first));
+	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)p->final.gen);
+	setenv("NETRELOAD_TARGET", p->target.label, 1);
+	setenv("NETRELOAD_MS", ms, 1);
+	setenv("NETRELOAD_GEN", gen, 1);
+	setenv("NETRELOAD_PATH", t->cur.path, 1);
+	execl("/bin/sh", "sh", "-c", d->o.on_live, (char *)NULL);
+	_exit(127);
+}
+
+/* ---- outcomes --------------------------------------------------------- */
+
+/* The server refused for now ("busy") or is not there: try again later. */
+static int retryable(const struct nr_ping *p)
+{
+	return p->result == NR_EXIT_UNREACHABLE ||
+	       (p->result == NR_EXIT_PROTOCOL && p->final.kind == NR_REPLY_ERROR &&
+		!strcmp(p->final.code, "busy"));
+}
+
+/* Keep the change for a later try; say so only the first time. */
+static void went_down(struct nr_deliver *d, struct nr_dtarget *t, uint64_t now)
+{
+	struct nr_batch keep = t->cur;
+
+	if (t->pending)
+		nr_batch_merge(&keep, &t->next);
+	t->next = keep;
+	t->pending = 1;
+	t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (t->backoff_ms > BACKOFF_MAX_MS)
+		t->backoff_ms = BACKOFF_MAX_MS;
+	t->retry_at = now + t->backoff_ms;
+	if (t->down)
+		return;
+	t->down = 1;
+	fprintf(stderr, "netreload: warning: %s; will keep watching and retry every 0.5-10 s until it answers\n",
+		t->ping.err);
+	if (d->o.json) {
+		json_head("unreachable", t->ping.target.label);
+		printf(",\"error\":");
+		nr_json_string(stdout, t->ping.err);
+		printf("}\n");
+		fflush(stdout);
+	}
+}
+
+static void came_back(struct nr_deliver *d, struct nr_dtarget *t)
+{
+	t->down = 0;
+	t->backoff_ms = 0;
+	if (!d->o.quiet)
+		fprintf(stderr, "netreload: %s answers again\n", t->ping.target.label);
+}
+
+static void done(struct nr_deliver *d, int i, uint64_t now)
+{
+	struct nr_dtarget *t = &d->t[i];
+
+	t->busy = 0;
+	t->last = t->ping.result;
+	if (retryable(&t->ping)) {
+		went_down(d, t, now);
+		return;
+	}
+	if (t->down)
+		came_back(d, t);
+	report(d, t);
+	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
+		run_on_live(d, t);
+	if (t->pending)
+		start(d, i);
+}
+
+/* nr_ping's deadline covers the whole reload; connecting gets less. */
+static void connect_timeout(struct nr_dtarget *t, uint64_t now)
+{
+	struct nr_ping *p = &t->ping;
+
+	if (p->state != NR_PING_CONNECTING || now < p->t_start + CONNECT_TIMEOUT_MS)
+		return;
+	nr_ping_cancel(p);
+	p->result = NR_EXIT_UNREACHABLE;
+	snprintf(p->err, sizeof(p->err), "cannot connect to %.200s within %d s (is it up?)",
+		 p->target.label, CONNECT_TIMEOUT_MS / 1000);
+}
+
+void nr_deliver_step(struct nr_deliver *d, int i, short revents, uint64_t now)
+{
+	struct nr_dtarget *t = &d->t[i];
+
+	if (!t->busy)
+		return;
+	nr_ping_step(&t->ping, revents);
+	connect_timeout(t, now);
+	if (t->ping.state == NR_PING_DONE)
+		done(d, i, now);
+}
+
+void nr_deliver_tick(struct nr_deliver *d, uint64_t now)
+{
+	for (int i = 0; i < d->n; i++) {
+		struct nr_dtarget *t = &d->t[i];
+		if (t->busy)
+			nr_deliver_step(d, i, 0, now);
+		else if (t->pending && now >= t->retry_at)
+			start(d, i);
+		if (t->busy && t->ping.state == NR_PING_DONE)
+			done(d, i, now); /* failed at once, e.g. refused */
+	}
+}
+
+uint64_t nr_deliver_next(const struct nr_deliver *d)
+{
+	uint64_t next = 0;
+
+	for (int i = 0; i < d->n; i++) {
+		const struct nr_dtarget *t = &d->t[i];
+		uint64_t at = 0;
+		if (t->busy && t->ping.state == NR_PING_DONE)
+			at = 1; /* finished inside nr_ping_start: handle it now */
+		else if (t->busy)
+			at = t->ping.state == NR_PING_CONNECTING ? t->ping.t_start + CONNECT_TIMEOUT_MS
+								 : t->ping.deadline;
+		else if (t->pending)
+			at = t->retry_at;
+		if (at && (!next || at < next))
+			next = at;
+	}
+	return next;
+}
+
+int nr_deliver_busy(const struct nr_deliver *d)
+{
+	for (int i = 0; i < d->n; i++)
+		if (d->t[i].busy || (d->t[i].pending && !d->t[i].down))
+			return 1;
+	return 0;
+}
+
+void nr_deliver_cancel(struct nr_deliver *d)
+{
+	for (int i = 0; i < d->n; i++) {
+		if (d->t[i].busy)
+			nr_ping_cancel(&d->t[i].ping);
+		d->t[i].busy = 0;
+	}
+}
+
+int nr_deliver_status(const struct nr_deliver *d)
+{
+	int worst = NR_EXIT_OK;
+
+	for (int i = 0; i < d->n; i++)
+		if (d->t[i].last > worst)
+			worst = d->t[i].last;
+	return worst;
+}

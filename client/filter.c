@@ -1,0 +1,532 @@
+/*
+ * filter.c - decide whether a changed path reloads (see filter.h).
+ *
+ * Order of the rules, first decisive one wins:
+ *   1. a parent directory is ignored (by 2, 3 or 5): nothing inside reloads
+ *   2. --exclude GLOB
+ *   3. the default rules (VCS dirs, caches, virtualenvs, editor noise)
+ *   4. --include GLOB: reloads, even if .gitignore'd or of another --ext
+ *   5. .gitignore files (deepest first, last line first, '!' re-includes)
+ *   6. --ext / --include given and neither matched: no reload
+ */
+#include "filter.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_EXTS 64
+#define GI_BUCKETS 256
+
+struct gi_rule {
+	char *pat;
+	int neg, dir_only, anchored, line;
+};
+
+/* The rules of one .gitignore (or .git/info/exclude), cached per directory. */
+struct gi_file {
+	char *dir; /* "" for the root */
+	char *src; /* how messages name the file, e.g. "a/.gitignore" */
+	struct gi_rule *rules;
+	int n;
+	struct gi_file *next;
+};
+
+struct nr_filter {
+	char *root;
+	struct nr_filter_opts o;
+	char *ext_buf;
+	const char *exts[MAX_EXTS];
+	int nexts;
+	struct gi_file *gi[GI_BUCKETS];
+	struct gi_file *info_exclude;
+};
+
+/* Default rules: what editors, VCSs and Python leave in a tree but never is code. */
+static int is_vim_probe(const char *base);
+
+static const struct default_rule {
+	const char *glob;
+	int dir_only;
+	int (*fn)(const char *base); /* instead of glob when set */
+} defaults[] = {
+	{".git", 0, NULL},	    {".hg", 0, NULL},	       {".svn", 0, NULL},
+	{".bzr", 0, NULL},	    {"__pycache__", 1, NULL},  {"node_modules", 1, NULL},
+	{"venv", 1, NULL},	    {".venv", 1, NULL},	       {".tox", 1, NULL},
+	{".nox", 1, NULL},	    {".mypy_cache", 1, NULL},  {".pytest_cache", 1, NULL},
+	{".ruff_cache", 1, NULL},   {".idea", 1, NULL},	       {"*.pyc", 0, NULL},
+	{"*.pyo", 0, NULL},	    {"*.swp", 0, NULL},	       {"*.swx", 0, NULL},
+	{"*.swo", 0, NULL},	    {"*~", 0, NULL},	       {".#*", 0, NULL},
+	{"#*#", 0, NULL},	    {"4913", 0, is_vim_probe}, {"*___jb_tmp___", 0, NULL},
+	{"*___jb_old___", 0, NULL}, {"*.tmp", 0, NULL},	       {"*.tmp[0-9]*", 0, NULL},
+	{"*.temp", 0, NULL},	    {".goutputstream-*", 0, NULL}, {"*.crswap", 0, NULL},
+	{"*.kate-swp", 0, NULL},    {".~lock.*#", 0, NULL},    {".DS_Store", 0, NULL},
+	{"*.log", 0, NULL},	    {"*.sqlite3", 0, NULL},    {"*.sqlite3-journal", 0, NULL},
+};
+
+/* ---- glob matching ------------------------------------------------------ */
+
+/* A [...] class at p (just after '['): where it ends, or NULL if unterminated. */
+static const char *match_class(const char *p, char c, int *hit)
+{
+	const char *start;
+	int neg = (*p == '!' || *p == '^');
+
+	*hit = 0;
+	p += neg;
+	start = p;
+	while (*p && (*p != ']' || p == start)) {
+		char lo = *p, hi;
+		if (lo == '\\' && p[1])
+			lo = *++p;
+		if (p[1] == '-' && p[2] && p[2] != ']') {
+			hi = p[2];
+			p += 3;
+		} else {
+			hi = lo;
+			p++;
+		}
+		if (c >= lo && c <= hi)
+			*hit = 1;
+	}
+	if (*p != ']')
+		return NULL;
+	*hit = c != '/' && (neg ? !*hit : *hit);
+	return p + 1;
+}
+
+static int match_at(const char *g, const char *gstart, const char *s);
+
+/* "**" as a whole component: any number of directories, including none. */
+static int match_globstar(const char *g, const char *gstart, const char *s)
+{
+	if (!g[2])
+		return 1;
+	g += 3;
+	for (;;) {
+		if (match_at(g, gstart, s))
+			return 1;
+		s = strchr(s, '/');
+		if (!s)
+			return 0;
+		s++;
+	}
+}
+
+/* '*' stops at '/', as with fnmatch(FNM_PATHNAME). */
+static int match_star(const char *g, const char *gstart, const char *s)
+{
+	while (*g == '*')
+		g++;
+	for (;; s++) {
+		if (match_at(g, gstart, s))
+			return 1;
+		if (!*s || *s == '/')
+			return 0;
+	}
+}
+
+static int match_at(const char *g, const char *gstart, const char *s)
+{
+	while (*g) {
+		int hit;
+		const char *end;
+		if (*g == '*' && g[1] == '*' && (g == gstart || g[-1] == '/') && (g[2] == '/' || !g[2]))
+			return match_globstar(g, gstart, s);
+		if (*g == '*')
+			return match_star(g, gstart, s);
+		if (!*s)
+			return 0;
+		if (*g == '?' && *s != '/') {
+			g++, s++;
+			continue;
+		}
+		if (*g == '[' && (end = match_class(g + 1, *s, &hit))) {
+			if (!hit)
+				return 0;
+			g = end, s++;
+			continue;
+		}
+		if (*g == '\\' && g[1])
+			g++;
+		if (*g != *s)
+			return 0;
+		g++, s++;
+	}
+	return !*s;
+}
+
+int nr_glob_match(const char *glob, const char *path)
+{
+	return match_at(glob, glob, path);
+}
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const char *base_of(const char *rel)
+{
+	const char *slash = strrchr(rel, '/');
+
+	return slash ? slash + 1 : rel;
+}
+
+/* vim probes whether it may write a directory with files 4913, 5036, ... */
+static int is_vim_probe(const char *base)
+{
+	char *end;
+	long n = strtol(base, &end, 10);
+
+	return *base >= '0' && *base <= '9' && !*end && n >= 4913 && n < 4913 + 123 * 100 &&
+	       (n - 4913) % 123 == 0;
+}
+
+/* A user glob without '/' also matches the basename, like .gitignore does. */
+static int user_glob_match(const char *glob, const char *rel)
+{
+	return nr_glob_match(glob, rel) || (!strchr(glob, '/') && nr_glob_match(glob, base_of(rel)));
+}
+
+static int has_file(const struct nr_filter *f, const char *rel, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (snprintf(path, sizeof(path), "%s/%s%s%s", f->root, rel, *rel ? "/" : "", name) >=
+	    (int)sizeof(path))
+		return 0;
+	return stat(path, &st) == 0;
+}
+
+/* ---- .gitignore ------------------------------------------------------- */
+
+static unsigned hash_str(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % GI_BUCKETS;
+}
+
+static void gi_free(struct gi_file *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->n; i++)
+		free(g->rules[i].pat);
+	free(g->rules);
+	free(g->dir);
+	free(g->src);
+	free(g);
+}
+
+/* Strip the line down to its pattern; 0 if it holds none (blank, comment). */
+static int gi_parse_line(char *s, struct gi_rule *r)
+{
+	size_t len = strcspn(s, "\r\n");
+
+	while (len && s[len - 1] == ' ' && !(len > 1 && s[len - 2] == '\\'))
+		len--;
+	s[len] = '\0';
+	if (!len || s[0] == '#')
+		return 0;
+	r->neg = s[0] == '!';
+	s += r->neg || (s[0] == '\\' && (s[1] == '!' || s[1] == '#'));
+	len = strlen(s);
+	r->dir_only = len && s[len - 1] == '/';
+	if (r->dir_only)
+		s[--len] = '\0';
+	r->anchored = strchr(s, '/') != NULL;
+	s += s[0] == '/';
+	if (!*s)
+		return 0;
+	r->pat = strdup(s);
+	return r->pat != NULL;
+}
+
+static int gi_add_rule(struct gi_file *g, const struct gi_rule *r)
+{
+	struct gi_rule *n = realloc(g->rules, (size_t)(g->n + 1) * sizeof(*n));
+
+	if (!n)
+		return -1;
+	g->rules = n;
+	g->rules[g->n++] = *r;
+	return 0;
+}
+
+/* Read one ignore file; a missing file gives an empty rule list. */
+static struct gi_file *gi_load(const struct nr_filter *f, const char *dir, const char *name)
+{
+	struct gi_file *g = calloc(1, sizeof(*g));
+	char path[PATH_MAX], line[4096];
+	FILE *fp;
+	int lineno = 0;
+
+	if (!g || !(g->dir = strdup(dir)) || asprintf(&g->src, "%s%s%s", dir, *dir ? "/" : "", name) < 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/%s", f->root, g->src);
+	if (!(fp = fopen(path, "r")))
+		return g;
+	while (fgets(line, sizeof(line), fp)) {
+		struct gi_rule r = {.line = ++lineno};
+		if (gi_parse_line(line, &r) && gi_add_rule(g, &r)) {
+			free(r.pat);
+			break;
+		}
+	}
+	fclose(fp);
+	return g;
+fail:
+	if (g)
+		g->src = NULL;
+	gi_free(g);
+	return NULL;
+}
+
+static struct gi_file *gi_get(struct nr_filter *f, const char *dir)
+{
+	unsigned h = hash_str(dir);
+	struct gi_file *g;
+
+	for (g = f->gi[h]; g; g = g->next)
+		if (!strcmp(g->dir, dir))
+			return g;
+	if (!(g = gi_load(f, dir, ".gitignore")))
+		return NULL;
+	g->next = f->gi[h];
+	f->gi[h] = g;
+	return g;
+}
+
+/* The last rule of g matching sub (relative to g's directory), or NULL. */
+static const struct gi_rule *gi_match(const struct gi_file *g, const char *sub, int is_dir)
+{
+	for (int i = g->n - 1; i >= 0; i--) {
+		const struct gi_rule *r = &g->rules[i];
+		if (r->dir_only && !is_dir)
+			continue;
+		if (nr_glob_match(r->pat, r->anchored ? sub : base_of(sub)))
+			return r;
+	}
+	return NULL;
+}
+
+static void gi_why(const struct gi_file *g, const struct gi_rule *r, char *why, size_t len)
+{
+	snprintf(why, len, "'%s%s%s%s' in %s:%d", r->neg ? "!" : "", r->anchored && !strchr(r->pat, '/') ? "/" : "",
+		 r->pat, r->dir_only ? "/" : "", g->src, r->line);
+}
+
+/* -1 ignored, 1 re-included by a '!' rule, 0 no rule matched. */
+static int gi_decide(struct nr_filter *f, const char *rel, int is_dir, char *why, size_t len)
+{
+	char dir[PATH_MAX];
+	const struct gi_rule *r = NULL;
+	const struct gi_file *g = NULL;
+
+	snprintf(dir, sizeof(dir), "%s", rel);
+	for (;;) {
+		char *cut = strrchr(dir, '/');
+		*(cut ? cut : dir) = '\0';
+		g = gi_get(f, dir);
+		if (g && (r = gi_match(g, dir[0] ? rel + strlen(dir) + 1 : rel, is_dir)))
+			break;
+		if (!dir[0])
+			break;
+	}
+	if (!r && (g = f->info_exclude))
+		r = gi_match(g, rel, is_dir);
+	if (!r)
+		return 0;
+	gi_why(g, r, why, len);
+	return r->neg ? 1 : -1;
+}
+
+/* ---- the rules -------------------------------------------------------- */
+
+static int default_match(const struct nr_filter *f, const char *rel, int is_dir, char *why,
+			 size_t len)
+{
+	const char *base = base_of(rel);
+
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		const struct default_rule *d = &defaults[i];
+		if (d->dir_only && !is_dir)
+			continue;
+		if (d->fn ? d->fn(base) : nr_glob_match(d->glob, base)) {
+			snprintf(why, len, "default rule '%s%s'", d->glob, d->dir_only ? "/" : "");
+			return 1;
+		}
+	}
+	if (is_dir && has_file(f, rel, "pyvenv.cfg")) {
+		snprintf(why, len, "default rule 'virtualenv (has pyvenv.cfg)'");
+		return 1;
+	}
+	return 0;
+}
+
+static int exclude_match(const struct nr_filter *f, const char *rel, char *why, size_t len)
+{
+	for (int i = 0; i < f->o.nexcludes; i++) {
+		if (user_glob_match(f->o.excludes[i], rel)) {
+			snprintf(why, len, "--exclude '%s'", f->o.excludes[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int include_match(const struct nr_filter *f, const char *rel, char *why, size_t len)
+{
+	for (int i = 0; i < f->o.nincludes; i++) {
+		if (user_glob_match(f->o.includes[i], rel)) {
+			snprintf(why, len, "--include '%s'", f->o.includes[i]);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int ext_match(const struct nr_filter *f, const char *rel)
+{
+	const char *base = base_of(rel), *dot = strrchr(base, '.');
+
+	for (int i = 0; dot && dot != base && i < f->nexts; i++)
+		if (!strcmp(dot + 1, f->exts[i]))
+			return 1;
+	return 0;
+}
+
+/* A directory on the way to a path: ignored means nothing below reloads. */
+static int dir_ignored(struct nr_filter *f, const char *rel, char *why, size_t len)
+{
+	return exclude_match(f, rel, why, len) || default_match(f, rel, 1, why, len) ||
+	       (f->o.gitignore && gi_decide(f, rel, 1, why, len) < 0);
+}
+
+int nr_filter_prune(struct nr_filter *f, const char *rel)
+{
+	char why[PATH_MAX];
+
+	return dir_ignored(f, rel, why, sizeof(why));
+}
+
+/* The path itself, its parents being fine: rules 2 to 6 of the header. */
+static int decide_entry(struct nr_filter *f, const char *rel, int is_dir, char *why, size_t len)
+{
+	int gi = 0;
+
+	if (exclude_match(f, rel, why, len) || default_match(f, rel, is_dir, why, len))
+		return 0;
+	if (include_match(f, rel, why, len))
+		return 1;
+	if (f->o.gitignore && (gi = gi_decide(f, rel, is_dir, why, len)) < 0)
+		return 0;
+	if (is_dir)
+		return 1;
+	if (f->nexts && ext_match(f, rel)) {
+		snprintf(why, len, "--ext %s", f->o.exts);
+		return 1;
+	}
+	if (f->nexts || f->o.nincludes) {
+		snprintf(why, len, "not selected by %s", f->nexts ? "--ext" : "any --include");
+		return 0;
+	}
+	if (!gi)
+		snprintf(why, len, "no rule ignores it");
+	return 1;
+}
+
+int nr_filter_check(struct nr_filter *f, const char *rel, int is_dir, char *why, size_t whylen)
+{
+	char buf[PATH_MAX], tmp[PATH_MAX];
+	char *slash;
+
+	if (!why) {
+		why = tmp;
+		whylen = sizeof(tmp);
+	}
+	snprintf(buf, sizeof(buf), "%s", rel);
+	for (slash = strchr(buf, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (dir_ignored(f, buf, tmp, sizeof(tmp))) {
+			snprintf(why, whylen, "%s on parent '%s/'", tmp, buf);
+			return 0;
+		}
+		*slash = '/';
+	}
+	return decide_entry(f, rel, is_dir, why, whylen);
+}
+
+void nr_filter_forget(struct nr_filter *f, const char *rel)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	struct gi_file **pp;
+
+	snprintf(dir, sizeof(dir), "%s", rel);
+	slash = strrchr(dir, '/');
+	*(slash ? slash : dir) = '\0';
+	for (pp = &f->gi[hash_str(dir)]; *pp; pp = &(*pp)->next) {
+		if (!strcmp((*pp)->dir, dir)) {
+			struct gi_file *g = *pp;
+			*pp = g->next;
+			gi_free(g);
+			return;
+		}
+	}
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static int split_exts(struct nr_filter *f)
+{
+	char *save = NULL;
+
+	if (!f->o.exts)
+		return 0;
+	if (!(f->ext_buf = strdup(f->o.exts)))
+		return -1;
+	for (char *t = strtok_r(f->ext_buf, ",", &save); t && f->nexts < MAX_EXTS;
+	     t = strtok_r(NULL, ",", &save))
+		f->exts[f->nexts++] = t + (*t == '.');
+	return 0;
+}
+
+struct nr_filter *nr_filter_new(const char *root, const struct nr_filter_opts *o)
+{
+	struct nr_filter *f = calloc(1, sizeof(*f));
+
+	if (!f || !(f->root = strdup(root)))
+		goto fail;
+	f->o = *o;
+	if (split_exts(f))
+		goto fail;
+	if (o->gitignore && !(f->info_exclude = gi_load(f, ".git/info", "exclude")))
+		goto fail;
+	return f;
+fail:
+	nr_filter_free(f);
+	return NULL;
+}
+
+void nr_filter_free(struct nr_filter *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; i < GI_BUCKETS; i++) {
+		while (f->gi[i]) {
+			struct gi_file *g = f->gi[i];
+			f->gi[i] = g->next;
+			gi_free(g);
+		}
+	}
+	gi_free(f->info_exclude);
+	free(f->ext_buf);
+	free(f->root);
+	free(f);
+}

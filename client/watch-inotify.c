@@ -1,0 +1,271 @@
+/*
+ * watch-inotify.c - the Linux backend: one inotify watch per directory,
+ * added recursively and kept up to date as directories appear, move and go.
+ *
+ * A file counts as changed when it is closed after writing, renamed in or
+ * out, deleted, or its attributes change (touch); a bare create waits for
+ * the close, so a half-written file never triggers. NETRELOAD_INOTIFY_MAX_WATCHES=N
+ * pretends the kernel ran out of watches after N (to test the fallback).
+ */
+#include "compat.h"
+#include "watch.h"
+
+#if NR_HAVE_INOTIFY
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIR_MASK                                                                            \
+	(IN_CLOSE_WRITE | IN_ATTRIB | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | \
+	 IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+#define MAX_READS 64 /* buffers per read() call, so the loop stays responsive */
+
+struct ino {
+	char **paths; /* wd -> directory relative to the root ("" is the root) */
+	int cap;
+	int nwatches;
+	int max_watches; /* 0: as many as the kernel gives */
+	int limit;	 /* ENOSPC/EMFILE seen */
+};
+
+static int grow(struct ino *in, int wd)
+{
+	int cap = in->cap ? in->cap : 64;
+	char **p;
+
+	while (cap <= wd)
+		cap *= 2;
+	if (cap == in->cap)
+		return 0;
+	if (!(p = realloc(in->paths, (size_t)cap * sizeof(*p))))
+		return -1;
+	memset(p + in->cap, 0, (size_t)(cap - in->cap) * sizeof(*p));
+	in->paths = p;
+	in->cap = cap;
+	return 0;
+}
+
+/* Watch one directory; 0 on success or a harmless race, -1 when out of watches. */
+static int add_one(struct nr_watch *w, const char *rel)
+{
+	struct ino *in = w->priv;
+	char path[PATH_MAX];
+	int wd;
+
+	if (nr_path_join(path, sizeof(path), w->root, rel))
+		return 0;
+	if (in->max_watches && in->nwatches >= in->max_watches)
+		errno = ENOSPC, wd = -1;
+	else
+		wd = inotify_add_watch(w->fd, path, DIR_MASK);
+	if (wd < 0) {
+		in->limit = errno == ENOSPC || errno == EMFILE;
+		return in->limit ? -1 : 0;
+	}
+	if (grow(in, wd))
+		return in->limit = 1, -1;
+	if (!in->paths[wd])
+		in->nwatches++;
+	free(in->paths[wd]);
+	in->paths[wd] = strdup(rel);
+	return 0;
+}
+
+static int entry_is_dir(const char *root, const char *rel, const struct dirent *de)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (de->d_type != DT_UNKNOWN)
+		return de->d_type == DT_DIR;
+	if (nr_path_join(path, sizeof(path), root, rel))
+		return 0;
+	return lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Watch rel and every directory below it that the filter keeps; with cb,
+ * report the files found, which appeared before their watch did. */
+static int add_tree(struct nr_watch *w, const char *rel, nr_watch_cb cb, void *ctx)
+{
+	char path[PATH_MAX], child[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (add_one(w, rel))
+		return -1;
+	if (nr_path_join(path, sizeof(path), w->root, rel))
+		return 0;
+	if (!(d = opendir(path)))
+		return 0;
+	while (rc == 0 && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
+		    (int)sizeof(child))
+			continue;
+		if (entry_is_dir(w->root, child, de)) {
+			if (!nr_filter_prune(w->filter, child))
+				rc = add_tree(w, child, cb, ctx);
+		} else if (cb) {
+			cb(ctx, w, child, 0);
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+/* Drop the watches of rel and below: it moved away or was deleted. */
+static void remove_tree(struct nr_watch *w, const char *rel)
+{
+	struct ino *in = w->priv;
+	size_t len = strlen(rel);
+
+	for (int wd = 0; wd < in->cap; wd++) {
+		char *p = in->paths[wd];
+		if (p && !strncmp(p, rel, len) && (p[len] == '\0' || p[len] == '/')) {
+			inotify_rm_watch(w->fd, wd);
+			free(p);
+			in->paths[wd] = NULL;
+			in->nwatches--;
+		}
+	}
+}
+
+static void forget_wd(struct nr_watch *w, int wd)
+{
+	struct ino *in = w->priv;
+
+	if (wd >= 0 && wd < in->cap && in->paths[wd]) {
+		free(in->paths[wd]);
+		in->paths[wd] = NULL;
+		in->nwatches--;
+	}
+}
+
+static int is_symlink(const struct nr_watch *w, const char *rel)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (nr_path_join(path, sizeof(path), w->root, rel))
+		return 0;
+	return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
+}
+
+/* A directory came, went or moved: keep the watches in step, report content. */
+static int on_dir_event(struct nr_watch *w, const struct inotify_event *ev, const char *rel,
+			nr_watch_cb cb, void *ctx)
+{
+	if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+		return nr_filter_prune(w->filter, rel) ? 0 : add_tree(w, rel, cb, ctx);
+	remove_tree(w, rel);
+	cb(ctx, w, rel, 1);
+	return 0;
+}
+
+static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch_cb cb, void *ctx)
+{
+	struct ino *in = w->priv;
+	const char *dir;
+	char rel[PATH_MAX];
+
+	if (ev->mask & IN_Q_OVERFLOW) {
+		cb(ctx, w, "", 1); /* events were lost: reload to be safe */
+		return add_tree(w, "", NULL, NULL);
+	}
+	if (ev->wd < 0 || ev->wd >= in->cap || !(dir = in->paths[ev->wd]))
+		return 0;
+	if (ev->mask & IN_IGNORED) {
+		forget_wd(w, ev->wd);
+		return 0;
+	}
+	if (!ev->len)
+		return 0;
+	snprintf(rel, sizeof(rel), "%s%s%s", dir, *dir ? "/" : "", ev->name);
+	if (ev->mask & IN_ISDIR)
+		return on_dir_event(w, ev, rel, cb, ctx);
+	if ((ev->mask & IN_CREATE) && !is_symlink(w, rel))
+		return 0;
+	cb(ctx, w, rel, 0);
+	return 0;
+}
+
+static int ino_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
+{
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+
+	for (int i = 0; i < MAX_READS; i++) {
+		ssize_t n = read(w->fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			break;
+		if (n <= 0) {
+			snprintf(w->err, sizeof(w->err), "reading inotify events: %s", strerror(errno));
+			return NR_WATCH_ERR;
+		}
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			if (on_event(w, ev, cb, ctx))
+				return NR_WATCH_LIMIT;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	w->ndirs = ((struct ino *)w->priv)->nwatches;
+	return NR_WATCH_OK;
+}
+
+static void ino_close(struct nr_watch *w)
+{
+	struct ino *in = w->priv;
+
+	if (in) {
+		for (int i = 0; i < in->cap; i++)
+			free(in->paths[i]);
+		free(in->paths);
+		free(in);
+	}
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	w->priv = NULL;
+}
+
+static int ino_open(struct nr_watch *w)
+{
+	const char *max = getenv("NETRELOAD_INOTIFY_MAX_WATCHES");
+	struct ino *in = calloc(1, sizeof(*in));
+
+	w->priv = in;
+	w->fd = -1;
+	w->period_ms = 0;
+	if (!in || (w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
+		int limit = errno == EMFILE;
+		snprintf(w->err, sizeof(w->err), "inotify_init: %s", strerror(errno));
+		ino_close(w);
+		return limit ? NR_WATCH_LIMIT : NR_WATCH_ERR;
+	}
+	in->max_watches = max ? atoi(max) : 0;
+	if (add_tree(w, "", NULL, NULL)) {
+		snprintf(w->err, sizeof(w->err), "out of inotify watches after %d directories",
+			 in->nwatches);
+		ino_close(w);
+		return NR_WATCH_LIMIT;
+	}
+	w->ndirs = in->nwatches;
+	return NR_WATCH_OK;
+}
+
+const struct nr_watch_backend nr_watch_inotify = {"inotify", ino_open, ino_read, ino_close};
+
+#else
+
+const struct nr_watch_backend nr_watch_inotify = {"inotify", NULL, NULL, NULL};
+
+#endif

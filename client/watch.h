@@ -1,0 +1,61 @@
+/*
+ * watch.h - the interface every file-watching backend implements.
+ *
+ * A backend watches one root and reports changed paths through a callback.
+ * The watch command owns the only poll() loop: it polls w->fd for POLLIN,
+ * or, when fd is -1, calls read() every period_ms. Backends never print;
+ * they describe problems in w->err.
+ */
+#ifndef NR_WATCH_H
+#define NR_WATCH_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "filter.h"
+
+enum {
+	NR_WATCH_OK = 0,
+	NR_WATCH_ERR = -1,   /* see w->err */
+	NR_WATCH_LIMIT = -2, /* out of inotify watches/instances: fall back to polling */
+	NR_WATCH_EOF = -3,   /* no more changes will come (stdin closed) */
+};
+
+struct nr_watch;
+
+/* One changed path, relative to the root (or absolute if outside it). */
+typedef void (*nr_watch_cb)(void *ctx, struct nr_watch *w, const char *rel, int is_dir);
+
+struct nr_watch_backend {
+	const char *name;
+	/* Start watching w->root; fills fd, period_ms and ndirs. */
+	int (*open)(struct nr_watch *w);
+	/* Report what changed since the last call. */
+	int (*read)(struct nr_watch *w, nr_watch_cb cb, void *ctx);
+	void (*close)(struct nr_watch *w);
+};
+
+struct nr_watch {
+	const struct nr_watch_backend *be;
+	char root[4096];	   /* absolute, no trailing '/' */
+	struct nr_filter *filter;  /* prunes ignored directories */
+	int fd;			   /* poll() for POLLIN, or -1 */
+	int period_ms;		   /* with fd -1: call read() this often */
+	int ndirs;		   /* directories watched, for the startup line */
+	char err[512];
+	void *priv;
+};
+
+/* root + "/" + rel, or just root when rel is empty; -1 if it does not fit. */
+static inline int nr_path_join(char *out, size_t len, const char *root, const char *rel)
+{
+	int n = snprintf(out, len, "%s%s%s", root, *rel ? "/" : "", rel);
+
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+extern const struct nr_watch_backend nr_watch_inotify; /* .open is NULL where unsupported */
+extern const struct nr_watch_backend nr_watch_poll;
+extern const struct nr_watch_backend nr_watch_stdin;
+
+#endif
