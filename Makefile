@@ -28,9 +28,14 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl
 DEMO_PKGS := $(BUILD_PKGS) curl
+FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
+FUZZ_SECONDS ?= 60
+# make check-asan: everything built with these into build-asan/, then the whole suite
+SAN ?=
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 .PHONY: all plugin client test check unit pytest bench bench-reload demo format install \
-	clean deps-build deps-test deps-demo
+	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan
 
 all: plugin client
 
@@ -42,15 +47,15 @@ $(BUILD)/uwsgi.h: | deps-build
 	uwsgi --dot-h > $@
 
 $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)/uwsgi.h
-	$(CC) -shared $(PLUGIN_CFLAGS) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) -lpthread -lcrypto
+	$(CC) -shared $(PLUGIN_CFLAGS) $(SAN) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) -lpthread -lcrypto
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRC) $(COMMON_SRC) -lcrypto
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) -lcrypto
 
 $(BUILD)/test_%: tests/unit/test_%.c $(COMMON_SRC) common/nr_proto.h common/nr_auth.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) -o $@ $< $(COMMON_SRC) -lcrypto
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRC) -lcrypto
 
 deps-build:
 	@sh tools/ensure-deps.sh $(BUILD_PKGS)
@@ -58,6 +63,8 @@ deps-test:
 	@sh tools/ensure-deps.sh $(TEST_PKGS)
 deps-demo:
 	@sh tools/ensure-deps.sh $(DEMO_PKGS)
+deps-fuzz:
+	@sh tools/ensure-deps.sh $(FUZZ_PKGS)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 
@@ -72,9 +79,27 @@ test: deps-test
 
 check: test
 
+# uWSGI itself is not instrumented: preload libasan into it for the plugin's sake.
+check-asan: deps-test
+	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit
+	NETRELOAD_BUILD=build-asan NETRELOAD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+		$(PYTHON) -m pytest -q tests
+
 demo: deps-demo
 	$(MAKE) all
 	$(PYTHON) tools/demo.py
+
+# libFuzzer over every decoder of network bytes, for FUZZ_SECONDS (default 60).
+$(BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c $(COMMON_SRC) common/nr_proto.h common/nr_auth.h
+	@mkdir -p $(BUILD)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-o $@ tests/fuzz/fuzz_proto.c $(COMMON_SRC) -lcrypto
+
+fuzz: deps-fuzz
+	$(MAKE) $(BUILD)/fuzz_proto
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -print_final_stats=1 \
+		$(BUILD)/fuzz-corpus tests/fuzz/corpus
 
 bench: bench-reload
 
@@ -92,4 +117,4 @@ install: all
 	install -m 0644 client/netreload.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
 clean:
-	rm -rf $(BUILD) netreload_plugin.so tests/__pycache__ .pytest_cache
+	rm -rf $(BUILD) build-asan netreload_plugin.so tests/__pycache__ .pytest_cache

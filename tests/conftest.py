@@ -17,7 +17,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
+# make check-asan points these at an ASan+UBSan build and preloads libasan into uWSGI
+BUILD = Path(os.environ.get("NETRELOAD_BUILD", ROOT / "build")).resolve()
+PRELOAD = os.environ.get("NETRELOAD_PRELOAD", "")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
+
+
+def uwsgi_env():
+    """Environment for uWSGI processes (the sanitizer runtime when testing an ASan build)."""
+    env = dict(os.environ)
+    if PRELOAD:
+        env["LD_PRELOAD"] = PRELOAD
+        env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # uWSGI itself leaks by design
+    return env
 CLIENT = BUILD / "netreload"
 PLUGIN = BUILD / "netreload_plugin.so"
 
@@ -149,7 +161,7 @@ class Uwsgi:
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.dir, env=uwsgi_env())
         if wait:
             self.wait_serving()
         return self
@@ -179,6 +191,8 @@ class Uwsgi:
             except subprocess.TimeoutExpired:
                 pass
             self.logf.close()
+            found = [m for m in SANITIZER_MARKS if m in self.log_text()]
+            assert not found, f"sanitizer report in {self.log}: {found}"
 
     # interaction ----------------------------------------------------------------
     def get(self, path="/", timeout=2.0):
