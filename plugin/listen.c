@@ -106,7 +106,7 @@ int nr_listen_open(void)
 	rc = getaddrinfo(unr.bind, unr.port, &hints, &ai);
 	if (rc) {
 		uwsgi_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
-			  "address such as 127.0.0.1, 0.0.0.0 or ::)\n",
+			  "address such as 127.0.0.1, 0.0.0.0 or ::, or a host name)\n",
 			  unr.bind, gai_strerror(rc));
 		return -1;
 	}

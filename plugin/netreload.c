@@ -62,13 +62,18 @@ uint64_t nr_now_ms(void)
 void nr_complain(const char *fmt, ...)
 {
 	va_list ap;
-	uint64_t now = nr_now_ms();
 
 	unr.bad_count++;
 	va_start(ap, fmt);
 	vsnprintf(unr.bad_last, sizeof(unr.bad_last), fmt, ap);
 	va_end(ap);
-	if (now - unr.bad_logged_ms < 1000 && unr.bad_logged_ms)
+	nr_complain_flush(nr_now_ms());
+}
+
+/* Log what was counted once a second has passed, also after the last bad packet. */
+void nr_complain_flush(uint64_t now)
+{
+	if (!unr.bad_count || (unr.bad_logged_ms && now - unr.bad_logged_ms < 1000))
 		return;
 	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
 		  (unsigned long long)unr.bad_count, unr.bad_last);
@@ -240,6 +245,7 @@ static void nr_master_cycle(void)
 	nr_listen_drain();
 	now = nr_now_ms();
 	nr_listen_expire(now);
+	nr_complain_flush(now);
 	nr_reload_tick(now);
 }
 

@@ -113,6 +113,7 @@ extern struct uwsgi_netreload unr;
 uint64_t nr_now_ms(void);
 uint64_t nr_now_us(void);
 void nr_complain(const char *fmt, ...);
+void nr_complain_flush(uint64_t now);
 int nr_authorize(const char *line, size_t len, struct nr_reply *rep);
 
 /* listen.c */

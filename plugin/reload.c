@@ -346,7 +346,7 @@ void nr_reload_tick(uint64_t now)
 		nr_set_tick(NR_FAST_TICK_MS);
 	else if (unr.pending)
 		nr_set_tick(NR_FAST_TICK_MS * 5);
-	else if (nr_conn_count())
+	else if (nr_conn_count() || unr.bad_count)
 		nr_set_tick(NR_SLOW_TICK_MS);
 	else
 		nr_set_tick(0);

@@ -124,6 +124,24 @@ def kill_tree(pid, timeout=10.0):
             pass
 
 
+def workers_settled(master_pid):
+    """True once every worker has installed uWSGI's signal handlers (SIGHUP caught).
+
+    uWSGI starts workers with signals ignored for ~0.1 s; a SIGINT that lands then
+    is lost, and the master waits for that worker until kill_tree's SIGKILL
+    fallback. This happens without netreload too; teardown waits for it.
+    """
+    for pid in children_of(master_pid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                cgt = next(line for line in f if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            continue
+        if not int(cgt.split()[1], 16) & 1:
+            return False
+    return True
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -184,6 +202,9 @@ class Uwsgi:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not workers_settled(self.pid):
+                time.sleep(0.02)
             kill_tree(self.proc.pid)
         if self.proc:
             try:

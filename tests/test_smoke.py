@@ -1,5 +1,4 @@
 """The first reload: ping, new code served, reply says live."""
-from conftest import wait_for
 
 
 def test_ping_reloads_and_reports_live(server):

@@ -1,0 +1,447 @@
+"""Hostile input: garbage, floods, slowloris, resets. The master must shrug it all off.
+
+After every attack the same health check runs (assert_healthy): the master pid
+is unchanged and alive, it is not spinning, its fd count is back to the
+baseline taken before the attack, HTTP is served promptly and a real
+`netreload ping` still reloads to new code.
+"""
+import json
+import os
+import random
+import resource
+import socket
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import fd_count, pid_alive, run_client, tcp_exchange, wait_for
+
+NR_MAX_CONNS = 128          # plugin/netreload.h
+READ_TIMEOUT = 5.0          # NR_READ_TIMEOUT_MS
+CLOSE_DEADLINE = 8.0        # what we allow for the server to close an idle connection
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# helpers ---------------------------------------------------------------------------
+LAST_STATUS = {}
+
+
+def status(server, timeout=10):
+    """`netreload status --json` as a dict, or None if the server did not answer."""
+    try:
+        r = run_client("status", "--json", "--timeout", "5", server.target, timeout=timeout)
+    except Exception as e:
+        LAST_STATUS["error"] = repr(e)
+        return None
+    LAST_STATUS["error"] = f"exit {r.returncode}: {r.stdout}{r.stderr}"
+    if r.returncode != 0 or not r.stdout.strip():
+        return None
+    try:
+        return json.loads(r.stdout.strip().splitlines()[-1])
+    except ValueError:
+        return None
+
+
+def wait_idle(server, timeout=45.0):
+    """Wait until no reload is in flight (attacks made of plain pings start reloads)."""
+    def idle():
+        st = status(server)
+        return st if st and st.get("state") == "idle" else None
+    return wait_for(idle, timeout, interval=0.1, what="netreload to be idle")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    # after "pid (comm) ": state is fields[0]; utime, stime are fields 14, 15 of stat(5)
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def cpu_share(pid, interval=0.5):
+    """Share of one core the process used over about `interval` seconds."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(interval)
+    c1, t1 = cpu_seconds(pid), time.monotonic()
+    return (c1 - c0) / (t1 - t0)
+
+
+def baseline_fds(pid):
+    """The master's fd count at rest (min over a short window: probes come and go)."""
+    samples = []
+    for _ in range(10):
+        samples.append(fd_count(pid))
+        time.sleep(0.05)
+    return min(samples)
+
+
+def log_tail(server, n=40):
+    return "\n".join(server.log_text().splitlines()[-n:])
+
+
+def assert_healthy(server, pid0, base_fds, version, check_fds=True):
+    """The checks every attack is followed by (see the module docstring)."""
+    assert server.proc.poll() is None, f"master exited:\n{log_tail(server)}"
+    assert server.pid == pid0 and pid_alive(pid0), "master pid changed or died"
+    st = wait_idle(server)
+    assert st["pid"] == pid0, f"status reports pid {st['pid']}, master is {pid0}"
+    # HTTP right away, inside Uwsgi.get's 2 s timeout
+    body = server.get()
+    assert body is not None and body.startswith("v"), f"HTTP not served: {body!r}"
+    # not spinning: the attack is over, the master should be near 0% CPU
+    share = cpu_share(pid0, 0.5)
+    assert share < 0.2, f"master uses {share:.0%} of a core after the attack"
+    # every attack connection is gone again (idle ones are closed after 5 s)
+    if check_fds:
+        wait_for(lambda: fd_count(pid0) <= base_fds, CLOSE_DEADLINE, interval=0.1,
+                 what=f"master fd count back to {base_fds} (now {fd_count(pid0)})")
+    # and a real ping still reloads to new code
+    server.set_version(version)
+    r = server.ping(timeout=60)
+    assert r.returncode == 0, f"ping failed: {r.stdout}{r.stderr}\n{log_tail(server)}"
+    assert "live in" in r.stdout
+    assert server.get() == version
+    assert server.proc.poll() is None and pid_alive(pid0) and server.pid == pid0
+    if check_fds:
+        wait_for(lambda: fd_count(pid0) <= base_fds, CLOSE_DEADLINE, interval=0.1,
+                 what=f"master fd count back to {base_fds} after the ping")
+
+
+def dropped_lines(server):
+    return server.count("netreload: dropped")
+
+
+@pytest.fixture
+def attacked(server):
+    """The server, its pid and fd baseline, checked healthy before the attack."""
+    assert server.get() == "v1"
+    pid0 = server.pid
+    wait_idle(server)
+    return server, pid0, baseline_fds(pid0)
+
+
+def raise_nofile(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        new = n if hard == resource.RLIM_INFINITY else min(n, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+REPLY_PREFIXES = ("NETRELOAD/1 accepted ", "NETRELOAD/1 error ", "NETRELOAD/1 live ",
+                  "NETRELOAD/1 failed ")
+
+
+def safe_exchange(port, data, timeout=10.0):
+    """tcp_exchange that treats a reset by the server as 'closed' (returns '').
+
+    A timeout (the server neither answered nor hung up) is still an error."""
+    try:
+        return tcp_exchange(port, data, timeout=timeout)
+    except TimeoutError:
+        raise
+    except OSError:  # EPIPE, ECONNRESET, ENOTCONN from shutdown() after a reset
+        return ""
+
+
+# 1. garbage over TCP ---------------------------------------------------------------------
+def test_tcp_garbage_connections(attacked):
+    server, pid0, base = attacked
+    rnd = random.Random(1)
+    blobs = []
+    for i in range(300):
+        b = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 700)))
+        blobs.append(b)
+    # a few that look almost versioned, to exercise the parser too
+    blobs += [b"NETRELOAD/", b"NETRELOAD/1", b"NETRELOAD/1 \x00\xff\n", b"NETRELOAD/x reload\n",
+              b"NETRELOAD/99999 reload\n", b"NETRELOAD/1 reload id=" + b"x" * 40 + b"\n",
+              b"NETRELOAD/1 reload mode=\xff\n", b"\r\n", b"\n" * 600]
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        replies = list(ex.map(lambda b: safe_exchange(server.port, b), blobs))
+    for blob, rep in zip(blobs, replies):
+        for line in rep.splitlines():
+            assert line.startswith(REPLY_PREFIXES), f"odd reply {line!r} to {blob[:40]!r}"
+    # most got an answer (plain pings are answered with "accepted")
+    answered = sum(1 for r in replies if r)
+    assert answered >= len(blobs) * 0.9, f"only {answered}/{len(blobs)} connections answered"
+    assert any("NETRELOAD/1 error code=bad-request" in r for r in replies[300:])
+    assert_healthy(server, pid0, base, "after-garbage")
+
+
+# 2. one huge stream ---------------------------------------------------------------------
+def _send_all_tolerant(sock, data):
+    """Send as much as the peer takes; returns (bytes sent, error or None)."""
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += sock.send(data[sent:sent + 65536])
+    except OSError as e:
+        return sent, e
+    return sent, None
+
+
+def _read_until_closed(sock, limit=1 << 16):
+    chunks, total = [], 0
+    while total < limit:
+        try:
+            b = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+        total += len(b)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_one_megabyte_streams(attacked):
+    server, pid0, base = attacked
+    rnd = random.Random(2)
+    mb = 1 << 20
+
+    # 1 MB of random bytes: a plain ping at the first byte, then the server hangs up
+    junk = bytes([0x41]) + rnd.randbytes(mb - 1)   # 'A': cannot start "NETRELOAD/"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        sent, err = _send_all_tolerant(s, junk)
+        reply = _read_until_closed(s)
+    assert reply == "" or reply.startswith("NETRELOAD/1 accepted "), reply
+    assert err is not None or sent == mb
+
+    # a versioned line that never ends: exactly one line's worth first, so the
+    # server has read everything we sent when it answers and closes cleanly
+    line = b"NETRELOAD/1 " + b"a" * (mb - 12)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(line[:512])
+        first = s.recv(4096).decode(errors="replace")
+        assert first.startswith("NETRELOAD/1 error code=bad-request"), first
+        assert "512" in first and "line" in first, first
+        # the server hung up: the rest of the megabyte must not be swallowed
+        sent, err = _send_all_tolerant(s, line[512:])
+        rest = _read_until_closed(s)
+    assert err is not None or rest == "", f"server kept reading: sent {sent}, rest {rest!r}"
+    assert sent < mb - 512, f"server accepted all {sent} further bytes of a single line"
+
+    # and the whole megabyte in one go: an error reply or a closed connection
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        sent, err = _send_all_tolerant(s, line)
+        reply = _read_until_closed(s)
+    # (_read_until_closed returning at all means the server hung up: a server that
+    # kept reading would leave recv() to time out, which raises)
+    assert reply == "" or (reply.startswith("NETRELOAD/1 error code=bad-request")
+                           and "512" in reply), reply
+    assert_healthy(server, pid0, base, "after-megabyte")
+
+
+# 3. more idle connections than slots ---------------------------------------------------
+def test_500_idle_connections(attacked):
+    server, pid0, base = attacked
+    saved = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raise_nofile(4096)
+    socks = []
+    try:
+        for _ in range(500):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            socks.append(s)
+        # the master keeps at most NR_MAX_CONNS of them and closes the oldest idle ones
+        wait_for(lambda: fd_count(pid0) <= base + NR_MAX_CONNS + 2, 5, interval=0.05,
+                 what=f"master to cap its connections (fds {fd_count(pid0)}, base {base})")
+        assert server.get() == "v1", "HTTP not served while 500 connections are held"
+        share = cpu_share(pid0, 0.5)
+        assert share < 0.2, f"master uses {share:.0%} of a core while connections idle"
+        # a real client still gets through (it evicts an idle reader)
+        server.set_version("v2")
+        r = server.ping(timeout=60)
+        assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{log_tail(server)}"
+        assert server.get() == "v2"
+        assert fd_count(pid0) <= base + NR_MAX_CONNS + 2
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, saved)
+    wait_for(lambda: fd_count(pid0) <= base, CLOSE_DEADLINE, interval=0.1,
+             what=f"master fd count back to {base} (now {fd_count(pid0)})")
+    assert_healthy(server, pid0, base, "after-idle-flood")
+
+
+# 4. half-open connections -----------------------------------------------------------------
+def test_half_open_connections_are_closed(servers):
+    # workers mode + lazy-apps: the ping below does not re-exec the master, so the
+    # half-open connections can only go away through the 5 s read timeout
+    server = servers(lazy=True, mode="workers")
+    assert server.get() == "v1"
+    pid0 = server.pid
+    wait_idle(server)
+    base = baseline_fds(pid0)
+
+    socks, closed_at = [], {}
+    stop = threading.Event()
+
+    def trickle(s):
+        # slowloris: one byte every 0.5 s, never a newline
+        for b in b"NETRELOAD/1 reload id=slow":
+            if stop.wait(0.5):
+                return
+            try:
+                s.send(bytes([b]))
+            except OSError:
+                return
+
+    t_open = time.monotonic()
+    a = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    a.sendall(b"NETRELOAD/1 rel")
+    b = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    c = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    socks = [a, b, c]
+    th = threading.Thread(target=trickle, args=(c,), daemon=True)
+    th.start()
+
+    def reader(i, s):
+        try:
+            data = s.recv(4096)
+            while data:
+                data = s.recv(4096)
+        except OSError:
+            pass
+        closed_at[i] = time.monotonic() - t_open
+
+    readers = [threading.Thread(target=reader, args=(i, s), daemon=True)
+               for i, s in enumerate(socks)]
+    try:
+        for r in readers:
+            r.start()
+        # meanwhile the master serves and reloads
+        assert server.get() == "v1"
+        server.set_version("v2")
+        r = server.ping(timeout=30)
+        assert r.returncode == 0, f"{r.stdout}{r.stderr}\n{log_tail(server)}"
+        assert server.get() == "v2"
+        assert len(closed_at) == 0 or min(closed_at.values()) > 3.0, closed_at
+        for r in readers:
+            r.join(timeout=max(0.1, CLOSE_DEADLINE + 1 - (time.monotonic() - t_open)))
+        assert len(closed_at) == 3, f"not closed within {CLOSE_DEADLINE} s: {closed_at}"
+        for i, t in closed_at.items():
+            assert 3.5 < t < CLOSE_DEADLINE + 1, f"connection {i} closed after {t:.1f} s"
+    finally:
+        stop.set()
+        for s in socks:
+            s.close()
+        th.join(timeout=5)
+    assert server.count("no complete request within") >= 1
+    assert_healthy(server, pid0, base, "after-half-open")
+
+
+# 5. UDP floods --------------------------------------------------------------------------
+def test_udp_garbage_flood(attacked):
+    server, pid0, base = attacked
+    dropped0 = dropped_lines(server)
+    rnd = random.Random(5)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setblocking(False)
+    t0 = time.monotonic()
+    try:
+        for i in range(10000):
+            blob = rnd.randbytes(rnd.randrange(0, 600))
+            try:
+                u.sendto(blob, ("127.0.0.1", server.port))
+            except (BlockingIOError, OSError):
+                pass
+            if time.monotonic() - t0 > 20:
+                break
+    finally:
+        u.close()
+    flood_s = time.monotonic() - t0
+    assert_healthy(server, pid0, base, "after-udp-flood")
+    # whatever got logged about it was rate-limited (a re-exec restarts the limiter)
+    gens = server.count("netreload: generation ") // 2 + 1
+    grown = dropped_lines(server) - dropped0
+    assert grown <= flood_s + 2 + gens, f"{grown} 'dropped' lines for a {flood_s:.1f} s flood"
+
+
+def test_udp_bad_version(attacked):
+    server, pid0, base = attacked
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    u.settimeout(2.0)
+    replies = []
+    try:
+        for i in range(300):
+            u.sendto(b"NETRELOAD/7 reload id=v%d\n" % i, ("127.0.0.1", server.port))
+            try:
+                replies.append(u.recv(1024).decode(errors="replace"))
+            except socket.timeout:
+                pass
+    finally:
+        u.close()
+    assert len(replies) >= 290, f"only {len(replies)} of 300 answered"
+    bad = [r for r in replies if not r.startswith("NETRELOAD/1 error code=version")]
+    assert not bad, bad[:5]
+    st = status(server)
+    assert st["gen"] == 0, "a wrong-version request reloaded the server"
+    assert_healthy(server, pid0, base, "after-bad-version")
+
+
+# 6. the log is not flooded -------------------------------------------------------------------
+def test_bad_requests_are_logged_rate_limited(attacked):
+    server, pid0, base = attacked
+    dropped0 = dropped_lines(server)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.setblocking(False)
+    sent_bad = 0
+    t0 = time.monotonic()
+    try:
+        # about 3 s of bad requests that do not reload: wrong version and bad fields
+        # over UDP, bad lines over TCP
+        while time.monotonic() - t0 < 3.0 and sent_bad < 200000:
+            for _ in range(50):
+                try:
+                    u.sendto(b"NETRELOAD/7 reload\n", ("127.0.0.1", server.port))
+                    u.sendto(b"NETRELOAD/1 reload mode=fast\n", ("127.0.0.1", server.port))
+                    sent_bad += 2
+                except (BlockingIOError, OSError):
+                    pass
+            rep = safe_exchange(server.port, b"NETRELOAD/1 frobnicate\n", timeout=5)
+            assert rep == "" or rep.startswith("NETRELOAD/1 error "), rep
+            sent_bad += 1
+    finally:
+        u.close()
+    attack_s = time.monotonic() - t0
+    # the logger may print the last line a little after the attack
+    time.sleep(0.2)
+    grown = dropped_lines(server) - dropped0
+    assert grown >= 1, "bad requests were not logged at all"
+    assert grown <= attack_s + 2, \
+        f"{grown} 'dropped' lines for {sent_bad} bad requests in {attack_s:.1f} s"
+    st = status(server)
+    assert st is not None, f"no status after the attack: {LAST_STATUS}\n{log_tail(server)}"
+    assert st["gen"] == 0, "bad requests reloaded the server"
+    assert_healthy(server, pid0, base, "after-log-flood")
+
+
+# 7. a waiting client that resets ---------------------------------------------------------
+def _rst_close(s):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+
+def test_waiting_client_resets(attacked):
+    server, pid0, base = attacked
+    gen0 = status(server)["gen"]
+    server.set_version("v2")
+    for i in range(20):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        s.sendall(b"NETRELOAD/1 reload id=rst%d\n" % i)
+        if i % 2:
+            # half of them read the "accepted" first, the others vanish at once
+            s.settimeout(5)
+            got = s.recv(512)
+            assert got.startswith(b"NETRELOAD/1 accepted "), got
+        _rst_close(s)
+    # the reload those requests asked for completes; the master survives it
+    st = wait_for(lambda: (x := status(server)) and x["state"] == "idle" and x["gen"] > gen0
+                  and x, 45, interval=0.1, what="the reset clients' reload to finish")
+    assert st["last"] == "live" and st["pid"] == pid0
+    assert server.get() == "v2"
+    assert "Segmentation" not in server.log_text() and "SIGSEGV" not in server.log_text()
+    assert_healthy(server, pid0, base, "after-rst")
