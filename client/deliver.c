@@ -152,12 +152,13 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 
 static void report(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
-	static const char *events[] = {"live", "failed", "error", "unreachable", "timeout", "protocol"};
+	static const char *events[] = {"live",	  "failed",   "error", "unreachable",
+				       "timeout", "protocol", "auth"};
 	const struct nr_ping *p = &t->ping;
 
 	if (d->o.json)
 		json_result(t, p->result == NR_EXIT_OK && !p->req.wait ? "accepted"
-			       : p->result >= 0 && p->result <= 5 ? events[p->result]
+			       : p->result >= 0 && p->result <= 6 ? events[p->result]
 								  : "error");
 	else if (!(d->o.quiet && p->result == NR_EXIT_OK))
 		print_result(d, t);

@@ -198,6 +198,13 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 	return 0;
 }
 
+static int limit_error(struct nr_watch *w)
+{
+	snprintf(w->err, sizeof(w->err), "out of inotify watches after %d directories",
+		 ((struct ino *)w->priv)->nwatches);
+	return NR_WATCH_LIMIT;
+}
+
 static int ino_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
 {
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
@@ -213,7 +220,7 @@ static int ino_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
 			if (on_event(w, ev, cb, ctx))
-				return NR_WATCH_LIMIT;
+				return limit_error(w);
 			p += sizeof(*ev) + ev->len;
 		}
 	}
@@ -253,10 +260,9 @@ static int ino_open(struct nr_watch *w)
 	}
 	in->max_watches = max ? atoi(max) : 0;
 	if (add_tree(w, "", NULL, NULL)) {
-		snprintf(w->err, sizeof(w->err), "out of inotify watches after %d directories",
-			 in->nwatches);
+		int rc = limit_error(w);
 		ino_close(w);
-		return NR_WATCH_LIMIT;
+		return rc;
 	}
 	w->ndirs = in->nwatches;
 	return NR_WATCH_OK;

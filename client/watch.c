@@ -26,7 +26,7 @@
 #include "watch.h"
 
 #define MAX_ROOTS 16
-#define NR_EXIT_WATCH 6		  /* cannot watch: backend failed */
+#define NR_EXIT_WATCH 7		  /* cannot watch: backend failed (6 is NR_EXIT_AUTH) */
 #define FALLBACK_POLL_MS 500	  /* polling period after inotify ran out */
 #define GIT_LOCK_MAX_MS 10000	  /* longest wait for .git/index.lock to go */
 #define GIT_LOCK_RECHECK_MS 50
@@ -52,6 +52,8 @@ static const char usage_watch[] =
 	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
 	"  -n, --no-wait       do not wait until the new code is live\n"
 	"  -T, --timeout SEC   give up on one reload after SEC seconds (default 60)\n"
+	"  -s, --secret-file F sign requests with the secret in F (default:\n"
+	"                      $NETRELOAD_SECRET_FILE)\n"
 	"      --on-live CMD   run CMD with /bin/sh after each live reload\n"
 	"                      (env NETRELOAD_TARGET, NETRELOAD_MS, NETRELOAD_GEN, NETRELOAD_PATH)\n"
 	"  -j, --json          one JSON object per event on stdout\n"
@@ -62,8 +64,8 @@ static const char usage_watch[] =
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
 	"dir with pyvenv.cfg) .tox caches, *.pyc, editor swap/backup/lock files, *.log.\n"
 	"exit: 0 stopped by SIGINT/SIGTERM (or --stdin ended and the last reloads went\n"
-	"      well), 2 usage, 6 cannot watch; at the end of --stdin, the worst of the\n"
-	"      last reloads (1 failed, 3 unreachable, 4 timeout, 5 protocol).\n";
+	"      well), 2 usage, 7 cannot watch; at the end of --stdin, the worst of the\n"
+	"      last reloads (1 failed, 3 unreachable, 4 timeout, 5 protocol, 6 auth).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
        OPT_ON_LIVE };
@@ -75,7 +77,7 @@ struct watch_opts {
 	uint32_t debounce_ms, max_delay_ms;
 	int poll_ms, use_stdin, verbose;
 	struct nr_deliver_opts d;
-	const char *explain;
+	const char *explain, *secret;
 	const char *dirs[MAX_ROOTS];
 	int ndirs;
 };
@@ -151,6 +153,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case 'j': o->d.json = 1; return 0;
 	case 'q': o->d.quiet = 1; return 0;
 	case 'v': o->verbose = 1; return 0;
+	case 's': o->secret = optarg; return 0;
 	case OPT_POLL:
 		if (parse_ms(optarg, &v, 10))
 			return usage_error("bad --poll '%s': give milliseconds, at least 10", optarg);
@@ -205,10 +208,10 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"timeout", required_argument, 0, 'T'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
 		{"json", no_argument, 0, 'j'},		     {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+		{"secret-file", required_argument, 0, 's'}, {0, 0, 0, 0}};
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "t:e:i:x:m:nT:jqvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:e:i:x:m:nT:jqvs:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_watch, stdout);
 			return -1;
@@ -227,7 +230,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
-	return 0;
+	return o->explain ? 0 : nr_use_secret(o->secret);
 }
 
 /* ---- roots and backends ------------------------------------------------ */

@@ -1,0 +1,516 @@
+"""`netreload watch`: editor saves reload once, noise never, filters, debounce,
+delivery to several / unreachable targets, --stdin, --poll, inotify fallback.
+
+Every test runs the real client against a private uWSGI. The watcher runs as
+a subprocess writing to files; it is stopped with SIGINT (and killed by pid
+if that fails) at teardown. "No reload" is asserted after a bounded wait.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLIENT, APP_TEMPLATE, atomic_write, run_client, wait_for
+
+QUIET = 0.6  # how long "nothing happens" is watched for; debounce is 20 ms
+
+
+class Watcher:
+    def __init__(self, tmp_path, n, args, cwd, stdin=False, env=None):
+        self.out = Path(tmp_path) / f"watch{n}.out"
+        self.err = Path(tmp_path) / f"watch{n}.err"
+        self._out = open(self.out, "wb")
+        self._err = open(self.err, "wb")
+        self.proc = subprocess.Popen(
+            [str(CLIENT), "watch", *map(str, args)], cwd=cwd, stdout=self._out,
+            stderr=self._err, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})})
+
+    def stdout(self):
+        return self.out.read_text(encoding="utf-8", errors="replace")
+
+    def stderr(self):
+        return self.err.read_text(encoding="utf-8", errors="replace")
+
+    def started(self, timeout=10):
+        wait_for(lambda: "netreload: watching" in self.stderr() or self.proc.poll() is not None,
+                 timeout, what="the watcher's startup line")
+        assert self.proc.poll() is None, self.stderr()
+        return self
+
+    def lives(self):
+        return self.stdout().count(" live in ")
+
+    def wait_lives(self, n, timeout=20):
+        wait_for(lambda: self.lives() >= n, timeout,
+                 what=f"{n} live line(s); stdout={self.stdout()!r} stderr={self.stderr()!r}")
+
+    def stop(self, timeout=5):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=timeout)
+        for f in (self._out, self._err):
+            f.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def code(tmp_path):
+    """A small source tree to watch, separate from the server's own directory."""
+    d = tmp_path / "code"
+    (d / "pkg").mkdir(parents=True)
+    (d / "views.py").write_text("x = 1\n")
+    (d / "pkg" / "models.py").write_text("y = 1\n")
+    return d
+
+
+@pytest.fixture
+def watch(tmp_path, code):
+    """Factory: watch(*args, cwd=code) starts `netreload watch ARGS`; all are stopped at teardown."""
+    started = []
+
+    def make(*args, cwd=None, stdin=False, env=None, wait=True):
+        w = Watcher(tmp_path, len(started), args, cwd or code, stdin=stdin, env=env)
+        started.append(w)
+        return w.started() if wait else w
+
+    yield make
+    for w in started:
+        w.stop()
+
+
+def gen(server):
+    """The server's generation; asks again while a graceful reload re-execs the master."""
+    def ask():
+        r = run_client("status", "--json", server.target, timeout=10)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+    return wait_for(ask, 15, what="a status answer")["gen"]
+
+
+def assert_quiet(w, server, g0, lives=0):
+    """Nothing more happens: no new live line, no new generation."""
+    time.sleep(QUIET)
+    assert w.lives() == lives, w.stdout()
+    assert gen(server) == g0 + lives
+
+
+def one_reload(w, server, g0):
+    w.wait_lives(1)
+    assert_quiet(w, server, g0, lives=1)
+
+
+# ---- editor saves -------------------------------------------------------------
+
+def save_plain(p, text):
+    p.write_text(text)
+
+
+def save_atomic(p, text):
+    atomic_write(p, text)
+
+
+def save_tmp_rename(p, text):
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, p)
+
+
+def save_vim(p, text):
+    """vim: swap file, 4913 probe, rename to backup~, write, drop backup, touch swap."""
+    swp = p.with_name(f".{p.name}.swp")
+    swp.write_bytes(b"b0VIM 9.0\0" * 50)
+    probe = p.with_name("4913")
+    probe.write_text("")
+    os.chmod(probe, 0o644)
+    probe.unlink()
+    backup = p.with_name(p.name + "~")
+    os.rename(p, backup)
+    p.write_text(text)
+    backup.unlink()
+    swp.write_bytes(b"b0VIM 9.0\1" * 50)
+    p.with_name(f".{p.name}.swx").write_text("")
+    p.with_name(f".{p.name}.swx").unlink()
+
+
+def save_emacs(p, text):
+    """emacs: lock symlink .#x, autosave #x#, backup x~ by rename, write, clean up."""
+    lock = p.with_name(f".#{p.name}")
+    os.symlink("user@host.4242:1700000000", lock)
+    autosave = p.with_name(f"#{p.name}#")
+    autosave.write_text(text)
+    os.rename(p, p.with_name(p.name + "~"))
+    p.write_text(text)
+    autosave.unlink()
+    lock.unlink()
+
+
+def save_jetbrains(p, text):
+    """JetBrains "safe write": x___jb_tmp___, x -> x___jb_old___, tmp -> x, drop old."""
+    tmp = p.with_name(p.name + "___jb_tmp___")
+    old = p.with_name(p.name + "___jb_old___")
+    tmp.write_text(text)
+    os.rename(p, old)
+    os.rename(tmp, p)
+    old.unlink()
+
+
+@pytest.mark.parametrize("save", [save_plain, save_atomic, save_tmp_rename, save_vim,
+                                  save_emacs, save_jetbrains],
+                         ids=["plain", "atomic", "tmp-rename", "vim", "emacs", "jetbrains"])
+def test_editor_save_reloads_once(server, code, watch, save):
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    save(code / "views.py", "x = 2\n")
+    one_reload(w, server, g0)
+    assert "views.py" in w.stdout()
+
+
+def test_startup_line_and_output_format(server, code, watch):
+    w = watch("--to", server.target)
+    assert f"netreload: watching 2 dirs under {code} (inotify) \u2192 {server.target}" in w.stderr()
+    (code / "pkg" / "models.py").write_text("y = 2\n")
+    w.wait_lives(1)
+    line = w.stdout().splitlines()[0]
+    assert f"pkg/models.py \u2192 {server.target} live in " in line
+    assert "(debounce " in line and ", reload " in line
+    assert "\033[" not in line  # not a terminal: no colour
+
+
+def test_delete_and_rename_reload(server, code, watch):
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "pkg" / "models.py").unlink()
+    one_reload(w, server, g0)
+    os.rename(code / "views.py", code / "views2.py")
+    w.wait_lives(2)
+    assert_quiet(w, server, g0, lives=2)
+
+
+def test_new_directory_is_watched(server, code, watch):
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "newpkg").mkdir()
+    assert_quiet(w, server, g0)  # an empty directory is not code
+    (code / "newpkg" / "mod.py").write_text("z = 1\n")
+    one_reload(w, server, g0)
+    (code / "newpkg" / "sub").mkdir()
+    time.sleep(0.1)
+    (code / "newpkg" / "sub" / "deep.py").write_text("z = 2\n")
+    w.wait_lives(2)
+    assert "newpkg/sub/deep.py" in w.stdout()
+
+
+def test_moved_in_directory_reloads_and_is_watched(server, code, tmp_path, watch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.py").write_text("a = 1\n")
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    os.rename(outside, code / "moved")
+    one_reload(w, server, g0)
+    (code / "moved" / "a.py").write_text("a = 2\n")
+    w.wait_lives(2)
+
+
+def test_noise_never_reloads(server, code, watch):
+    for d in ("__pycache__", ".git", "node_modules/lib", "venv/lib", ".tox", ".mypy_cache",
+              ".pytest_cache", "myenv"):
+        (code / d).mkdir(parents=True)
+    (code / "myenv" / "pyvenv.cfg").write_text("home = /usr\n")
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "views.pyc").write_bytes(b"\0")
+    (code / "pkg" / "models.pyo").write_bytes(b"\0")
+    (code / ".views.py.swp").write_bytes(b"\0")
+    (code / ".views.py.swx").write_bytes(b"\0")
+    (code / "views.py~").write_text("old")
+    (code / "4913").write_text("")
+    (code / "4913").unlink()
+    (code / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"\0")
+    (code / ".git" / "index").write_bytes(b"\0")
+    (code / ".git" / "objects").mkdir()
+    (code / "node_modules" / "lib" / "x.js").write_text("1")
+    (code / "venv" / "lib" / "site.py").write_text("1")
+    (code / "myenv" / "lib.py").write_text("1")
+    (code / "server.log").write_text("log line\n")
+    (code / ".#views.py").symlink_to("user@host.1:2")
+    (code / "#views.py#").write_text("autosave")
+    (code / "views.py___jb_old___").write_text("1")
+    assert_quiet(w, server, g0)
+    (code / ".views.py.swp").unlink()
+    (code / "views.pyc").unlink()
+    assert_quiet(w, server, g0)
+
+
+# ---- filters ------------------------------------------------------------------
+
+def test_gitignore_nested_with_negation(server, code, watch):
+    (code / ".gitignore").write_text("build/\n*.cfg\n!keep.cfg\n/top.txt\n")
+    (code / "build").mkdir()
+    (code / "pkg" / ".gitignore").write_text("local.py\n!*.cfg\n")
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "build" / "out.py").write_text("1")
+    (code / "secret.cfg").write_text("1")
+    (code / "top.txt").write_text("1")
+    (code / "pkg" / "local.py").write_text("1")
+    assert_quiet(w, server, g0)
+    (code / "keep.cfg").write_text("1")
+    one_reload(w, server, g0)
+    (code / "pkg" / "x.cfg").write_text("1")  # re-included by pkg/.gitignore
+    w.wait_lives(2)
+    (code / "pkg" / "top.txt").write_text("1")  # /top.txt is anchored to the root
+    w.wait_lives(3)
+
+
+def test_no_gitignore(server, code, watch):
+    (code / ".gitignore").write_text("*.cfg\n")
+    w = watch("--no-gitignore", "--to", server.target)
+    g0 = gen(server)
+    (code / "secret.cfg").write_text("1")
+    one_reload(w, server, g0)
+
+
+def test_ext(server, code, watch):
+    w = watch("--ext", "py,html", "--to", server.target)
+    g0 = gen(server)
+    (code / "README.md").write_text("1")
+    (code / "data.json").write_text("1")
+    assert_quiet(w, server, g0)
+    (code / "page.html").write_text("1")
+    one_reload(w, server, g0)
+
+
+def test_include_exclude(server, code, watch):
+    (code / "templates").mkdir()
+    (code / "migrations").mkdir()
+    w = watch("--include", "templates/*", "--include", "*.py", "--exclude", "migrations",
+              "--exclude", "pkg/*.py", "--to", server.target)
+    g0 = gen(server)
+    (code / "notes.txt").write_text("1")
+    (code / "migrations" / "0001.py").write_text("1")
+    (code / "pkg" / "models.py").write_text("y = 3\n")
+    assert_quiet(w, server, g0)
+    (code / "templates" / "a.txt").write_text("1")
+    one_reload(w, server, g0)
+    (code / "views.py").write_text("x = 3\n")
+    w.wait_lives(2)
+
+
+def explain(code, path, *args):
+    return subprocess.run([str(CLIENT), "watch", *args, "--explain", path], cwd=code,
+                          capture_output=True, text=True, timeout=10)
+
+
+def test_explain(code):
+    (code / ".gitignore").write_text("build/\n")
+    (code / "views").mkdir()
+    r = explain(code, "views/x.pyc")
+    assert r.returncode == 1 and r.stdout == "views/x.pyc: ignored by default rule '*.pyc'\n"
+    r = explain(code, "views.py")
+    assert r.returncode == 0 and "views.py: would trigger a reload" in r.stdout
+    r = explain(code, "build/x.py")
+    assert r.returncode == 1 and "'build/' in .gitignore:1" in r.stdout, r.stdout
+    r = explain(code, "node_modules/a/b.js")
+    assert r.returncode == 1 and "default rule 'node_modules/'" in r.stdout
+    r = explain(code, "README.md", "--ext", "py")
+    assert r.returncode == 1 and "not selected by --ext" in r.stdout
+    r = explain(code, "pkg/models.py", "--exclude", "pkg/*")
+    assert r.returncode == 1 and "--exclude 'pkg/*'" in r.stdout
+    r = explain(code, "/etc/passwd")
+    assert r.returncode == 2 and "netreload: error:" in r.stderr
+
+
+# ---- debounce -----------------------------------------------------------------
+
+def test_burst_of_500_files_is_one_reload(server, code, watch):
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    for i in range(500):
+        (code / "pkg" / f"m{i}.py").write_text(f"v = {i}\n")
+    one_reload(w, server, g0)
+    assert "(+499)" in w.stdout()
+
+
+def test_waits_for_git_index_lock(server, code, watch):
+    (code / ".git").mkdir()
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    lock = code / ".git" / "index.lock"
+    lock.write_text("")
+    (code / "views.py").write_text("x = 5\n")
+    (code / "pkg" / "models.py").write_text("y = 5\n")
+    assert_quiet(w, server, g0)
+    lock.unlink()
+    one_reload(w, server, g0)
+
+
+def test_change_during_reload_gives_exactly_one_more(servers, code, watch):
+    slow = APP_TEMPLATE.format(version="slow").replace("VERSION =", "import time\ntime.sleep(0.8)\nVERSION =")
+    server = servers(app=slow)
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "views.py").write_text("x = 10\n")
+    time.sleep(0.2)  # the first ping is in flight: the app takes 0.8 s to import
+    assert w.lives() == 0
+    for i in range(5):
+        (code / "pkg" / "models.py").write_text(f"y = {i}\n")
+        time.sleep(0.05)
+    w.wait_lives(2, timeout=30)
+    time.sleep(1.5)
+    assert w.lives() == 2, w.stdout()
+    assert gen(server) == g0 + 2
+
+
+# ---- backends -----------------------------------------------------------------
+
+def test_stdin(server, code, watch):
+    w = watch("--stdin", "--to", server.target, stdin=True)
+    assert "paths read from stdin" in w.stderr()
+    g0 = gen(server)
+    w.proc.stdin.write(f"{code}/.views.py.swp\n{code}/__pycache__/x.pyc\n".encode())
+    w.proc.stdin.flush()
+    assert_quiet(w, server, g0)
+    w.proc.stdin.write(f"{code}/views.py\npkg/models.py\n".encode())
+    w.proc.stdin.flush()
+    one_reload(w, server, g0)
+    assert "views.py (+1)" in w.stdout()
+    w.proc.stdin.write(b"pkg/models.py\n")
+    w.proc.stdin.close()  # end of input: last reload, then exit 0
+    assert w.proc.wait(timeout=20) == 0
+    assert w.lives() == 2
+
+
+def test_poll_backend(server, code, watch):
+    w = watch("--poll", "50", "--to", server.target)
+    assert "(poll every 50 ms)" in w.stderr()
+    g0 = gen(server)
+    (code / ".views.py.swp").write_text("1")
+    assert_quiet(w, server, g0)
+    (code / "views.py").write_text("x = 7\n")
+    one_reload(w, server, g0)
+    (code / "newdir").mkdir()
+    (code / "newdir" / "n.py").write_text("1")
+    w.wait_lives(2)
+    (code / "views.py").unlink()
+    w.wait_lives(3)
+
+
+def test_inotify_fallback_to_polling(server, code, watch):
+    (code / "pkg" / "sub").mkdir()
+    w = watch("--to", server.target, env={"NETRELOAD_INOTIFY_MAX_WATCHES": "2"})
+    err = w.stderr()
+    assert "netreload: warning: out of inotify watches" in err
+    assert "fs.inotify.max_user_watches" in err
+    assert "sysctl fs.inotify.max_user_watches=524288" in err
+    assert "(poll every 500 ms)" in err
+    g0 = gen(server)
+    (code / "pkg" / "sub" / "deep.py").write_text("1")
+    one_reload(w, server, g0)
+
+
+def test_inotify_fallback_while_running(server, code, watch):
+    w = watch("--to", server.target, env={"NETRELOAD_INOTIFY_MAX_WATCHES": "3"})
+    assert "warning" not in w.stderr()
+    g0 = gen(server)
+    (code / "new1").mkdir()
+    (code / "new2").mkdir()
+    wait_for(lambda: "out of inotify watches" in w.stderr(), 5, what="the fallback warning")
+    w.wait_lives(1)
+    (code / "new2" / "x.py").write_text("1")
+    w.wait_lives(2)
+    assert gen(server) >= g0 + 2
+
+
+# ---- delivery -----------------------------------------------------------------
+
+def test_unreachable_then_back(servers, code, watch):
+    server = servers(start=False)
+    w = watch("--to", server.target)
+    (code / "views.py").write_text("x = 8\n")
+    wait_for(lambda: "cannot connect" in w.stderr(), 10, what="the unreachable warning")
+    assert w.stderr().count("cannot connect") == 1
+    assert w.proc.poll() is None  # keeps watching
+    time.sleep(1.2)  # a few retries happen meanwhile, silently
+    assert w.stderr().count("cannot connect") == 1
+    server.start()
+    w.wait_lives(1, timeout=30)
+    assert gen(server) == 1
+    assert "answers again" in w.stderr()
+
+
+def test_two_targets(servers, code, watch):
+    a, b = servers(), servers()
+    w = watch("--to", a.target, "--to", b.target)
+    ga, gb = gen(a), gen(b)
+    (code / "views.py").write_text("x = 9\n")
+    w.wait_lives(2)
+    out = w.stdout()
+    assert a.target in out and b.target in out
+    time.sleep(QUIET)
+    assert w.lives() == 2 and gen(a) == ga + 1 and gen(b) == gb + 1
+
+
+def test_failure_shows_reason_and_keeps_watching(server, watch):
+    w = watch("--to", server.target, cwd=server.dir)  # watches the app itself; *.log ignored
+    server.app.write_text("import no_such_module_xyz\n" + APP_TEMPLATE.format(version="bad"))
+    wait_for(lambda: " failed after " in w.stdout(), 30, what=f"a failed line: {w.stdout()!r}")
+    assert "no_such_module_xyz" in w.stdout()
+    assert w.proc.poll() is None
+    server.set_version("v3")
+    w.wait_lives(1, timeout=30)
+    wait_for(lambda: server.get() == "v3", 10, what="the new code")
+
+
+def test_on_live(server, code, tmp_path, watch):
+    marker = tmp_path / "marker"
+    w = watch("--to", server.target, "--on-live",
+              f'echo "$NETRELOAD_TARGET $NETRELOAD_GEN" > {marker}')
+    (code / "views.py").write_text("x = 11\n")
+    w.wait_lives(1)
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), 10, what="the marker")
+    assert marker.read_text().split() == [server.target, "1"]
+
+
+def test_json(server, code, watch):
+    w = watch("--json", "--to", server.target)
+    (code / "views.py").write_text("x = 12\n")
+    wait_for(lambda: w.stdout().count("\n") >= 1, 20, what="a JSON line")
+    events = [json.loads(line) for line in w.stdout().splitlines()]
+    assert events[0]["event"] == "live"
+    assert events[0]["target"] == server.target
+    assert events[0]["path"] == "views.py" and events[0]["gen"] == 1
+
+
+def test_no_wait(server, code, watch):
+    w = watch("--no-wait", "--to", server.target)
+    (code / "views.py").write_text("x = 13\n")
+    wait_for(lambda: "accepted (generation 1)" in w.stdout(), 20, what="an accepted line")
+
+
+# ---- command line -------------------------------------------------------------
+
+def test_help_and_usage_errors(code):
+    r = run_client("watch", "--help")
+    assert r.returncode == 0 and "--to HOST:PORT" in r.stdout and "--stdin" in r.stdout
+    r = run_client("watch", str(code))
+    assert r.returncode == 2 and "no target: add --to HOST:PORT" in r.stderr
+    r = run_client("watch", "--to", "127.0.0.1:1", str(code / "nope"))
+    assert r.returncode == 2 and "cannot watch" in r.stderr
+    r = run_client("watch", "--to", "127.0.0.1:1", "--debounce", "x", str(code))
+    assert r.returncode == 2 and "--debounce" in r.stderr
+    assert "watch [DIR...]" in run_client("--help").stdout
+
+
+def test_sigterm_exits_zero(server, code, watch):
+    w = watch("--to", server.target)
+    w.proc.send_signal(signal.SIGTERM)
+    assert w.proc.wait(timeout=5) == 0
