@@ -147,6 +147,36 @@ static struct nr_conn *conn_new(int fd, uint64_t now)
 	return NULL;
 }
 
+/* "p=FD,OPENED,HEXBYTES": a connection still sending its request, with what it sent. */
+static size_t save_reader(const struct nr_conn *c, char *buf, size_t len)
+{
+	size_t off = (size_t)snprintf(buf, len, " p=%d,%llu,", c->fd, (unsigned long long)c->opened);
+
+	for (size_t i = 0; i < c->len && off + 3 < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%02x", (unsigned char)c->buf[i]);
+	return off;
+}
+
+static void adopt_reader(const char *tok, uint64_t now)
+{
+	int fd, used = 0;
+	unsigned long long opened;
+	struct nr_conn *c;
+
+	if (sscanf(tok, "p=%d,%llu,%n", &fd, &opened, &used) != 2 || !used ||
+	    !(c = conn_new(fd, now)))
+		return;
+	c->opened = opened; /* the read timeout runs on across the exec */
+	for (const char *h = tok + used; h[0] && h[1] && c->len < sizeof(c->buf); h += 2) {
+		unsigned v;
+		if (sscanf(h, "%2x", &v) != 1)
+			break;
+		c->buf[c->len++] = (char)v;
+	}
+	snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", fd);
+	uwsgi_add_safe_fd(fd);
+}
+
 /* "u=GEN,T0,ID,HEXADDR": a UDP sender that waits for "live" across the re-exec. */
 static void adopt_udp_waiter(const char *tok)
 {
@@ -198,9 +228,12 @@ int nr_listen_adopt(const char *state)
 			c->want_gen = gen;
 			c->t0 = t0;
 			snprintf(c->id, sizeof(c->id), "%s", strcmp(id, "~") ? id : "");
+			snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", fd);
 			uwsgi_add_safe_fd(fd);
 		} else if (!strncmp(tok, "u=", 2)) {
 			adopt_udp_waiter(tok);
+		} else if (!strncmp(tok, "p=", 2)) {
+			adopt_reader(tok, now);
 		}
 	}
 	free(copy);
@@ -612,7 +645,7 @@ void nr_listen_close_all(void)
 	unr.enabled = 0;
 }
 
-/* Before exec: keep listeners and waiting clients; close half-read connections. */
+/* Before exec: keep listeners, waiting clients and clients still sending. */
 void nr_listen_save(char *buf, size_t len)
 {
 	size_t off = 0;
@@ -625,13 +658,17 @@ void nr_listen_save(char *buf, size_t len)
 		if (!c)
 			continue;
 		/* a half-closed client (nc -N) still reads its answer: keep it too */
-		if (c->state != NR_CONN_WAITING || off + 80 >= len) {
+		if (off + 100 + 2 * c->len >= len) {
+			nr_complain("%s: no room to keep the connection across the reload", c->peer);
 			nr_conn_close(c);
 			continue;
 		}
-		off += (size_t)snprintf(buf + off, len - off, " c=%d,%llu,%llu,%s", c->fd,
-					(unsigned long long)c->want_gen, (unsigned long long)c->t0,
-					c->id[0] ? c->id : "~");
+		if (c->state == NR_CONN_WAITING)
+			off += (size_t)snprintf(buf + off, len - off, " c=%d,%llu,%llu,%s", c->fd,
+						(unsigned long long)c->want_gen,
+						(unsigned long long)c->t0, c->id[0] ? c->id : "~");
+		else
+			off += save_reader(c, buf + off, len - off);
 		uwsgi_add_safe_fd(c->fd);
 	}
 	for (int i = 0; i < NR_MAX_UDP_WAITERS && off + 160 < len; i++) {

@@ -253,7 +253,7 @@ static void nr_master_cycle(void)
  * the next master through the environment. */
 static void nr_master_cleanup(void)
 {
-	static char buf[32768]; /* worst case: every connection, waiter and id slot used */
+	static char buf[65536]; /* fits every waiter and id slot, and most readers */
 	size_t off;
 
 	if (!unr.enabled || !uwsgi_instance_is_reloading)
