@@ -39,13 +39,15 @@ static int first_sighting(struct nr_debounce *d, const char *path)
 	return 1;
 }
 
+/* The batch is named after the path that changed last: an atomic save writes a
+ * temp file first and renames it over the real one, which comes last. */
 void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now)
 {
 	if (!d->last) {
-		snprintf(d->b.path, sizeof(d->b.path), "%s", path);
 		d->b.t_first = now;
 		d->b.count = 0;
 	}
+	snprintf(d->b.path, sizeof(d->b.path), "%s", path);
 	d->last = now ? now : 1;
 	d->b.count += first_sighting(d, path);
 }
@@ -68,7 +70,7 @@ void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now)
 	memset(d->seen, 0, sizeof(d->seen));
 }
 
-/* The older batch names the reload; counts add up (a path may count twice). */
+/* The newer batch names the reload; counts add up (a path may count twice). */
 void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 {
 	if (!into->count) {
@@ -77,4 +79,5 @@ void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 	}
 	into->count += b->count;
 	into->t_fire = b->t_fire;
+	memcpy(into->path, b->path, sizeof(into->path));
 }

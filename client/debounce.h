@@ -13,7 +13,7 @@
 
 /* What one reload is about: shown in the output line. */
 struct nr_batch {
-	char path[1024];  /* the first path that changed */
+	char path[1024];  /* the path that changed last */
 	unsigned count;	  /* distinct paths */
 	uint64_t t_first; /* first change, monotonic ms */
 	uint64_t t_fire;  /* when the quiet window closed */

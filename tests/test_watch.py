@@ -173,6 +173,19 @@ def test_editor_save_reloads_once(server, code, watch, save):
     assert "views.py" in w.stdout()
 
 
+def test_atomic_save_is_named_after_its_target(server, code, watch):
+    """sed -i and similar tools write a temp file with an ordinary name, then rename it
+    over the real file: the line must name the real file (it named the temp file)."""
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    tmp = code / "sedAb12Cd"
+    tmp.write_text("x = 7\n")
+    os.replace(tmp, code / "views.py")
+    one_reload(w, server, g0)
+    line = w.stdout().splitlines()[0]
+    assert " views.py (+1) \u2192 " in line and "sedAb12Cd" not in line, line
+
+
 def test_startup_line_and_output_format(server, code, watch):
     w = watch("--to", server.target)
     assert f"netreload: watching 2 dirs under {code} (inotify) \u2192 {server.target}" in w.stderr()
@@ -382,7 +395,7 @@ def test_stdin(server, code, watch):
     w.proc.stdin.write(f"{code}/views.py\npkg/models.py\n".encode())
     w.proc.stdin.flush()
     one_reload(w, server, g0)
-    assert "views.py (+1)" in w.stdout()
+    assert "pkg/models.py (+1)" in w.stdout()  # named after the path that changed last
     w.proc.stdin.write(b"pkg/models.py\n")
     w.proc.stdin.close()  # end of input: last reload, then exit 0
     assert w.proc.wait(timeout=20) == 0
