@@ -18,6 +18,11 @@ void nr_request_id(char *id, size_t len);
 /* One JSON object on one line describing a finished ping. */
 void nr_json_result(FILE *out, const struct nr_ping *p);
 void nr_json_string(FILE *out, const char *s);
+/* Where a reload's time went, from the server's step times and the client's total:
+ * "stop 23, start 46, import 36, ready 29, network 1 ms". */
+void nr_format_steps(const struct nr_reply *f, unsigned client_ms, char *buf, size_t len);
+/* The same steps as JSON members: ,"server_ms":..,"stop_ms":.. (live/failed replies only). */
+void nr_json_steps(FILE *out, const struct nr_reply *f);
 /* Load --secret-file, or $NETRELOAD_SECRET_FILE when path is NULL, and sign with it.
  * Returns 0 (also when there is no secret) or NR_EXIT_USAGE after printing why. */
 int nr_use_secret(const char *path);

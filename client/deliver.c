@@ -105,8 +105,7 @@ static void json_result(const struct nr_dtarget *t, const char *event)
 	       (unsigned long long)(p->t_done - p->t_start));
 	if (p->got_accepted)
 		printf(",\"gen\":%llu", (unsigned long long)p->accepted.gen);
-	if (p->final.kind == NR_REPLY_LIVE || p->final.kind == NR_REPLY_FAILED)
-		printf(",\"server_ms\":%u,\"stop_ms\":%u", p->final.ms, p->final.stop_ms);
+	nr_json_steps(stdout, &p->final);
 	if (p->final.reason[0]) {
 		printf(",\"reason\":");
 		nr_json_string(stdout, p->final.reason);
@@ -144,6 +143,11 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		       (unsigned long long)p->accepted.gen, total);
 	else if (p->result == NR_EXIT_OK)
 		printf("%slive%s in %u ms (debounce %u, reload %u)\n", on, off, total, deb, rel);
+	if (p->result == NR_EXIT_OK && p->req.wait && d->o.breakdown) {
+		char steps[160];
+		nr_format_steps(&p->final, rel, steps, sizeof(steps));
+		printf("         %s\n", steps);
+	}
 	else if (p->result == NR_EXIT_FAILED)
 		printf("%sfailed%s after %u ms: %s\n", on, off, total, p->final.reason);
 	else

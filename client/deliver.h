@@ -19,7 +19,7 @@
 struct nr_deliver_opts {
 	struct nr_request req; /* verb, mode, wait; the id is made per ping */
 	uint32_t timeout_ms;
-	int json, quiet, color;
+	int json, quiet, color, breakdown;
 	const char *on_live; /* shell command run after each live reply */
 };
 

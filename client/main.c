@@ -44,6 +44,8 @@ static const char usage_ping[] =
 	"  -t, --timeout SEC   give up after SEC seconds (default 60)\n"
 	"  -u, --udp           use UDP: resend until answered (lossy links)\n"
 	"  -q, --quiet         print nothing on success\n"
+	"  -b, --breakdown     also print where the time went: old workers stopping,\n"
+	"                      new processes starting, app import, workers ready, network\n"
 	"  -j, --json          print one JSON object per server\n"
 	"  -s, --secret-file F sign requests with the secret in F (default:\n"
 	"                      $NETRELOAD_SECRET_FILE); needed when the server sets\n"
@@ -98,8 +100,10 @@ static int worst(int a, int b)
 	return a > b ? a : b;
 }
 
-static void print_result(const struct nr_ping *p, int json, int quiet)
+static void print_result(const struct nr_ping *p, int json, int quiet, int breakdown)
 {
+	char steps[160];
+
 	unsigned total = (unsigned)(p->t_done - p->t_start);
 	const struct nr_reply *f = &p->final;
 
@@ -115,6 +119,10 @@ static void print_result(const struct nr_ping *p, int json, int quiet)
 	else if (p->result == NR_EXIT_OK)
 		printf("%s: live in %u ms (generation %llu; server %u ms, old workers gone after %u ms)\n",
 		       p->target.label, total, (unsigned long long)f->gen, f->ms, f->stop_ms);
+	if (p->result == NR_EXIT_OK && p->req.wait && breakdown) {
+		nr_format_steps(f, total, steps, sizeof(steps));
+		printf("%s: %s\n", p->target.label, steps);
+	}
 	if (p->result == NR_EXIT_OK && f->killed)
 		printf("%s: note: %u old worker(s) did not stop in time and were killed "
 		       "(netreload-grace)\n",
@@ -150,17 +158,20 @@ static int cmd_ping(int argc, char **argv)
 		{"timeout", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 		{"json", no_argument, 0, 'j'},	      {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"udp", no_argument, 0, 'u'},
-		{0, 0, 0, 0}};
+		{"breakdown", no_argument, 0, 'b'},	    {0, 0, 0, 0}};
 	struct nr_request req = {.verb = NR_VERB_RELOAD, .wait = 1};
 	const char *secret = NULL;
-	int udp = 0;
+	int udp = 0, breakdown = 0;
 	struct nr_target targets[MAX_TARGETS];
 	struct nr_ping pings[MAX_TARGETS];
 	uint32_t timeout = 60000;
 	int c, n, json = 0, quiet = 0, rc = NR_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "m:nt:uqjs:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "m:nt:uqbjs:h", opts, NULL)) != -1) {
 		switch (c) {
+		case 'b':
+			breakdown = 1;
+			break;
 		case 'u':
 			udp = 1;
 			break;
@@ -205,7 +216,7 @@ static int cmd_ping(int argc, char **argv)
 	}
 	nr_ping_run(pings, n);
 	for (int i = 0; i < n; i++) {
-		print_result(&pings[i], json, quiet);
+		print_result(&pings[i], json, quiet, breakdown);
 		rc = worst(rc, pings[i].result);
 	}
 	return rc;

@@ -56,6 +56,38 @@ void nr_json_string(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+static unsigned after(unsigned t, unsigned since)
+{
+	return t > since ? t - since : 0;
+}
+
+/* Steps in order: old workers stop; the new master (re-exec) or first new worker
+ * starts; a re-exec'd master imports the app and forks; workers get ready. */
+void nr_format_steps(const struct nr_reply *f, unsigned client_ms, char *buf, size_t len)
+{
+	unsigned before_ready = f->stop_ms;
+	int n;
+
+	n = snprintf(buf, len, "stop %u, start %u", f->stop_ms, after(f->spawn_ms, f->stop_ms));
+	if (f->spawn_ms > before_ready)
+		before_ready = f->spawn_ms;
+	if (f->load_ms && n > 0 && (size_t)n < len) {
+		n += snprintf(buf + n, len - (size_t)n, ", import %u", after(f->load_ms, before_ready));
+		before_ready = f->load_ms > before_ready ? f->load_ms : before_ready;
+	}
+	if (n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ", ready %u, network %u ms",
+			 after(f->ms, before_ready), after(client_ms, f->ms));
+}
+
+void nr_json_steps(FILE *out, const struct nr_reply *f)
+{
+	if (f->kind != NR_REPLY_LIVE && f->kind != NR_REPLY_FAILED)
+		return;
+	fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u,\"spawn_ms\":%u,\"load_ms\":%u,\"killed\":%u",
+		f->ms, f->stop_ms, f->spawn_ms, f->load_ms, f->killed);
+}
+
 static const char *event_name(const struct nr_ping *p)
 {
 	static const char *names[] = {"live",	 "failed",   "usage", "unreachable",
@@ -80,9 +112,7 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\",\"accepted_ms\":%.3f",
 			(unsigned long long)p->accepted.gen, nr_mode_name(p->accepted.mode),
 			(double)(p->t_accepted_us - p->t_start_us) / 1000.0);
-	if (f->kind == NR_REPLY_LIVE || f->kind == NR_REPLY_FAILED)
-		fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u,\"killed\":%u", f->ms, f->stop_ms,
-			f->killed);
+	nr_json_steps(out, f);
 	if (f->kind == NR_REPLY_STATUS) {
 		fprintf(out, ",\"gen\":%llu,\"state\":\"%s\",\"mode\":\"%s\",\"workers_live\":%u,"
 			     "\"workers_total\":%u,\"apps\":%u,\"last\":\"%s\",\"last_ms\":%u,\"pid\":%u",

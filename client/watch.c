@@ -56,6 +56,7 @@ static const char usage_watch[] =
 	"                      $NETRELOAD_SECRET_FILE)\n"
 	"      --on-live CMD   run CMD with /bin/sh after each live reload\n"
 	"                      (env NETRELOAD_TARGET, NETRELOAD_MS, NETRELOAD_GEN, NETRELOAD_PATH)\n"
+	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
 	"  -v, --verbose       log every changed path and the rule that kept or ignored it\n"
@@ -151,6 +152,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
+	case 'b': o->d.breakdown = 1; return 0;
 	case 'q': o->d.quiet = 1; return 0;
 	case 'v': o->verbose = 1; return 0;
 	case 's': o->secret = optarg; return 0;
@@ -208,10 +210,11 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"timeout", required_argument, 0, 'T'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
 		{"json", no_argument, 0, 'j'},		     {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
-		{"secret-file", required_argument, 0, 's'}, {0, 0, 0, 0}};
+		{"secret-file", required_argument, 0, 's'}, {"breakdown", no_argument, 0, 'b'},
+		{0, 0, 0, 0}};
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "t:e:i:x:m:nT:jqvs:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "t:e:i:x:m:nT:jbqvs:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_watch, stdout);
 			return -1;

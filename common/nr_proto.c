@@ -345,6 +345,10 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 		return parse_u32(v, &rep->stop_ms);
 	if (!strcmp(k, "killed"))
 		return parse_u32(v, &rep->killed);
+	if (!strcmp(k, "spawn_ms"))
+		return parse_u32(v, &rep->spawn_ms);
+	if (!strcmp(k, "load_ms"))
+		return parse_u32(v, &rep->load_ms);
 	if (!strcmp(k, "mode"))
 		return nr_mode_parse(v, &rep->mode);
 	if (!strcmp(k, "state"))
@@ -406,6 +410,10 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 	case NR_REPLY_FAILED:
 		if (append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
 			   rep->ms, rep->stop_ms))
+			return NR_ESPACE;
+		if (rep->spawn_ms && append(buf, len, off, " spawn_ms=%u", rep->spawn_ms))
+			return NR_ESPACE;
+		if (rep->load_ms && append(buf, len, off, " load_ms=%u", rep->load_ms))
 			return NR_ESPACE;
 		return rep->killed ? append(buf, len, off, " killed=%u", rep->killed) : NR_OK;
 	case NR_REPLY_STATUS:

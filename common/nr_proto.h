@@ -63,6 +63,8 @@ struct nr_reply {
 	uint64_t gen;      /* generation the request maps to, or now serving */
 	uint32_t ms;       /* request received -> live/failed, server clock */
 	uint32_t stop_ms;  /* request received -> old workers gone */
+	uint32_t spawn_ms; /* request received -> new master (re-exec) or first new worker started */
+	uint32_t load_ms;  /* re-exec: request received -> new master had the app and its workers */
 	uint32_t killed;   /* old workers killed after netreload-grace */
 	enum nr_mode mode; /* accepted, status */
 	/* status only */

@@ -87,6 +87,8 @@ struct uwsgi_netreload {
 	enum nr_mode cur_mode;
 	uint64_t t_first;	/* first request covered by gen */
 	uint64_t t_start, t_stop;
+	uint64_t t_spawn; /* new master started (re-exec) or first new worker seen */
+	uint64_t t_load;  /* re-exec: first master loop pass, app imported and workers forked */
 	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
 	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
 	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */

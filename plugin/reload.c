@@ -83,6 +83,11 @@ int nr_mode_reexecs(enum nr_mode mode)
 	return mode_def(mode)->reexec && !uwsgi.lazy;
 }
 
+static uint32_t since(uint64_t t, uint64_t t0)
+{
+	return t > t0 ? (uint32_t)(t - t0) : 0;
+}
+
 struct nr_recent *nr_recent_lookup(const char *id)
 {
 	for (int i = 0; i < NR_RECENT_IDS; i++)
@@ -107,8 +112,8 @@ static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t now
 		if (!r->id[0] || r->kind || r->gen > gen)
 			continue;
 		r->kind = rep->kind;
-		r->ms = (uint32_t)(now - r->t0);
-		r->stop_ms = unr.t_stop > r->t0 ? (uint32_t)(unr.t_stop - r->t0) : 0;
+		r->ms = since(now, r->t0);
+		r->stop_ms = since(unr.t_stop, r->t0);
 	}
 }
 
@@ -168,7 +173,7 @@ static void start_reload(uint64_t now)
 	unr.cur_mode = def->mode;
 	unr.t_first = unr.pending_first;
 	unr.t_start = now;
-	unr.t_stop = 0;
+	unr.t_stop = unr.t_spawn = unr.t_load = 0;
 	unr.pending = 0;
 	nr_logtap_mark();
 	uwsgi_log("netreload: generation %llu: %s reload, %.3f ms after the request\n",
@@ -182,6 +187,15 @@ static void start_reload(uint64_t now)
 	def->start();
 }
 
+/* Where the time went, from this waiter's request on (0: before it, or unknown). */
+static void set_steps(struct nr_reply *rep, uint64_t t0, uint64_t now)
+{
+	rep->ms = since(now, t0);
+	rep->stop_ms = since(unr.t_stop, t0);
+	rep->spawn_ms = since(unr.t_spawn, t0);
+	rep->load_ms = since(unr.t_load, t0);
+}
+
 void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 {
 	uint64_t now = nr_now_ms();
@@ -192,8 +206,7 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 		if (!c || c->state != NR_CONN_WAITING || c->want_gen > gen)
 			continue;
 		snprintf(rep.id, sizeof(rep.id), "%s", c->id);
-		rep.ms = (uint32_t)(now - c->t0);
-		rep.stop_ms = unr.t_stop > c->t0 ? (uint32_t)(unr.t_stop - c->t0) : 0;
+		set_steps(&rep, c->t0, now);
 		nr_send_reply(c, &rep);
 		nr_conn_close(c);
 	}
@@ -202,8 +215,7 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 		if (!w->used || w->want_gen > gen)
 			continue;
 		snprintf(rep.id, sizeof(rep.id), "%s", w->id);
-		rep.ms = (uint32_t)(now - w->t0);
-		rep.stop_ms = unr.t_stop > w->t0 ? (uint32_t)(unr.t_stop - w->t0) : 0;
+		set_steps(&rep, w->t0, now);
 		nr_udp_reply(&w->addr, w->alen, &rep);
 		w->used = 0;
 	}
@@ -286,19 +298,22 @@ static int workers_ready_for_signal(uint64_t now)
 }
 
 struct worker_count {
-	int total, ready, with_app;
+	int total, started, ready, with_app;
 };
 
 static struct worker_count count_workers(void)
 {
-	struct worker_count wc = {0, 0, 0};
+	struct worker_count wc = {0, 0, 0, 0};
 
 	for (int i = 1; i <= uwsgi.numproc; i++) {
 		struct uwsgi_worker *w = &uwsgi.workers[i];
 		if (w->cheaped)
 			continue;
 		wc.total++;
-		if (w->pid <= 0 || w->pid == unr.old_pids[i] || !w->accepting)
+		if (w->pid <= 0 || w->pid == unr.old_pids[i])
+			continue;
+		wc.started++;
+		if (!w->accepting)
 			continue;
 		wc.ready++;
 		wc.with_app += w->apps_cnt > 0;
@@ -315,7 +330,11 @@ static void check_progress(uint64_t now)
 		unr.t_stop = now;
 	if (nr_mode_reexecs(unr.cur_mode) && !unr.execd)
 		goto timeout; /* uWSGI re-execs once the old workers are gone */
+	if (unr.execd && !unr.t_load)
+		unr.t_load = now; /* the first pass of the new master loop */
 	wc = count_workers();
+	if (!unr.t_spawn && wc.started)
+		unr.t_spawn = now;
 	if (wc.total > 0 && wc.ready == wc.total) {
 		if (wc.with_app == wc.total) {
 			finish(NR_REPLY_LIVE, NULL, now);
@@ -462,6 +481,8 @@ void nr_reload_adopt(const char *state)
 	free(copy);
 	ensure_slots();
 	unr.execd = unr.active; /* every worker of this master is new */
+	if (unr.execd)
+		unr.t_spawn = nr_now_ms(); /* this master's start: exec and uWSGI's early setup */
 	if (unr.pending_mode == NR_MODE_DEFAULT)
 		unr.pending_mode = unr.mode;
 }

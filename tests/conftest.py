@@ -142,6 +142,18 @@ def workers_settled(master_pid):
     return True
 
 
+def http_get(port, path="/", timeout=2.0):
+    """The body served on 127.0.0.1:port now, or None if nothing answers
+    (HTTP errors give 'HTTP nnn')."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        return f"HTTP {e.code}"
+    except (OSError, urllib.error.URLError):
+        return None
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -217,15 +229,7 @@ class Uwsgi:
 
     # interaction ----------------------------------------------------------------
     def get(self, path="/", timeout=2.0):
-        """The body served now, or None if nothing answers (HTTP errors give 'HTTP nnn')."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}{path}",
-                                        timeout=timeout) as r:
-                return r.read().decode()
-        except urllib.error.HTTPError as e:
-            return f"HTTP {e.code}"
-        except (OSError, urllib.error.URLError):
-            return None
+        return http_get(self.http_port, path, timeout)
 
     def set_version(self, version):
         atomic_write(self.app, APP_TEMPLATE.format(version=version))

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, run_client, tcp_exchange, wait_for
+from conftest import BUILD, run_client, tcp_exchange, uwsgi_env, wait_for
 
 GEN_LINE = re.compile(r"netreload: generation \d+: [\w-]+ reload")
 
@@ -132,7 +132,7 @@ def uwsgi_startup_error(tmp_path, *extra):
                         "--plugin", "netreload", "--netreload-port", "1", "--master",
                         "--http-socket", "127.0.0.1:0", "--wsgi-file", str(tmp_path / "app.py"),
                         *extra], capture_output=True, text=True, timeout=20,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, env=uwsgi_env())
     return r.returncode, r.stdout + r.stderr
 
 

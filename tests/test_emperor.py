@@ -5,13 +5,11 @@ nothing die and must not respawn it: the vassal master pid stays the same.
 """
 import json
 import subprocess
-import urllib.error
-import urllib.request
 
 import pytest
 
-from conftest import (APP_TEMPLATE, BUILD, SANITIZER_MARKS, atomic_write, children_of, free_port, kill_tree,
-                      pid_alive, run_client, uwsgi_env, wait_for)
+from conftest import (APP_TEMPLATE, BUILD, SANITIZER_MARKS, atomic_write, children_of, free_port,
+                      http_get, kill_tree, pid_alive, run_client, uwsgi_env, wait_for)
 
 VASSAL_INI = """\
 [uwsgi]
@@ -41,14 +39,7 @@ class Vassal:
                                           http_port=self.http_port, app=self.app)
 
     def get(self, timeout=2.0):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/",
-                                        timeout=timeout) as r:
-                return r.read().decode()
-        except urllib.error.HTTPError as e:
-            return f"HTTP {e.code}"
-        except (OSError, urllib.error.URLError):
-            return None
+        return http_get(self.http_port, "/", timeout)
 
     def status(self):
         r = run_client("status", "--json", self.target, timeout=10)

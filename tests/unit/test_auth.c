@@ -10,20 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "../../common/nr_auth.h"
 #include "../../common/nr_proto.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (cond) {                                                                   \
-			passed++;                                                             \
-		} else {                                                                      \
-			failed++;                                                             \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-		}                                                                             \
-	} while (0)
 
 static void hex(const unsigned char *in, size_t n, char *out)
 {
@@ -221,6 +211,5 @@ int main(void)
 	test_nonce_persist();
 	test_secret_files();
 	test_nonce();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

@@ -3,8 +3,6 @@
  * classes, FNM_PATHNAME), the default ignores, --ext/--include/--exclude and
  * nested .gitignore files in a temp tree. Ends with "N passed, N failed".
  *
- * filter.c is included, not linked, so the Makefile's generic
- * $(BUILD)/test_% rule builds this file as it builds the others.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,19 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../client/filter.c"
+#include "check.h"
+#include "../../client/filter.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (cond) {                                                                   \
-			passed++;                                                             \
-		} else {                                                                      \
-			failed++;                                                             \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-		}                                                                             \
-	} while (0)
 
 static void test_glob(void)
 {
@@ -196,6 +184,5 @@ int main(void)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", root);
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

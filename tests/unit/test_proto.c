@@ -5,19 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "check.h"
 #include "../../common/nr_proto.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                           \
-	do {                                                                                  \
-		if (cond) {                                                                   \
-			passed++;                                                             \
-		} else {                                                                      \
-			failed++;                                                             \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
-		}                                                                             \
-	} while (0)
 
 static int parse(const char *line, struct nr_request *req)
 {
@@ -130,6 +120,10 @@ static void test_replies(void)
 	CHECK(back.workers_live == 2 && back.workers_total == 4 && back.pid == 4242 &&
 	      back.mode == NR_MODE_WORKERS && !strcmp(back.last, "failed"));
 
+	const char *steps = "NETRELOAD/1 live gen=4 ms=120 stop_ms=25 spawn_ms=27 load_ms=95\n";
+	CHECK(nr_reply_parse(steps, strlen(steps), &rep, err, sizeof(err)) == NR_OK &&
+	      rep.spawn_ms == 27 && rep.load_ms == 95);
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, steps));
 	const char *killed = "NETRELOAD/1 live gen=2 ms=700 stop_ms=500 killed=1\n";
 	CHECK(nr_reply_parse(killed, strlen(killed), &rep, err, sizeof(err)) == NR_OK && rep.killed == 1);
 	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, killed));
@@ -178,6 +172,5 @@ int main(void)
 	test_replies();
 	test_reason();
 	test_modes();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
