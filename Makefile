@@ -29,6 +29,7 @@ BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl
 DEMO_PKGS := $(BUILD_PKGS) curl
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
+BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
 FUZZ_SECONDS ?= 60
 # make check-asan: everything built with these into build-asan/, then the whole suite
 SAN ?=
@@ -69,6 +70,8 @@ deps-demo:
 	@sh tools/ensure-deps.sh $(DEMO_PKGS)
 deps-fuzz:
 	@sh tools/ensure-deps.sh $(FUZZ_PKGS)
+deps-bench:
+	@sh tools/ensure-deps.sh $(BENCH_PKGS)
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.c))
 
@@ -107,7 +110,7 @@ fuzz: deps-fuzz
 
 bench: bench-reload
 
-bench-reload: deps-test
+bench-reload: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/reload.py
 

@@ -1,0 +1,710 @@
+#!/usr/bin/python3
+"""Reload-latency benchmark: save -> new code served, netreload vs uWSGI's own ways.
+
+Each row runs a private uWSGI (2 workers, 127.0.0.1, a trivial WSGI app that
+returns its VERSION string) and measures, per round:
+
+    t0 = just before app.py is saved atomically (temp file + os.replace)
+    t1 = the first moment an HTTP GET returns the new VERSION
+         (GETs polled every --poll-ms ms, each with a short timeout)
+
+Rows: touch-reload, SIGHUP, master FIFO "r", netreload graceful, netreload
+workers (lazy-apps), and a cold start (process start -> first 200). Rounds of
+all rows are interleaved (round 1 of every row, then round 2, ...) so that
+background load on the machine hits every row alike.
+
+For the netreload rows it also reports "ping received -> reload started",
+which the plugin logs itself with microsecond resolution:
+"netreload: generation N: MODE reload, X.XXX ms after the request".
+
+Standard library only; run with /usr/bin/python3 (make bench-reload).
+Writes bench/results/reload.csv (one row per round) and reload.md.
+See bench/README.md.
+"""
+import argparse
+import csv
+import datetime
+import errno
+import hashlib
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build"
+CLIENT = BUILD / "netreload"
+PLUGIN = BUILD / "netreload_plugin.so"
+RESULTS = ROOT / "bench" / "results"
+# the run uses a private copy of build/ (taken at the start), so that a rebuild by
+# someone else during the run cannot mix two builds
+RUN_BUILD = BUILD
+RUN_CLIENT = CLIENT
+
+APP_TEMPLATE = '''\
+VERSION = {version!r}
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [VERSION.encode()]
+'''
+
+STALL_MS = 3000.0  # a round slower than this is a stall (uWSGI lost a SIGHUP)
+GEN_RE = re.compile(r"netreload: generation (\d+): ([a-z-]+) reload"
+                    r"(?:, ([0-9.]+) ms after the request)?")
+
+METHODS = ["touch-reload", "py-autoreload=1", "fs-reload", "SIGHUP", "master FIFO r",
+           "inotifywait|nc -> touch-reload", "netreload graceful", "netreload graceful+fast",
+           "netreload workers", "netreload workers+fast", "cold start"]
+# uWSGI's own triggers: they signal workers, so they need the 0.5 s settle (see --settle-native)
+NATIVE = {"touch-reload", "py-autoreload=1", "fs-reload", "SIGHUP", "master FIFO r",
+          "inotifywait|nc -> touch-reload"}
+# the fast recipe of README.md: imports the python plugin repeats in every new worker are
+# done once in the master, and old workers skip the interpreter teardown
+FAST = ["--shared-import", "random", "--shared-import", "threading", "--skip-atexit-teardown"]
+PIPELINE = "inotifywait|nc -> touch-reload"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# processes ------------------------------------------------------------------
+def free_port():
+    """A port free for both TCP and UDP on 127.0.0.1."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port")
+
+
+def children_of(pid):
+    kids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def descendants(pid):
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def pid_alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def kill_trees(procs, timeout=10.0):
+    """SIGINT each master (uWSGI's shutdown), all at once, then SIGKILL what is left
+    after timeout; every pid is collected before the first signal."""
+    procs = [p for p in procs if p is not None]
+    pids = []
+    for p in procs:
+        pids += [p.pid] + descendants(p.pid)
+    for p in procs:
+        if p.poll() is None:
+            try:
+                os.kill(p.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for p in procs:
+            p.poll()  # reap the masters so they do not linger as zombies
+        if not any(pid_alive(x) for x in pids):
+            break
+        time.sleep(0.01)
+    for p in procs:
+        pids += descendants(p.pid)
+    for x in pids:
+        if pid_alive(x):
+            try:
+                os.kill(x, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+# HTTP -----------------------------------------------------------------------
+def http_get(port, timeout):
+    """Body of GET / (str), 'HTTP nnn' for a non-200 answer, or None if nothing answers."""
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    except OSError:
+        return None
+    try:
+        s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    data = b"".join(chunks)
+    head, sep, body = data.partition(b"\r\n\r\n")
+    parts = head.split(None, 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+        return None
+    if parts[1] != b"200":
+        return "HTTP " + parts[1].decode(errors="replace")
+    return body.decode(errors="replace")
+
+
+def poll_until(port, want, deadline, interval, req_timeout):
+    """Poll GET / until it returns `want` (None: any 200). Returns time.monotonic() of
+    the answer that did, or None at the deadline."""
+    while True:
+        t_req = time.monotonic()
+        body = http_get(port, req_timeout)
+        now = time.monotonic()
+        if body is not None and not body.startswith("HTTP ") and (want is None or body == want):
+            return now
+        if now >= deadline:
+            return None
+        pause = t_req + interval - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+# servers --------------------------------------------------------------------
+class Server:
+    """A private uWSGI master for one row, in its own dir, with its own ports."""
+
+    def __init__(self, method, base_dir):
+        self.method = method
+        slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+        self.dir = Path(base_dir) / slug
+        self.dir.mkdir()
+        self.app = self.dir / "app.py"
+        self.fifo = self.dir / "master.fifo"
+        self.log = self.dir / "uwsgi.log"
+        self.proc = None
+        self.logf = None
+        self.version = None
+        self.save_counter = 0
+        self.last_save_sec = None
+        self.nr_port = None
+        self.http_port = None
+        self.helpers = []  # the pipeline row's inotifywait | nc processes
+
+    def args(self):
+        self.http_port = free_port()
+        a = ["uwsgi", "--plugin", "python3", "--plugins-dir", str(RUN_BUILD)]
+        if self.method.startswith("netreload"):
+            self.nr_port = free_port()
+            a += ["--plugin", "netreload", "--netreload-port", str(self.nr_port)]
+        a += ["--master", "--processes", "2",
+              "--http-socket", f"127.0.0.1:{self.http_port}",
+              "--wsgi-file", str(self.app), "--max-fd", "1024",
+              "--chdir", str(self.dir),
+              "--disable-logging"]  # no request log line for each polled GET
+        if self.method in NATIVE:
+            a += ["--worker-reload-mercy", "5"]
+        if self.method == "touch-reload":
+            a += ["--touch-reload", str(self.app)]
+        elif self.method == "py-autoreload=1":
+            a += ["--py-autoreload", "1"]
+        elif self.method == "fs-reload":
+            a += ["--fs-reload", str(self.app)]
+        elif self.method == "master FIFO r":
+            a += ["--master-fifo", str(self.fifo)]
+        elif self.method == PIPELINE:
+            a += ["--touch-reload", str(self.dir / ".reload")]
+        elif self.method.startswith("netreload workers"):
+            a += ["--netreload-mode", "workers", "--lazy-apps"]
+        if self.method.endswith("+fast"):
+            a += FAST
+        return a
+
+    def start_pipeline(self):
+        """The seed's recipe, locally: a watcher pipes one line per change into nc, and a
+        listening nc appends it to .reload, which uWSGI's touch-reload watches."""
+        port = free_port()
+        (self.dir / ".reload").touch()
+        listen = subprocess.Popen(f"exec nc -l -k 127.0.0.1 {port} >> .reload", shell=True,
+                                  cwd=self.dir, stdin=subprocess.DEVNULL, start_new_session=True)
+        watch = subprocess.Popen(
+            "inotifywait -m -q -e close_write,moved_to --format %f --include '/app\\.py$' . "
+            f"| xargs -n1 -I{{}} sh -c 'echo . | nc -N 127.0.0.1 {port}'",
+            shell=True, cwd=self.dir, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.helpers = [listen, watch]
+        time.sleep(0.3)  # inotifywait sets up its watch
+
+    def write_app(self, version):
+        tmp = self.app.with_name(f".{self.app.name}.tmp{os.getpid()}")
+        tmp.write_text(APP_TEMPLATE.format(version=version))
+        os.replace(tmp, self.app)
+        self.version = version
+        self.last_save_sec = int(time.time())
+
+    def next_version(self):
+        self.save_counter += 1
+        return f"{self.method}#{self.save_counter}-{random.getrandbits(32):08x}"
+
+    def launch(self):
+        """Start the process (do not wait); returns time.monotonic() just before."""
+        if self.version is None:
+            self.write_app(self.next_version())
+        args = self.args()
+        self.logf = open(self.log, "ab")
+        t0 = time.monotonic()
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, cwd=self.dir)
+        if self.method == PIPELINE and not self.helpers:
+            self.start_pipeline()
+        return t0
+
+    def start(self, timeout=30.0):
+        self.launch()
+        if poll_until(self.http_port, self.version, time.monotonic() + timeout, 0.02, 1.0) is None:
+            raise RuntimeError(f"{self.method}: uWSGI did not serve within {timeout} s "
+                               f"(log: {self.log})\n{self.tail()}")
+        if self.nr_port:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.nr_port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{self.method}: netreload does not listen")
+                    time.sleep(0.02)
+        if self.method == "master FIFO r":
+            self.fifo_ready(timeout)
+
+    def fifo_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.fifo.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("master FIFO not created")
+            time.sleep(0.01)
+
+    def write_fifo(self, cmd, timeout=5.0):
+        """Write to the master FIFO; the master reopens it after a re-exec (ENXIO meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:
+                if e.errno not in (errno.ENXIO, errno.ENOENT) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.001)
+                continue
+            try:
+                os.write(fd, cmd)
+            finally:
+                os.close(fd)
+            return
+
+    def stop(self):
+        if self.proc is not None:
+            kill_trees([self.proc])
+            self.proc = None
+        for h in self.helpers:  # each leads its own process group
+            try:
+                os.killpg(h.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            h.wait()
+        self.helpers = []
+        if self.logf is not None:
+            self.logf.close()
+            self.logf = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def tail(self, n=15):
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def recv_to_start_ms(self, gen, wait=1.0):
+        """The plugin's own 'X ms after the request' for generation GEN (request
+        received -> reload started), or None if this plugin build does not log it."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                text = self.log.read_text(errors="replace")
+            except OSError:
+                text = ""
+            for m in GEN_RE.finditer(text):
+                if int(m.group(1)) == gen:
+                    return float(m.group(3)) if m.group(3) else None
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+
+
+# rounds ---------------------------------------------------------------------
+class Bench:
+    def __init__(self, opts, base_dir):
+        self.o = opts
+        self.base = base_dir
+        self.servers = {}
+        self.last_live = {}  # method -> time.monotonic() the last reload went live
+        self.rows = []       # dicts: method, round, ms, stalled, timeout, client_ms, ...
+        self.client = None    # the `netreload ping` of the round in flight
+
+    def server(self, method):
+        return self.servers[method]
+
+    def setup(self):
+        for m in self.o.methods:
+            s = Server(m, self.base)
+            self.servers[m] = s
+            if m != "cold start":
+                s.start()
+                self.last_live[m] = time.monotonic()
+
+    def teardown(self):
+        if self.client is not None and self.client.poll() is None:
+            self.client.kill()
+            self.client.wait()
+        # all masters shut down in parallel
+        kill_trees([s.proc for s in self.servers.values()])
+        for s in self.servers.values():
+            s.proc = None
+            s.stop()
+
+    def settle(self, method):
+        """Wait until the server is idle before the next save."""
+        pause = self.o.settle_native if method in NATIVE else self.o.settle
+        t = self.last_live.get(method)
+        if t is not None:
+            left = t + pause - time.monotonic()
+            if left > 0:
+                time.sleep(left)
+        if method == "touch-reload":
+            s = self.server(method)
+            # uWSGI compares st_mtime in whole seconds: the save must land in a later
+            # second than the last one, then at a random phase of the 1 s master tick.
+            while int(time.time()) <= (s.last_save_sec or 0):
+                time.sleep(0.01)
+            time.sleep(self.rng.uniform(0.0, 1.0))
+
+    def ensure_current(self, method):
+        """Before a round: the server must serve the last saved version (a stalled or
+        timed-out round may still be finishing); restart it if it never does."""
+        s = self.server(method)
+        if s.proc is None or s.proc.poll() is not None:
+            log(f"  {method}: uWSGI is gone; restarting it")
+            s.restart()
+            self.last_live[method] = time.monotonic()
+            return
+        if http_get(s.http_port, 1.0) == s.version:
+            return
+        t = poll_until(s.http_port, s.version, time.monotonic() + self.o.timeout,
+                       self.o.poll_ms / 1000, 0.25)
+        if t is None:
+            log(f"  {method}: still not serving {s.version!r}; restarting it")
+            s.restart()
+            t = time.monotonic()
+        self.last_live[method] = t
+
+    def record(self, method, rnd, ms, timeout=False, **extra):
+        stalled = timeout or ms > STALL_MS
+        row = {"method": method, "round": rnd, "ms": ms, "stalled": int(stalled),
+               "timeout": int(timeout)}
+        row.update(extra)
+        self.rows.append(row)
+        flag = " TIMEOUT" if timeout else (" STALL" if stalled else "")
+        more = "".join(f" {k}={v}" for k, v in extra.items() if v not in (None, ""))
+        log(f"  {method:<20} round {rnd:>2}: {ms:9.1f} ms{flag}{more}")
+
+    def round(self, method, rnd):
+        if method == "cold start":
+            return self.round_cold(rnd)
+        self.ensure_current(method)
+        self.settle(method)
+        s = self.server(method)
+        version = s.next_version()
+        client = None
+        t0 = time.monotonic()
+        s.write_app(version)
+        if method == "SIGHUP":
+            os.kill(s.proc.pid, signal.SIGHUP)
+        elif method == "master FIFO r":
+            s.write_fifo(b"r")
+        elif method.startswith("netreload"):
+            client = self.client = subprocess.Popen([str(RUN_CLIENT), "ping", "--json", "--timeout",
+                                       str(int(self.o.timeout) + 5), f"127.0.0.1:{s.nr_port}"],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+        t1 = poll_until(s.http_port, version, t0 + self.o.timeout, self.o.poll_ms / 1000,
+                        self.o.req_timeout)
+        extra = {}
+        if client is not None:
+            try:
+                out, err = client.communicate(timeout=self.o.timeout + 10)
+            except subprocess.TimeoutExpired:
+                client.kill()
+                out, err = client.communicate()
+            info = {}
+            for line in out.splitlines():
+                try:
+                    info = json.loads(line)
+                except ValueError:
+                    pass
+            extra["client_ms"] = info.get("ms")
+            extra["client_exit"] = client.returncode
+            if client.returncode != 0:
+                log(f"  {method}: client exit {client.returncode}: {out.strip()} {err.strip()}")
+            gen = info.get("gen")
+            if gen is not None:
+                extra["recv_to_start_ms"] = s.recv_to_start_ms(gen)
+        if t1 is None:
+            self.record(method, rnd, self.o.timeout * 1000, timeout=True, **extra)
+        else:
+            self.record(method, rnd, (t1 - t0) * 1000, **extra)
+            self.last_live[method] = t1
+
+    def round_cold(self, rnd):
+        s = self.server("cold start")
+        s.write_app(s.next_version())
+        time.sleep(self.o.settle)
+        t0 = s.launch()
+        t1 = poll_until(s.http_port, s.version, t0 + self.o.timeout, self.o.poll_ms / 1000,
+                        self.o.req_timeout)
+        if t1 is None:
+            self.record("cold start", rnd, self.o.timeout * 1000, timeout=True)
+        else:
+            self.record("cold start", rnd, (t1 - t0) * 1000)
+            # a worker ignores signals in its first ~100 ms: a SIGINT then is lost and
+            # the shutdown waits for the mercy timeout
+            time.sleep(self.o.settle_native)
+        s.stop()
+
+    def run(self):
+        self.rng = random.Random(self.o.seed)
+        self.setup()
+        for rnd in range(1, self.o.rounds + 1):
+            log(f"round {rnd}/{self.o.rounds}")
+            for m in self.o.methods:
+                self.round(m, rnd)
+
+
+# report ---------------------------------------------------------------------
+def pct(values, q):
+    """Percentile q (0-100) by linear interpolation between closest ranks."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def fmt(x, digits=1):
+    return "–" if x != x else f"{x:.{digits}f}"
+
+
+def plugin_hash(path=PLUGIN):
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "?"
+
+
+def machine_line(opts):
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        uw = subprocess.run(["uwsgi", "--version"], capture_output=True, text=True,
+                            timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        uw = "?"
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        head = "?"
+    so = opts.plugin_hash
+    u = os.uname()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu}; nproc {os.cpu_count()}; "
+            f"uWSGI {uw}; Python {platform.python_version()}; {date}; "
+            f"netreload at {head} (plugin build sha256 {so}, copied at the start of the run)")
+
+
+def report(bench, opts, elapsed):
+    by = {}
+    for r in bench.rows:
+        by.setdefault(r["method"], []).append(r)
+    good = {m: [r["ms"] for r in rows if not r["stalled"]] for m, rows in by.items()}
+    ref = statistics.median(good["touch-reload"]) if good.get("touch-reload") else float("nan")
+    lines = ["| row | rounds | median ms | p90 ms | min ms | max ms | vs touch-reload | stalls |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in opts.methods:
+        rows = by.get(m, [])
+        v = good.get(m, [])
+        med = statistics.median(v) if v else float("nan")
+        ratio = "–" if (med != med or ref != ref) else f"{med / ref:.2f}×"
+        stalls = sum(r["stalled"] for r in rows)
+        tos = sum(r["timeout"] for r in rows)
+        st = f"{stalls}" + (f" ({tos} timeout)" if tos else "")
+        lines.append(f"| {m} | {len(rows)} | {fmt(med)} | {fmt(pct(v, 90))} | "
+                     f"{fmt(min(v) if v else float('nan'))} | {fmt(max(v) if v else float('nan'))} "
+                     f"| {ratio} | {st} |")
+    notes = []
+    stalled = [r for r in bench.rows if r["stalled"]]
+    if stalled:
+        notes.append("Stalled rounds (> 3 s, or no new code within the timeout), left out of "
+                     "median/p90/min/max: " + ", ".join(
+            f"{r['method']} #{r['round']} " + (f"timeout (≥ {r['ms']:.0f} ms)" if r["timeout"]
+                                               else f"{r['ms']:.0f} ms")
+            for r in stalled) + ".")
+    extra_lines = []
+    for m in opts.methods:
+        rows = [r for r in by.get(m, []) if not r["stalled"]]
+        for key, what, digits in (
+                ("recv_to_start_ms", "ping received → reload started (plugin log, µs)", 3),
+                ("client_ms", "`netreload ping` \"live\" (request sent → all workers new; whole ms)", 0)):
+            v = [r[key] for r in rows if r.get(key) is not None]
+            if v:
+                extra_lines.append(f"| {m} | {what} | {len(v)} | {fmt(statistics.median(v), digits)} "
+                                   f"| {fmt(pct(v, 90), digits)} | {fmt(min(v), digits)} "
+                                   f"| {fmt(max(v), digits)} |")
+    if any(m.startswith("netreload") for m in opts.methods) and not any(
+            r.get("recv_to_start_ms") is not None for r in bench.rows):
+        notes.append("Ping received → reload started: not measured (this plugin build does not log "
+                     "\"ms after the request\" on its \"generation N: MODE reload\" line).")
+    start_lines = []
+    if extra_lines:
+        start_lines = ["", "netreload rows, server and client figures (stalled rounds left out):", "",
+                       "| row | figure | n | median ms | p90 ms | min ms | max ms |",
+                       "|---|---|---:|---:|---:|---:|---:|"] + extra_lines
+    head = (f"Save → new code served, {opts.rounds} rounds per row (interleaved), GET polled every "
+            f"{opts.poll_ms:g} ms; cold start = process start → first 200. Run took {elapsed:.0f} s.")
+    md = "\n".join([head, ""] + lines + ([""] + [f"- {n}" for n in notes] if notes else []) +
+                   start_lines +
+                   ["", machine_line(opts),
+                    "", "Other jobs may share this machine; figures from one run can be noisy."]) + "\n"
+    return md
+
+
+def write_results(bench, md, out_dir):
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "reload.csv", out_dir / "reload.md"
+    tmp = csv_path.with_name("reload.csv.tmp")
+    cols = ["method", "round", "ms", "stalled", "timeout", "client_ms", "client_exit",
+            "recv_to_start_ms"]
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for r in bench.rows:
+            w.writerow([f"{r[c]:.3f}" if c == "ms" else ("" if r.get(c) is None else r.get(c))
+                        for c in cols])
+    os.replace(tmp, csv_path)
+    tmp = md_path.with_name("reload.md.tmp")
+    tmp.write_text(md)
+    os.replace(tmp, md_path)
+    return csv_path, md_path
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=10, help="rounds per row (default 10)")
+    ap.add_argument("--timeout", type=float, default=30.0,
+                    help="give up on a round after this many seconds (default 30)")
+    ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
+    ap.add_argument("--req-timeout", type=float, default=0.25,
+                    help="timeout of one polled GET, s (default 0.25)")
+    ap.add_argument("--settle", type=float, default=0.3,
+                    help="pause after a reload went live before the next round, s (default 0.3)")
+    ap.add_argument("--settle-native", type=float, default=0.6,
+                    help="same for touch-reload/SIGHUP/FIFO rows (>= 0.5: uWSGI drops a SIGHUP "
+                         "in a worker's first ~100 ms; default 0.6)")
+    ap.add_argument("--only", action="append", choices=METHODS, metavar="ROW",
+                    help="run only this row (repeatable); touch-reload is the ratio reference")
+    ap.add_argument("--seed", type=int, default=None, help="seed for the touch-reload save phase")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results dir (default bench/results)")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (uWSGI logs)")
+    opts = ap.parse_args()
+    opts.methods = [m for m in METHODS if not opts.only or m in opts.only]
+    if opts.rounds < 1:
+        ap.error("--rounds must be >= 1")
+
+    if not PLUGIN.exists() or not CLIENT.exists():
+        subprocess.run(["make", "-C", str(ROOT), "all"], check=True)
+    if not shutil.which("uwsgi"):
+        sys.exit("reload.py: uwsgi not found (make deps-test)")
+
+    global RUN_BUILD, RUN_CLIENT
+    base = Path(tempfile.mkdtemp(prefix="netreload-bench-"))
+    bench = Bench(opts, base)
+    t_start = time.monotonic()
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        RUN_BUILD = base / "build"
+        RUN_BUILD.mkdir()
+        RUN_CLIENT = RUN_BUILD / CLIENT.name
+        shutil.copy2(PLUGIN, RUN_BUILD / PLUGIN.name)
+        shutil.copy2(CLIENT, RUN_CLIENT)
+        opts.plugin_hash = plugin_hash(RUN_BUILD / PLUGIN.name)
+        bench.run()
+    finally:
+        bench.teardown()
+        if opts.keep_tmp:
+            log(f"kept {base}")
+        else:
+            shutil.rmtree(base, ignore_errors=True)
+    md = report(bench, opts, time.monotonic() - t_start)
+    csv_path, md_path = write_results(bench, md, opts.out)
+    print(md, end="")
+    log(f"wrote {csv_path} and {md_path}")
+
+
+if __name__ == "__main__":
+    main()
