@@ -35,7 +35,7 @@ FUZZ_SECONDS ?= 60
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client test check unit pytest bench bench-reload demo format install \
+.PHONY: all plugin client test check unit pytest bench bench-reload bench-client demo format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan
 
 all: plugin client
@@ -108,11 +108,19 @@ fuzz: deps-fuzz
 	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -print_final_stats=1 \
 		$(BUILD)/fuzz-corpus tests/fuzz/corpus
 
-bench: bench-reload
+bench: deps-bench
+	$(MAKE) all
+	$(PYTHON) bench/reload.py
+	$(PYTHON) bench/client.py
+	$(PYTHON) bench/plot.py
 
 bench-reload: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/reload.py
+
+bench-client: deps-bench
+	$(MAKE) all
+	$(PYTHON) bench/client.py
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c

@@ -352,12 +352,13 @@ static int runtime_fallback(struct watch_ctx *c, struct nr_watch *w)
 	return 0;
 }
 
-static int read_backend(struct watch_ctx *c, int i, uint64_t now)
+static int read_backend(struct watch_ctx *c, int i)
 {
 	struct nr_watch *w = &c->w[i];
 	int rc = w->be->read(w, on_change, c);
 
-	c->next_scan[i] = now + (uint64_t)w->period_ms;
+	/* the period is the rest between scans: a scan of a big tree takes a while */
+	c->next_scan[i] = nr_mono_ms() + (uint64_t)w->period_ms;
 	if (rc == NR_WATCH_EOF)
 		c->eof = 1;
 	else if (rc == NR_WATCH_LIMIT)
@@ -487,10 +488,10 @@ static int loop_once(struct watch_ctx *c)
 	drain_signals();
 	now = nr_mono_ms();
 	for (int j = 0; j < nw; j++)
-		if (pfd[1 + j].revents && (rc = read_backend(c, widx[j], now)))
+		if (pfd[1 + j].revents && (rc = read_backend(c, widx[j])))
 			return rc;
 	for (int i = 0; i < c->nw && !c->eof; i++)
-		if (c->w[i].fd < 0 && now >= c->next_scan[i] && (rc = read_backend(c, i, now)))
+		if (c->w[i].fd < 0 && now >= c->next_scan[i] && (rc = read_backend(c, i)))
 			return rc;
 	for (int j = 0; j < nt; j++)
 		nr_deliver_step(&c->del, tidx[j], pfd[1 + nw + j].revents, now);
