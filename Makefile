@@ -78,8 +78,12 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/%,$(wildcard tests/unit/test_*.
 unit: $(UNIT_TESTS)
 	@rc=0; for t in $(UNIT_TESTS); do echo "$$t"; $$t || rc=1; done; exit $$rc
 
+# A private temp root: concurrent pytest sessions share /tmp/pytest-of-$USER and
+# prune each other's directories, pulling files from under running servers.
 pytest: all
-	$(PYTHON) -m pytest -q tests
+	@d=$$(mktemp -d /tmp/netreload-test.XXXXXX); \
+	$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \
+	[ $$rc -eq 0 ] && rm -rf $$d || echo "test files kept in $$d"; exit $$rc
 
 test: deps-test
 	$(MAKE) unit pytest
@@ -89,8 +93,10 @@ check: test
 # uWSGI itself is not instrumented: preload libasan into it for the plugin's sake.
 check-asan: deps-test
 	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit
+	@d=$$(mktemp -d /tmp/netreload-asan.XXXXXX); \
 	NETRELOAD_BUILD=build-asan NETRELOAD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
-		$(PYTHON) -m pytest -q tests
+		$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \
+	[ $$rc -eq 0 ] && rm -rf $$d || echo "test files kept in $$d"; exit $$rc
 
 demo: deps-demo
 	$(MAKE) all

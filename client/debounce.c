@@ -22,17 +22,21 @@ static uint64_t hash_path(const char *s)
 	return h ? h : 1;
 }
 
-/* 1 if path is new to this batch; past NR_DEBOUNCE_SLOTS paths, everything is. */
+/* 1 if path is new to this batch. Past half the table every path counts as new:
+ * the count is then only an estimate, and probing a full table would be slow. */
 static int first_sighting(struct nr_debounce *d, const char *path)
 {
 	uint64_t h = hash_path(path);
 
+	if (d->nseen >= NR_DEBOUNCE_SLOTS / 2)
+		return 1;
 	for (unsigned i = 0; i < NR_DEBOUNCE_SLOTS; i++) {
 		uint64_t *slot = &d->seen[(h + i) % NR_DEBOUNCE_SLOTS];
 		if (*slot == h)
 			return 0;
 		if (!*slot) {
 			*slot = h;
+			d->nseen++;
 			return 1;
 		}
 	}
@@ -68,6 +72,7 @@ void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now)
 	d->last = 0;
 	memset(&d->b, 0, sizeof(d->b));
 	memset(d->seen, 0, sizeof(d->seen));
+	d->nseen = 0;
 }
 
 /* The newer batch names the reload; counts add up (a path may count twice). */

@@ -24,6 +24,7 @@ struct nr_debounce {
 	uint64_t last;	  /* last change; 0 when nothing is pending */
 	struct nr_batch b;
 	uint64_t seen[NR_DEBOUNCE_SLOTS]; /* path hashes of this batch */
+	unsigned nseen;			  /* slots in use */
 };
 
 void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms);

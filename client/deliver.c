@@ -138,17 +138,17 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
 
 	line_head(d, t);
-	if (p->result == NR_EXIT_OK && !p->req.wait)
+	if (p->result == NR_EXIT_OK && !p->req.wait) {
 		printf("%saccepted%s (generation %llu) after %u ms\n", on, off,
 		       (unsigned long long)p->accepted.gen, total);
-	else if (p->result == NR_EXIT_OK)
+	} else if (p->result == NR_EXIT_OK) {
 		printf("%slive%s in %u ms (debounce %u, reload %u)\n", on, off, total, deb, rel);
-	if (p->result == NR_EXIT_OK && p->req.wait && d->o.breakdown) {
-		char steps[160];
-		nr_format_steps(&p->final, rel, steps, sizeof(steps));
-		printf("         %s\n", steps);
-	}
-	else if (p->result == NR_EXIT_FAILED)
+		if (d->o.breakdown) {
+			char steps[160];
+			nr_format_steps(&p->final, rel, steps, sizeof(steps));
+			printf("         %s\n", steps);
+		}
+	} else if (p->result == NR_EXIT_FAILED)
 		printf("%sfailed%s after %u ms: %s\n", on, off, total, p->final.reason);
 	else
 		printf("%serror%s: %s\n", on, off, p->err);

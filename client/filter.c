@@ -426,8 +426,11 @@ static int decide_entry(struct nr_filter *f, const char *rel, int is_dir, char *
 		return 1;
 	if (f->o.gitignore && (gi = gi_decide(f, rel, is_dir, why, len)) < 0)
 		return 0;
-	if (is_dir)
+	if (is_dir) {
+		if (!gi)
+			snprintf(why, len, "no rule ignores it");
 		return 1;
+	}
 	if (f->nexts && ext_match(f, rel)) {
 		snprintf(why, len, "--ext %s", f->o.exts);
 		return 1;
@@ -450,6 +453,7 @@ int nr_filter_check(struct nr_filter *f, const char *rel, int is_dir, char *why,
 		why = tmp;
 		whylen = sizeof(tmp);
 	}
+	why[0] = '\0';
 	snprintf(buf, sizeof(buf), "%s", rel);
 	for (slash = strchr(buf, '/'); slash; slash = strchr(slash + 1, '/')) {
 		*slash = '\0';

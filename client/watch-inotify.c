@@ -166,6 +166,8 @@ static int on_dir_event(struct nr_watch *w, const struct inotify_event *ev, cons
 {
 	if (ev->mask & (IN_CREATE | IN_MOVED_TO))
 		return nr_filter_prune(w->filter, rel) ? 0 : add_tree(w, rel, cb, ctx);
+	if (!(ev->mask & (IN_DELETE | IN_MOVED_FROM)))
+		return 0; /* IN_ATTRIB (touch, chmod, tar, rsync -a): the tree is still there */
 	remove_tree(w, rel);
 	cb(ctx, w, rel, 1);
 	return 0;

@@ -39,7 +39,7 @@ static const char usage_watch[] =
 	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel)\n"
 	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt\n"
 	"  -i, --include GLOB  only (or also, with --ext) paths matching GLOB; repeatable;\n"
-	"                      beats .gitignore\n"
+	"                      beats .gitignore, except inside an ignored directory\n"
 	"  -x, --exclude GLOB  never paths matching GLOB; repeatable\n"
 	"      --no-gitignore  do not read .gitignore files\n"
 	"      --explain PATH  say whether PATH would reload and which rule decides;\n"

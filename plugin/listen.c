@@ -257,11 +257,22 @@ void nr_listen_register(void)
 			ep_add(unr.conns[i]->fd, unr.conns[i]);
 }
 
+/* Closing with unread input makes the kernel send a reset, which can destroy the
+ * reply before the peer reads it: discard what already arrived (bounded) first. */
+static void drain_input(int fd)
+{
+	char sink[4096];
+
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 void nr_conn_close(struct nr_conn *c)
 {
 	for (int i = 0; i < NR_MAX_CONNS; i++)
 		if (unr.conns[i] == c)
 			unr.conns[i] = NULL;
+	drain_input(c->fd);
 	close(c->fd); /* closing removes it from the epoll set */
 	free(c);
 }

@@ -186,6 +186,19 @@ def test_atomic_save_is_named_after_its_target(server, code, watch):
     assert " views.py (+1) \u2192 " in line and "sedAb12Cd" not in line, line
 
 
+@pytest.mark.parametrize("extra,lines", [((), 1), (("--breakdown",), 2)])
+def test_one_save_prints_exactly_its_lines(server, code, watch, extra, lines):
+    """A live reload is one line (two with --breakdown), and never an error line."""
+    w = watch("--to", server.target, *extra)
+    (code / "views.py").write_text("x = 3\n")
+    w.wait_lives(1)
+    time.sleep(0.3)
+    out = w.stdout().splitlines()
+    assert len(out) == lines and "error" not in w.stdout(), out
+    if lines == 2:
+        assert out[1].split()[0] == "stop" and "network" in out[1], out
+
+
 def test_startup_line_and_output_format(server, code, watch):
     w = watch("--to", server.target)
     assert f"netreload: watching 2 dirs under {code} (inotify) \u2192 {server.target}" in w.stderr()
@@ -219,6 +232,18 @@ def test_new_directory_is_watched(server, code, watch):
     (code / "newpkg" / "sub" / "deep.py").write_text("z = 2\n")
     w.wait_lives(2)
     assert "newpkg/sub/deep.py" in w.stdout()
+
+
+def test_touching_a_directory_keeps_it_watched(server, code, watch):
+    """touch/chmod/rsync -a on a directory (IN_ATTRIB) used to drop its watches."""
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    os.utime(code / "pkg")
+    os.chmod(code / "pkg", 0o755)
+    assert_quiet(w, server, g0)  # attributes of a directory are not code
+    (code / "pkg" / "models.py").write_text("y = 9\n")
+    one_reload(w, server, g0)
+    assert "pkg/models.py" in w.stdout()
 
 
 def test_moved_in_directory_reloads_and_is_watched(server, code, tmp_path, watch):
