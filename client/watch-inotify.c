@@ -160,6 +160,9 @@ static int is_symlink(const struct nr_watch *w, const char *rel)
 	return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
 }
 
+/* on_event(): the root's own watch is gone; other failures mean out of watches */
+#define ROOT_GONE (-99)
+
 /* A directory came, went or moved: keep the watches in step, report content. */
 static int on_dir_event(struct nr_watch *w, const struct inotify_event *ev, const char *rel,
 			nr_watch_cb cb, void *ctx)
@@ -186,8 +189,13 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 	if (ev->wd < 0 || ev->wd >= in->cap || !(dir = in->paths[ev->wd]))
 		return 0;
 	if (ev->mask & IN_IGNORED) {
+		int root = !*dir; /* the watched directory itself went away */
 		forget_wd(w, ev->wd);
-		return 0;
+		if (!root)
+			return 0;
+		snprintf(w->err, sizeof(w->err), "the directory was removed, moved or unmounted; "
+						 "start netreload watch again once it is back");
+		return ROOT_GONE;
 	}
 	if (!ev->len)
 		return 0;
@@ -221,8 +229,11 @@ static int ino_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
 		}
 		for (char *p = buf; p < buf + n;) {
 			const struct inotify_event *ev = (const struct inotify_event *)p;
-			if (on_event(w, ev, cb, ctx))
-				return limit_error(w);
+			int rc = on_event(w, ev, cb, ctx);
+			if (rc == ROOT_GONE)
+				return NR_WATCH_ERR; /* w->err says why */
+			if (rc)
+				return limit_error(w); /* add_tree() ran out of watches */
 			p += sizeof(*ev) + ev->len;
 		}
 	}

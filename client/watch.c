@@ -93,6 +93,7 @@ struct watch_ctx {
 	int eof;	      /* --stdin reached its end */
 	uint64_t lock_since;  /* waiting for .git/index.lock since */
 	uint64_t lock_check;  /* next look at it */
+	int lock_stale;	      /* it outlived GIT_LOCK_MAX_MS: stop waiting for it */
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -389,13 +390,20 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 
 	if (!due || now < due || now < c->lock_check)
 		return;
-	if (git_locked(c)) {
+	if (!git_locked(c)) {
+		c->lock_stale = 0;
+	} else if (!c->lock_stale) {
 		if (!c->lock_since)
 			c->lock_since = now;
 		if (now - c->lock_since < GIT_LOCK_MAX_MS) {
 			c->lock_check = now + GIT_LOCK_RECHECK_MS;
 			return;
 		}
+		fprintf(stderr, "netreload: warning: .git/index.lock is still there after %d s; "
+				"reloading anyway, and not waiting for it again (remove it if no git "
+				"command is running)\n",
+			GIT_LOCK_MAX_MS / 1000);
+		c->lock_stale = 1;
 	}
 	c->lock_since = c->lock_check = 0;
 	nr_debounce_take(&c->deb, &b, now);

@@ -7,6 +7,7 @@ if that fails) at teardown. "No reload" is asserted after a bounded wait.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -389,6 +390,32 @@ def test_waits_for_git_index_lock(server, code, watch):
     assert_quiet(w, server, g0)
     lock.unlink()
     one_reload(w, server, g0)
+
+
+def test_stale_git_index_lock_is_reported_and_no_longer_waited_for(server, code, watch):
+    """A lock left by a crashed git used to add a silent 10 s to every reload."""
+    (code / ".git").mkdir()
+    (code / ".git" / "index.lock").write_text("")
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "views.py").write_text("x = 6\n")
+    w.wait_lives(1, timeout=20)  # after the 10 s bound
+    assert "index.lock is still there after 10 s" in w.stderr()
+    t0 = time.monotonic()
+    (code / "views.py").write_text("x = 7\n")
+    w.wait_lives(2, timeout=5)
+    assert time.monotonic() - t0 < 5
+    assert gen(server) == g0 + 2
+    assert w.stderr().count("index.lock is still there") == 1
+
+
+def test_removed_root_is_an_error(server, tmp_path, watch):
+    root = tmp_path / "doomed"
+    root.mkdir()
+    w = watch("--to", server.target, str(root))
+    shutil.rmtree(root)
+    assert w.proc.wait(timeout=10) == 7
+    assert "was removed, moved or unmounted" in w.stderr()
 
 
 def test_change_during_reload_gives_exactly_one_more(servers, code, watch):
