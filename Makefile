@@ -26,7 +26,8 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
-TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl
+TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
+	bindfs fuse3 iproute2
 DEMO_PKGS := $(BUILD_PKGS) curl
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
 BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
@@ -35,7 +36,8 @@ FUZZ_SECONDS ?= 60
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client test check unit pytest bench bench-reload bench-client demo format install \
+.PHONY: all plugin client test check unit pytest bench bench-reload bench-client bench-vm test-vm demo \
+	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan
 
 all: plugin client
@@ -117,12 +119,23 @@ fuzz: deps-fuzz
 bench: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/reload.py
+	$(PYTHON) bench/django.py
+	$(PYTHON) bench/vm.py
 	$(PYTHON) bench/client.py
 	$(PYTHON) bench/plot.py
 
 bench-reload: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/reload.py
+
+# The simulated VM: two network namespaces and a FUSE share (root needed; skips otherwise).
+test-vm: deps-test
+	$(MAKE) all
+	$(PYTHON) -m pytest -q tests/test_vm.py
+
+bench-vm: deps-bench
+	$(MAKE) all
+	$(PYTHON) bench/vm.py
 
 bench-client: deps-bench
 	$(MAKE) all
