@@ -3,8 +3,10 @@
 
     bench/plot.py [CSV...] [--out bench/results/reload.png]
 
-Each CSV has a header with at least `method` and `ms` (one row per round);
-rounds marked `stalled` or `timeout` = 1 are left out, as in the tables. One
+Each CSV has a header with `method` (or `row`) and `ms`, one line per round;
+rounds marked `stalled` or `timeout` = 1 are left out, as in the tables, and
+so are rows that time a part rather than a save (imports, round trips,
+reads: see NOT_A_SAVE). One
 horizontal bar per method: the median, with a whisker to the p90, on a log
 scale so 30 ms and 1.7 s fit on one picture. The group of a bar is the CSV's
 file name (reload, django, vm). Standard library only, plus Debian's gnuplot.
@@ -19,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
+# rows of django.csv and vm.csv that time one component, not save -> served
+NOT_A_SAVE = ("import", "status round trip", "stat + read")
 
 
 def pct(values, q):
@@ -34,9 +38,11 @@ def rows_of(path):
     rounds = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
-            if r.get("stalled") == "1" or r.get("timeout") == "1" or not r.get("ms"):
+            name = r.get("method") or r.get("row") or ""
+            if (r.get("stalled") == "1" or r.get("timeout") == "1" or not r.get("ms")
+                    or name.startswith(NOT_A_SAVE)):
                 continue
-            rounds.setdefault(r["method"], []).append(float(r["ms"]))
+            rounds.setdefault(name, []).append(float(r["ms"]))
     group = path.stem
     return [(f"{group}: {m}" if group != "reload" else m, statistics.median(v), pct(v, 0.9))
             for m, v in rounds.items() if v]

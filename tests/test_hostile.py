@@ -265,6 +265,34 @@ def test_500_idle_connections(attacked):
     assert_healthy(server, pid0, base, "after-idle-flood")
 
 
+def test_1000_concurrent_connections(attacked):
+    """1,000 clients at once, each asking for status: more than the plugin keeps open
+    (NR_MAX_CONNS), all arriving in one burst. Most are answered, none hangs the master."""
+    server, pid0, base = attacked
+    saved = resource.getrlimit(resource.RLIMIT_NOFILE)
+    raise_nofile(4096)
+
+    def status(_):
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as c:
+                c.sendall(b"NETRELOAD/1 status\n")
+                return c.recv(600).decode(errors="replace")
+        except OSError:
+            return ""
+
+    try:
+        with ThreadPoolExecutor(max_workers=200) as ex:
+            replies = list(ex.map(status, range(1000)))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, saved)
+    answered = sum(r.startswith("NETRELOAD/1 status ") for r in replies)
+    assert answered >= 950, f"only {answered}/1000 answered"
+    assert all(r == "" or r.startswith("NETRELOAD/1 ") for r in replies)
+    wait_for(lambda: fd_count(pid0) <= base, CLOSE_DEADLINE, interval=0.1,
+             what=f"master fd count back to {base} (now {fd_count(pid0)})")
+    assert_healthy(server, pid0, base, "after-1000")
+
+
 # 4. half-open connections -----------------------------------------------------------------
 def test_half_open_connections_are_closed(servers):
     # workers mode + lazy-apps: the ping below does not re-exec the master, so the
