@@ -205,6 +205,12 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 	if ((ev->mask & IN_CREATE) && !is_symlink(w, rel))
 		return 0;
 	cb(ctx, w, rel, 0);
+	if (!strcmp(ev->name, ".gitignore")) {
+		/* the rules changed: directories they no longer ignore need watches now */
+		char here[PATH_MAX];
+		snprintf(here, sizeof(here), "%s", dir);
+		return add_tree(w, here, NULL, NULL);
+	}
 	return 0;
 }
 

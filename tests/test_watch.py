@@ -310,6 +310,21 @@ def test_gitignore_nested_with_negation(server, code, watch):
     w.wait_lives(3)
 
 
+def test_unignoring_a_directory_starts_watching_it(server, code, watch):
+    """A directory un-ignored by a .gitignore edit used to stay unwatched until restart."""
+    (code / "build").mkdir()
+    (code / ".gitignore").write_text("build/\n")
+    w = watch("--to", server.target)
+    g0 = gen(server)
+    (code / "build" / "x.py").write_text("b = 1\n")
+    assert_quiet(w, server, g0)
+    atomic_write(code / ".gitignore", "dist/\n")
+    w.wait_lives(1)  # a .gitignore edit is itself a change
+    (code / "build" / "x.py").write_text("b = 2\n")
+    w.wait_lives(2)
+    assert "build/x.py" in w.stdout()
+
+
 def test_no_gitignore(server, code, watch):
     (code / ".gitignore").write_text("*.cfg\n")
     w = watch("--no-gitignore", "--to", server.target)
