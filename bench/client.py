@@ -718,7 +718,7 @@ def report(bench, opts, elapsed, load_start, load_end):
                      f"{r['lat_timeouts']} | {r['extra_pings']} |")
 
     for sleep_ms, v in sorted(bench.floor_rows.items()):
-        lines.append(f"| harness floor | no watcher: save, " + (f"sleep {sleep_ms} ms, " if sleep_ms else "")
+        lines.append("| harness floor | no watcher: save, " + (f"sleep {sleep_ms} ms, " if sleep_ms else "")
                      + f"send the line on an open connection | {sleep_ms} | {len(v)} | "
                      f"{fmt(med([x + sleep_ms for x in v]), 2)} | {fmt(pct([x + sleep_ms for x in v], 90), 2)} | "
                      f"{fmt(min(v) + sleep_ms if v else None, 2)} | {fmt(max(v) + sleep_ms if v else None, 2)} | "

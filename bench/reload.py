@@ -41,6 +41,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from proctools import free_port, kill_trees  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
 CLIENT = BUILD / "netreload"
@@ -80,85 +83,14 @@ def log(msg):
 
 
 # processes ------------------------------------------------------------------
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
-def children_of(pid):
-    kids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
 
 
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        for c in children_of(todo.pop()):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
-def kill_trees(procs, timeout=10.0):
-    """SIGINT each master (uWSGI's shutdown), all at once, then SIGKILL what is left
-    after timeout; every pid is collected before the first signal."""
-    procs = [p for p in procs if p is not None]
-    pids = []
-    for p in procs:
-        pids += [p.pid] + descendants(p.pid)
-    for p in procs:
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for p in procs:
-            p.poll()  # reap the masters so they do not linger as zombies
-        if not any(pid_alive(x) for x in pids):
-            break
-        time.sleep(0.01)
-    for p in procs:
-        pids += descendants(p.pid)
-    for x in pids:
-        if pid_alive(x):
-            try:
-                os.kill(x, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for p in procs:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-# HTTP -----------------------------------------------------------------------
 def http_get(port, timeout):
     """Body of GET / (str), 'HTTP nnn' for a non-200 answer, or None if nothing answers."""
     try:

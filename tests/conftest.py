@@ -6,7 +6,6 @@ killed at teardown, children first. Nothing here sleeps for a fixed time where
 it can poll for a condition instead; every wait is bounded.
 """
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -15,6 +14,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+# re-exported: the test modules import these from conftest
+from proctools import (children_of, descendants, free_port, kill_tree, kill_trees,  # noqa: F401
+                       pid_alive, workers_settled)
 
 ROOT = Path(__file__).resolve().parent.parent
 # make check-asan points these at an ASan+UBSan build and preloads libasan into uWSGI
@@ -42,19 +45,6 @@ def application(env, start_response):
 '''
 
 
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 def wait_for(cond, timeout=10.0, interval=0.02, what="condition"):
@@ -77,69 +67,14 @@ def atomic_write(path, text):
     os.replace(tmp, path)
 
 
-def children_of(pid):
-    """Direct children of pid, from /proc (no psutil on Debian by default)."""
-    kids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
 
 
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in children_of(p):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
 
 
-def kill_tree(pid, timeout=10.0):
-    """SIGINT the master (uWSGI's shutdown), then SIGKILL whatever is left, by pid."""
-    pids = [pid] + descendants(pid)
-    try:
-        os.kill(pid, signal.SIGINT)
-    except ProcessLookupError:
-        pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
-        time.sleep(0.02)
-    for p in pids + descendants(pid):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
-def workers_settled(master_pid):
-    """True once every worker has installed uWSGI's signal handlers (SIGHUP caught).
-
-    uWSGI starts workers with signals ignored for ~0.1 s; a SIGINT that lands then
-    is lost, and the master waits for that worker until kill_tree's SIGKILL
-    fallback. This happens without netreload too; teardown waits for it.
-    """
-    for pid in children_of(master_pid):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                cgt = next(line for line in f if line.startswith("SigCgt:"))
-        except (OSError, StopIteration):
-            continue
-        if not int(cgt.split()[1], 16) & 1:
-            return False
-    return True
 
 
 def http_get(port, path="/", timeout=2.0):

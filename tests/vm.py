@@ -36,6 +36,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from proctools import descendants, pid_alive, workers_settled  # noqa: F401
+
 CLONE_NEWNET = 0x40000000
 HOST_ADDR = "10.231.0.1"
 GUEST_ADDR = "10.231.0.2"
@@ -229,46 +231,12 @@ def ns_exec(ns, args):
 
 
 # processes ------------------------------------------------------------------
-def children_of(pid):
-    kids = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                kids += [int(x) for x in f.read().split()]
-    except OSError:
-        pass
-    return kids
 
 
-def descendants(pid):
-    out, todo = [], [pid]
-    while todo:
-        for c in children_of(todo.pop()):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
-def pid_alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
-def workers_settled(master_pid):
-    """True once every child of the master catches SIGHUP (uWSGI ignores signals in
-    a new worker's first ~0.1 s; a SIGINT that lands then is lost)."""
-    for pid in children_of(master_pid):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                cgt = next(line for line in f if line.startswith("SigCgt:"))
-        except (OSError, StopIteration):
-            continue
-        if not int(cgt.split()[1], 16) & 1:
-            return False
-    return True
 
 
 def stop_tree(proc, timeout=10.0, settle=5.0):
