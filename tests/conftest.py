@@ -149,9 +149,6 @@ class Uwsgi:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not workers_settled(self.pid):
-                time.sleep(0.02)
             kill_tree(self.proc.pid)
         if self.proc:
             try:

@@ -74,8 +74,12 @@ def workers_settled(master_pid):
     return True
 
 
-def kill_tree(pid, timeout=10.0):
-    """SIGINT the master (uWSGI's shutdown), then SIGKILL whatever is left, by pid."""
+def kill_tree(pid, timeout=10.0, settle=5.0):
+    """Stop a uWSGI master: wait (up to settle s) until its workers can hear signals,
+    SIGINT it (uWSGI's shutdown), then SIGKILL whatever is left after timeout, by pid."""
+    deadline = time.monotonic() + settle
+    while pid_alive(pid) and time.monotonic() < deadline and not workers_settled(pid):
+        time.sleep(0.02)
     pids = [pid] + descendants(pid)
     try:
         os.kill(pid, signal.SIGINT)

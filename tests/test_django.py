@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import (BUILD, CLIENT, ROOT, atomic_write, children_of, free_port, http_get,
-                      kill_tree, run_client, uwsgi_env, wait_for, workers_settled)
+                      kill_tree, run_client, uwsgi_env, wait_for)
 
 EXAMPLE = ROOT / "examples" / "django"
 PYTHON = "/usr/bin/python3"  # Debian's, with python3-django (the one uWSGI's plugin embeds)
@@ -99,9 +99,6 @@ class Site:
 
     def stop(self):
         if self.proc.poll() is None:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not workers_settled(self.proc.pid):
-                time.sleep(0.02)
             kill_tree(self.proc.pid)
         try:
             self.proc.wait(timeout=10)

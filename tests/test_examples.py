@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (BUILD, ROOT, atomic_write, free_port, http_get, kill_tree, run_client,
-                      uwsgi_env, wait_for, workers_settled)
+                      uwsgi_env, wait_for)
 
 EXAMPLES = ROOT / "examples"
 
@@ -30,9 +30,6 @@ def start_uwsgi(args, cwd, log):
 
 
 def stop(proc):
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and not workers_settled(proc.pid):
-        time.sleep(0.02)
     kill_tree(proc.pid)
     proc.wait(timeout=10)
 

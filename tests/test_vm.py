@@ -80,9 +80,6 @@ class Guest:
 
     def stop(self):
         if self.proc.poll() is None:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not workers_settled(self.proc.pid):
-                time.sleep(0.02)
             kill_tree(self.proc.pid)
         try:
             self.proc.wait(timeout=5)

@@ -36,7 +36,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from proctools import descendants, pid_alive, workers_settled  # noqa: F401
+from proctools import kill_tree, workers_settled  # noqa: F401 (bench/vm.py uses vm.workers_settled)
 
 CLONE_NEWNET = 0x40000000
 HOST_ADDR = "10.231.0.1"
@@ -240,33 +240,10 @@ def ns_exec(ns, args):
 
 
 def stop_tree(proc, timeout=10.0, settle=5.0):
-    """Stop a uWSGI master started with Popen: wait (bounded) for its workers to
-    hear signals, SIGINT it (uWSGI's shutdown; SIGTERM would reload it), then
-    SIGKILL every pid of the tree still alive after timeout, by pid."""
+    """Stop a uWSGI master started with Popen (proctools.kill_tree), then reap it."""
     if proc is None:
         return
-    if proc.poll() is None:
-        deadline = time.monotonic() + settle
-        while time.monotonic() < deadline and not workers_settled(proc.pid):
-            time.sleep(0.02)
-    pids = [proc.pid] + descendants(proc.pid)
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGINT)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not any(pid_alive(p) for p in pids):
-            break
-        time.sleep(0.02)
-    for p in pids + descendants(proc.pid):
-        if pid_alive(p):
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_tree(proc.pid, timeout, settle)
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
