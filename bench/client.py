@@ -24,7 +24,6 @@ Writes bench/results/client.csv (raw samples) and client.md. See bench/README.md
 """
 import argparse
 import csv
-import datetime
 import hashlib
 import json
 import os
@@ -41,6 +40,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from benchlib import fmt, machine, pct  # bench/ is on sys.path: scripts run from it
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -600,21 +601,6 @@ class Bench:
 
 
 # report ---------------------------------------------------------------------
-def pct(values, q):
-    """Percentile q (0-100) by linear interpolation between closest ranks."""
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def fmt(x, digits=1):
-    return "–" if x is None or x != x else f"{x:.{digits}f}"
-
-
 def med(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else float("nan")
@@ -629,27 +615,9 @@ def verdict(ok):
 
 
 def machine_line(opts):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        head = "?"
-    u = os.uname()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu}; nproc {os.cpu_count()}; "
-            f"{date}; temp dir {opts.tmp_parent} on {opts.fstype} (`stat -f -c %T`); "
-            f"fs.inotify.max_user_watches {opts.max_watches}; "
-            f"netreload at {head} (client build sha256 {opts.client_hash}, copied at the start "
-            f"of the run)")
+    return (machine(f"temp dir {opts.tmp_parent} on {opts.fstype} (`stat -f -c %T`); "
+                    f"fs.inotify.max_user_watches {opts.max_watches}")
+            + f" (client build sha256 {opts.client_hash}, copied at the start of the run)")
 
 
 def report(bench, opts, elapsed, load_start, load_end):

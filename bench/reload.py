@@ -23,7 +23,6 @@ See bench/README.md.
 """
 import argparse
 import csv
-import datetime
 import errno
 import hashlib
 import json
@@ -43,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from proctools import free_port, kill_trees  # noqa: E402
+from benchlib import cmd_output, fmt, machine, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -456,21 +456,6 @@ class Bench:
 
 
 # report ---------------------------------------------------------------------
-def pct(values, q):
-    """Percentile q (0-100) by linear interpolation between closest ranks."""
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def fmt(x, digits=1):
-    return "–" if x != x else f"{x:.{digits}f}"
-
-
 def plugin_hash(path=PLUGIN):
     try:
         return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
@@ -479,31 +464,9 @@ def plugin_hash(path=PLUGIN):
 
 
 def machine_line(opts):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        uw = subprocess.run(["uwsgi", "--version"], capture_output=True, text=True,
-                            timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        uw = "?"
-    try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
-    except (OSError, subprocess.SubprocessError):
-        head = "?"
-    so = opts.plugin_hash
-    u = os.uname()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu}; nproc {os.cpu_count()}; "
-            f"uWSGI {uw}; Python {platform.python_version()}; {date}; "
-            f"netreload at {head} (plugin build sha256 {so}, copied at the start of the run)")
+    return (machine(f"uWSGI {cmd_output(['uwsgi', '--version'])}; "
+                    f"Python {platform.python_version()}")
+            + f" (plugin build sha256 {opts.plugin_hash}, copied at the start of the run)")
 
 
 def report(bench, opts, elapsed):

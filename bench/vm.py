@@ -30,7 +30,6 @@ Writes bench/results/vm.md and vm.csv. See bench/README.md.
 """
 import argparse
 import csv
-import datetime
 import hashlib
 import hmac
 import json
@@ -39,7 +38,6 @@ import platform
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +48,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import vm  # noqa: E402  (tests/vm.py: namespaces, veth, bindfs; stdlib only)
+from benchlib import cmd_output, fmt, machine, pct  # noqa: E402
+from proctools import free_port  # noqa: E402
 
 BUILD = ROOT / "build"
 CLIENT = BUILD / "netreload"
@@ -83,21 +83,6 @@ COMP_READ_FUSE = "stat + read app.py, through bindfs"
 
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
-
-
-def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
 
 
 def save(path, text):
@@ -454,20 +439,6 @@ class Bench:
 
 
 # report ---------------------------------------------------------------------
-def pct(values, q):
-    v = sorted(values)
-    if not v:
-        return float("nan")
-    k = (len(v) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def fmt(x, digits=1):
-    return "–" if x != x else f"{x:.{digits}f}"
-
-
 def median(v):
     return statistics.median(v) if v else float("nan")
 
@@ -500,26 +471,9 @@ def boot_ci1(v, n=2000, seed=1):
 
 
 def machine_line(plugin_hash):
-    cpu = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((x.split(":", 1)[1].strip() for x in f if x.startswith("model name")), "?")
-    except OSError:
-        pass
-
-    def cmd(args):
-        try:
-            return subprocess.run(args, capture_output=True, text=True,
-                                  timeout=10).stdout.strip() or "?"
-        except (OSError, subprocess.SubprocessError):
-            return "?"
-    u = os.uname()
-    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    bindfs = cmd(["bindfs", "--version"]).split("\n")[0]
-    return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu}; nproc {os.cpu_count()}; "
-            f"uWSGI {cmd(['uwsgi', '--version'])}; {bindfs}; Python {platform.python_version()}; "
-            f"{date}; netreload at {cmd(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'])} "
-            f"(plugin build sha256 {plugin_hash}, copied at the start of the run)")
+    return (machine(f"uWSGI {cmd_output(['uwsgi', '--version'])}; "
+                    f"{cmd_output(['bindfs', '--version'])}; Python {platform.python_version()}")
+            + f" (plugin build sha256 {plugin_hash}, copied at the start of the run)")
 
 
 def report(bench, o, elapsed, load0, load1, plugin_hash):

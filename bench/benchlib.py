@@ -1,0 +1,51 @@
+"""Report helpers shared by the benchmark scripts (stdlib only)."""
+import datetime
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values, q):
+    """Percentile q (0-100) by linear interpolation between closest ranks."""
+    v = sorted(values)
+    if not v:
+        return float("nan")
+    k = (len(v) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def fmt(x, digits=1):
+    """A figure for a table; missing (None) or NaN shows as a dash."""
+    return "–" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def cmd_output(args):
+    """First line of a command's output, or "?" if it cannot run."""
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.split("\n")[0] or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((x.split(":", 1)[1].strip() for x in f if x.startswith("model name")),
+                        "?")
+    except OSError:
+        return "?"
+
+
+def machine(extra):
+    """The machine line of a report: kernel, CPU, cores, then extra (what the script
+    wants to say about versions and builds), the date, and the netreload commit."""
+    u = os.uname()
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = cmd_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu_model()}; "
+            f"nproc {os.cpu_count()}; {extra}; {date}; netreload at {head}")
