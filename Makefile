@@ -56,6 +56,11 @@ $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) -lcrypto
 
+# test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
+$(BUILD)/slowfork.so: tests/shim/slowfork.c
+	@mkdir -p $(BUILD)
+	$(CC) -shared -fPIC $(CLIENT_CFLAGS) -o $@ $< -lpthread
+
 $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.c client/filter.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
@@ -82,7 +87,7 @@ unit: $(UNIT_TESTS)
 
 # A private temp root: concurrent pytest sessions share /tmp/pytest-of-$USER and
 # prune each other's directories, pulling files from under running servers.
-pytest: all
+pytest: all $(BUILD)/slowfork.so
 	@d=$$(mktemp -d /tmp/netreload-test.XXXXXX); \
 	$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \
 	[ $$rc -eq 0 ] && rm -rf $$d || echo "test files kept in $$d"; exit $$rc
@@ -94,7 +99,7 @@ check: test
 
 # uWSGI itself is not instrumented: preload libasan into it for the plugin's sake.
 check-asan: deps-test
-	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit
+	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit build-asan/slowfork.so
 	@d=$$(mktemp -d /tmp/netreload-asan.XXXXXX); \
 	NETRELOAD_BUILD=build-asan NETRELOAD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
 		$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \

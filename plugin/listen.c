@@ -19,9 +19,27 @@ extern struct uwsgi_server uwsgi;
 
 #define NR_BATCH 64
 
-static void ep_add(int fd, void *ptr)
+/* Epoll keys. A connection's key is its serial and slot, never its pointer: an
+ * event can name a connection closed since (earlier in the same batch), and
+ * then the key finds nothing instead of freed memory. */
+enum { NR_KEY_TCP = 1, NR_KEY_UDP, NR_KEY_TIMER };
+
+static uint64_t conn_key(const struct nr_conn *c)
 {
-	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = ptr};
+	return (uint64_t)c->serial << 16 | (uint64_t)c->slot;
+}
+
+static struct nr_conn *conn_by_key(uint64_t key)
+{
+	uint64_t slot = key & 0xffff;
+	struct nr_conn *c = slot < NR_MAX_CONNS ? unr.conns[slot] : NULL;
+
+	return c && c->serial == key >> 16 ? c : NULL;
+}
+
+static void ep_add(int fd, uint64_t key)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
 
 	if (epoll_ctl(unr.ep_fd, EPOLL_CTL_ADD, fd, &ev))
 		uwsgi_error("netreload: epoll_ctl()");
@@ -137,9 +155,13 @@ static struct nr_conn *conn_new(int fd, uint64_t now)
 	c->fd = fd;
 	c->state = NR_CONN_READING;
 	c->opened = now;
+	if (!++unr.conn_serial)
+		unr.conn_serial = 1;
+	c->serial = unr.conn_serial;
 	for (int i = 0; i < NR_MAX_CONNS; i++) {
 		if (!unr.conns[i]) {
 			unr.conns[i] = c;
+			c->slot = i;
 			return c;
 		}
 	}
@@ -249,12 +271,12 @@ int nr_listen_adopt(const char *state)
 
 void nr_listen_register(void)
 {
-	ep_add(unr.tcp_fd, &unr.tcp_fd);
-	ep_add(unr.udp_fd, &unr.udp_fd);
-	ep_add(unr.timer_fd, &unr.timer_fd);
+	ep_add(unr.tcp_fd, NR_KEY_TCP);
+	ep_add(unr.udp_fd, NR_KEY_UDP);
+	ep_add(unr.timer_fd, NR_KEY_TIMER);
 	for (int i = 0; i < NR_MAX_CONNS; i++)
 		if (unr.conns[i])
-			ep_add(unr.conns[i]->fd, unr.conns[i]);
+			ep_add(unr.conns[i]->fd, conn_key(unr.conns[i]));
 }
 
 /* Closing with unread input makes the kernel send a reset, which can destroy the
@@ -267,13 +289,16 @@ static void drain_input(int fd)
 		;
 }
 
+/* close() alone leaves the fd in the epoll set while another copy of it is open,
+ * and a worker just forked holds copies until our atfork handler runs: take it
+ * out explicitly (a waiting client at end of file is out already). */
 void nr_conn_close(struct nr_conn *c)
 {
-	for (int i = 0; i < NR_MAX_CONNS; i++)
-		if (unr.conns[i] == c)
-			unr.conns[i] = NULL;
+	unr.conns[c->slot] = NULL;
+	if (!c->eof)
+		epoll_ctl(unr.ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
 	drain_input(c->fd);
-	close(c->fd); /* closing removes it from the epoll set */
+	close(c->fd);
 	free(c);
 }
 
@@ -465,7 +490,7 @@ static void accept_one(int fd, struct sockaddr_storage *ss, uint64_t now)
 		return;
 	}
 	peer_name(ss, c->peer, sizeof(c->peer));
-	ep_add(fd, c);
+	ep_add(fd, conn_key(c));
 }
 
 static void accept_batch(uint64_t now)
@@ -618,15 +643,16 @@ void nr_listen_drain(void)
 	int n = epoll_wait(unr.ep_fd, ev, NR_BATCH, 0);
 
 	for (int i = 0; i < n; i++) {
-		void *p = ev[i].data.ptr;
-		if (p == &unr.tcp_fd)
+		uint64_t key = ev[i].data.u64;
+		struct nr_conn *c;
+		if (key == NR_KEY_TCP)
 			accept_batch(now);
-		else if (p == &unr.udp_fd)
+		else if (key == NR_KEY_UDP)
 			udp_batch(now);
-		else if (p == &unr.timer_fd)
+		else if (key == NR_KEY_TIMER)
 			(void)!read(unr.timer_fd, &ticks, sizeof(ticks));
-		else
-			conn_read(p, now);
+		else if ((c = conn_by_key(key)))
+			conn_read(c, now);
 	}
 }
 

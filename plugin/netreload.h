@@ -28,6 +28,8 @@ enum nr_conn_state { NR_CONN_READING = 1, NR_CONN_WAITING };
 /* A TCP connection: reading its request, or waiting for its generation. */
 struct nr_conn {
 	int fd;
+	int slot;	   /* index in unr.conns */
+	uint32_t serial;   /* with slot, the connection's epoll key (never 0) */
 	enum nr_conn_state state;
 	int eof;	   /* peer shut down its side; we still answer */
 	uint64_t opened;   /* ms */
@@ -75,6 +77,7 @@ struct uwsgi_netreload {
 	int queued; /* ep_fd is in uwsgi.master_queue */
 	uint64_t tick_ms;
 	struct nr_conn *conns[NR_MAX_CONNS];
+	uint32_t conn_serial; /* last serial given to a connection */
 	struct nr_udp_waiter udpw[NR_MAX_UDP_WAITERS];
 	struct nr_recent recent[NR_RECENT_IDS];
 	int recent_next;

@@ -26,13 +26,23 @@ PRELOAD = os.environ.get("NETRELOAD_PRELOAD", "")
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer")
 
 
-def uwsgi_env():
-    """Environment for uWSGI processes (the sanitizer runtime when testing an ASan build)."""
+def uwsgi_env(preload=(), **extra):
+    """Environment for uWSGI processes: the sanitizer runtime when testing an ASan
+    build (it must come first), then any test shims in preload, then extra vars."""
     env = dict(os.environ)
+    libs = ([PRELOAD] if PRELOAD else []) + [str(p) for p in preload]
+    if libs:
+        env["LD_PRELOAD"] = ":".join(libs)
     if PRELOAD:
-        env["LD_PRELOAD"] = PRELOAD
         env["ASAN_OPTIONS"] = "detect_leaks=0:abort_on_error=1"  # uWSGI itself leaks by design
+    env.update(extra)
     return env
+
+
+def slowfork_env(ms):
+    """uwsgi_env arguments that make every child of uWSGI hold its inherited fds
+    for ms milliseconds after fork (tests/shim/slowfork.c)."""
+    return {"preload": [BUILD / "slowfork.so"], "SLOWFORK_MS": str(ms)}
 CLIENT = BUILD / "netreload"
 PLUGIN = BUILD / "netreload_plugin.so"
 
@@ -97,8 +107,9 @@ class Uwsgi:
     """A private uWSGI master with the netreload plugin, serving a WSGI file over HTTP."""
 
     def __init__(self, tmp_path, processes=2, mode=None, lazy=False, extra=(), app=None,
-                 netreload=True, version="v1"):
+                 netreload=True, version="v1", env=None):
         self.dir = Path(tmp_path)
+        self.env = env or {}
         self.app = self.dir / "app.py"
         self.log = self.dir / "uwsgi.log"
         self.port = free_port()
@@ -126,7 +137,8 @@ class Uwsgi:
     def start(self, wait=True):
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT, cwd=self.dir, env=uwsgi_env())
+                                     stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env=uwsgi_env(**self.env))
         if wait:
             self.wait_serving()
         return self
@@ -205,8 +217,9 @@ def tcp_exchange(port, data, timeout=10.0, shutdown=True):
 
 @pytest.fixture(scope="session", autouse=True)
 def built():
-    if not PLUGIN.exists() or not CLIENT.exists():
-        subprocess.run(["make", "-C", str(ROOT), "all"], check=True)
+    shim = BUILD / "slowfork.so"
+    if not PLUGIN.exists() or not CLIENT.exists() or not shim.exists():
+        subprocess.run(["make", "-C", str(ROOT), f"BUILD={BUILD}", "all", str(shim)], check=True)
     return True
 
 
