@@ -110,6 +110,7 @@ class Uwsgi:
                  netreload=True, version="v1", env=None):
         self.dir = Path(tmp_path)
         self.env = env or {}
+        self.client_args = []  # e.g. ["--secret-file", PATH] for ping() and health checks
         self.app = self.dir / "app.py"
         self.log = self.dir / "uwsgi.log"
         self.port = free_port()
@@ -180,7 +181,7 @@ class Uwsgi:
 
     def ping(self, *args, timeout=30):
         """Run `netreload ping` against this server; returns the CompletedProcess."""
-        return run_client("ping", *args, self.target, timeout=timeout)
+        return run_client("ping", *self.client_args, *args, self.target, timeout=timeout)
 
     def log_text(self):
         return self.log.read_text(errors="replace")

@@ -1,7 +1,8 @@
 """Authenticated pings: netreload-secret-file in the plugin, --secret-file in the client.
 
 Signed requests reload; unsigned, forged, replayed and skewed ones never do,
-and each gets the error a user can act on.
+and each gets the error a user can act on. A flood of them leaves the master
+as healthy as the attacks in test_hostile.py do (health.assert_healthy).
 """
 import hashlib
 import hmac
@@ -10,10 +11,12 @@ import re
 import socket
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from conftest import BUILD, run_client, tcp_exchange, uwsgi_env, wait_for
+from health import assert_healthy, baseline_fds, wait_idle
 
 GEN_LINE = re.compile(r"netreload: generation \d+: [\w-]+ reload")
 
@@ -97,6 +100,39 @@ def test_forged_and_replayed_requests(auth_server, secret, tmp_path):
     r = auth_server.ping("--secret-file", str(secret), "-m", "graceful")
     assert r.returncode == 0, r.stderr
     assert "replayed" in tcp_exchange(auth_server.port, good)
+    assert reloads(auth_server) == 2
+
+
+def test_forged_and_replayed_flood_leaves_the_master_healthy(auth_server, secret, tmp_path):
+    auth_server.client_args = ["--secret-file", str(secret)]
+    pid0 = auth_server.pid
+    wait_idle(auth_server)
+    base = baseline_fds(pid0)
+    good = signed(secret, "NETRELOAD/1 reload id=once wait=0")
+    assert "accepted id=once" in tcp_exchange(auth_server.port, good)
+    wait_idle(auth_server)
+    wrong = make_secret(tmp_path / "wrong", "not the secret")
+    # TCP: replays of the good line, lines signed with another key, the good
+    # line with its id changed (its mac no longer matches), all at once
+    attacks = []
+    for i in range(240):
+        attacks.append([good, signed(wrong, f"NETRELOAD/1 reload id=f{i}"),
+                        good.replace(b"id=once", b"id=evil")][i % 3])
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        replies = list(ex.map(lambda line: tcp_exchange(auth_server.port, line), attacks))
+    for line, rep in zip(attacks, replies):
+        assert rep.startswith("NETRELOAD/1 error code=auth"), f"{line[:40]!r} got {rep!r}"
+    assert sum("replayed" in r for r in replies) == 80
+    # UDP: the same, 3,000 datagrams; none is answered (no reflection), none reloads
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        for i in range(3000):
+            u.sendto(attacks[i % len(attacks)], ("127.0.0.1", auth_server.port))
+        u.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            u.recv(600)
+    wait_for(lambda: "dropped" in auth_server.log_text(), what="the rate-limited log line")
+    assert reloads(auth_server) == 1
+    assert_healthy(auth_server, pid0, base, "after-forgeries")
     assert reloads(auth_server) == 2
 
 

@@ -1,12 +1,10 @@
 """Hostile input: garbage, floods, slowloris, resets. The master must shrug it all off.
 
-After every attack the same health check runs (assert_healthy): the master pid
-is unchanged and alive, it is not spinning, its fd count is back to the
-baseline taken before the attack, HTTP is served promptly and a real
+After every attack the same health check runs (health.assert_healthy): the
+master pid is unchanged and alive, it is not spinning, its fd count is back to
+the baseline taken before the attack, HTTP is served promptly and a real
 `netreload ping` still reloads to new code.
 """
-import json
-import os
 import random
 import resource
 import select
@@ -18,97 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import (children_of, fd_count, pid_alive, run_client, slowfork_env, tcp_exchange,
-                      wait_for)
+from conftest import children_of, fd_count, slowfork_env, tcp_exchange, wait_for
+from health import (CLOSE_DEADLINE, LAST_STATUS, assert_healthy, baseline_fds, cpu_share, log_tail,
+                    status, wait_idle)
 
 NR_MAX_CONNS = 128          # plugin/netreload.h
+NR_LINE_MAX = 512           # common/nr_proto.h, LF included
 READ_TIMEOUT = 5.0          # NR_READ_TIMEOUT_MS
-CLOSE_DEADLINE = 8.0        # what we allow for the server to close an idle connection
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# helpers ---------------------------------------------------------------------------
-LAST_STATUS = {}
-
-
-def status(server, timeout=10):
-    """`netreload status --json` as a dict, or None if the server did not answer."""
-    try:
-        r = run_client("status", "--json", "--timeout", "5", server.target, timeout=timeout)
-    except Exception as e:
-        LAST_STATUS["error"] = repr(e)
-        return None
-    LAST_STATUS["error"] = f"exit {r.returncode}: {r.stdout}{r.stderr}"
-    if r.returncode != 0 or not r.stdout.strip():
-        return None
-    try:
-        return json.loads(r.stdout.strip().splitlines()[-1])
-    except ValueError:
-        return None
-
-
-def wait_idle(server, timeout=45.0):
-    """Wait until no reload is in flight (attacks made of plain pings start reloads)."""
-    def idle():
-        st = status(server)
-        return st if st and st.get("state") == "idle" else None
-    return wait_for(idle, timeout, interval=0.1, what="netreload to be idle")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(") ", 1)[1].split()
-    # after "pid (comm) ": state is fields[0]; utime, stime are fields 14, 15 of stat(5)
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def cpu_share(pid, interval=0.5):
-    """Share of one core the process used over about `interval` seconds."""
-    c0, t0 = cpu_seconds(pid), time.monotonic()
-    time.sleep(interval)
-    c1, t1 = cpu_seconds(pid), time.monotonic()
-    return (c1 - c0) / (t1 - t0)
-
-
-def baseline_fds(pid):
-    """The master's fd count at rest (min over a short window: probes come and go)."""
-    samples = []
-    for _ in range(10):
-        samples.append(fd_count(pid))
-        time.sleep(0.05)
-    return min(samples)
-
-
-def log_tail(server, n=40):
-    return "\n".join(server.log_text().splitlines()[-n:])
-
-
-def assert_healthy(server, pid0, base_fds, version, check_fds=True):
-    """The checks every attack is followed by (see the module docstring)."""
-    assert server.proc.poll() is None, f"master exited:\n{log_tail(server)}"
-    assert server.pid == pid0 and pid_alive(pid0), "master pid changed or died"
-    st = wait_idle(server)
-    assert st["pid"] == pid0, f"status reports pid {st['pid']}, master is {pid0}"
-    # HTTP right away, inside Uwsgi.get's 2 s timeout
-    body = server.get()
-    assert body is not None and body.startswith("v"), f"HTTP not served: {body!r}"
-    # not spinning: the attack is over, the master should be near 0% CPU
-    share = cpu_share(pid0, 0.5)
-    assert share < 0.2, f"master uses {share:.0%} of a core after the attack"
-    # every attack connection is gone again (idle ones are closed after 5 s)
-    if check_fds:
-        wait_for(lambda: fd_count(pid0) <= base_fds, CLOSE_DEADLINE, interval=0.1,
-                 what=f"master fd count back to {base_fds} (now {fd_count(pid0)})")
-    # and a real ping still reloads to new code
-    server.set_version(version)
-    r = server.ping(timeout=60)
-    assert r.returncode == 0, f"ping failed: {r.stdout}{r.stderr}\n{log_tail(server)}"
-    assert "live in" in r.stdout
-    assert server.get() == version
-    assert server.proc.poll() is None and pid_alive(pid0) and server.pid == pid0
-    if check_fds:
-        wait_for(lambda: fd_count(pid0) <= base_fds, CLOSE_DEADLINE, interval=0.1,
-                 what=f"master fd count back to {base_fds} after the ping")
 
 
 def dropped_lines(server):
@@ -528,3 +442,48 @@ def test_connections_closed_while_a_new_worker_holds_them(servers):
     log = server.log_text()
     assert "double free" not in log and "AddressSanitizer" not in log, log_tail(server)
     assert_healthy(server, pid0, base, "after-fork-window")
+
+
+# 9. fragmented requests ------------------------------------------------------------------
+def _send_in_pieces(port, data, sizes, gap):
+    """Send data in pieces of the given sizes (cycled), each its own TCP segment, gap
+    seconds apart; then read until the server closes. Returns the reply text."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        off, i = 0, 0
+        while off < len(data):
+            n = sizes[i % len(sizes)]
+            s.sendall(data[off:off + n])
+            off, i = off + n, i + 1
+            time.sleep(gap)
+        chunks = []
+        while (b := s.recv(4096)):
+            chunks.append(b)
+        return b"".join(chunks).decode(errors="replace")
+
+
+def test_fragmented_requests_are_reassembled(attacked):
+    server, pid0, base = attacked
+    gen0 = status(server)["gen"]
+    # one byte per segment, 10 ms apart, CRLF split across two segments
+    server.set_version("v-frag1")
+    out = _send_in_pieces(server.port, b"NETRELOAD/1 reload id=frag1 wait=1\r\n", [1], 0.01)
+    assert "accepted id=frag1" in out and "live id=frag1" in out, out
+    assert server.get() == "v-frag1"
+    # odd-sized pieces, the magic itself cut in the middle, a status request too
+    server.set_version("v-frag2")
+    out = _send_in_pieces(server.port, b"NETRELOAD/1 reload id=frag2 mode=workers wait=1\n",
+                          [4, 7, 1, 13], 0.02)
+    assert "accepted id=frag2" in out and "live id=frag2" in out, out
+    out = _send_in_pieces(server.port, b"NETRELOAD/1 status id=frag3\n", [5, 3], 0.02)
+    assert out.startswith("NETRELOAD/1 status id=frag3 "), out
+    st = status(server)
+    assert st["gen"] == gen0 + 2, "fragmented requests reloaded more or less than twice"
+    # a line of exactly the limit (LF included) in pieces is one request; one byte more is not
+    head = b"NETRELOAD/1 status id=x pad="
+    ok = head + b"p" * (NR_LINE_MAX - len(head) - 1) + b"\n"
+    assert len(ok) == NR_LINE_MAX
+    assert _send_in_pieces(server.port, ok, [100], 0.01).startswith("NETRELOAD/1 status id=x")
+    too_long = ok[:-1] + b"p\n"
+    assert "longer than 512" in _send_in_pieces(server.port, too_long, [100], 0.01)
+    assert_healthy(server, pid0, base, "after-fragments")
