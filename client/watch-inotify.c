@@ -14,6 +14,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -216,6 +217,7 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 
 static int limit_error(struct nr_watch *w)
 {
+	w->limit = NR_LIMIT_WATCHES;
 	snprintf(w->err, sizeof(w->err), "out of inotify watches after %d directories",
 		 ((struct ino *)w->priv)->nwatches);
 	return NR_WATCH_LIMIT;
@@ -263,23 +265,47 @@ static void ino_close(struct nr_watch *w)
 	w->priv = NULL;
 }
 
+/* EMFILE is also this process running out of descriptors; a spare one says not. */
+static int out_of_fds(void)
+{
+	int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd < 0 && errno == EMFILE;
+}
+
+/* inotify_init1() failed with err: out of instances means polling will do. */
+static int init_error(struct nr_watch *w, int err)
+{
+	if (err == EMFILE && !out_of_fds()) {
+		w->limit = NR_LIMIT_INSTANCES;
+		snprintf(w->err, sizeof(w->err), "out of inotify instances (every running watcher, "
+						 "editor or IDE holds some)");
+		return NR_WATCH_LIMIT;
+	}
+	snprintf(w->err, sizeof(w->err), "inotify_init: %s%s", strerror(err),
+		 err == EMFILE ? " (raise the open-file limit: ulimit -n)" : "");
+	return NR_WATCH_ERR;
+}
+
 static int ino_open(struct nr_watch *w)
 {
 	const char *max = getenv("NETRELOAD_INOTIFY_MAX_WATCHES");
 	struct ino *in = calloc(1, sizeof(*in));
+	int rc;
 
 	w->priv = in;
 	w->fd = -1;
 	w->period_ms = 0;
 	if (!in || (w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0) {
-		int limit = errno == EMFILE;
-		snprintf(w->err, sizeof(w->err), "inotify_init: %s", strerror(errno));
+		rc = init_error(w, errno);
 		ino_close(w);
-		return limit ? NR_WATCH_LIMIT : NR_WATCH_ERR;
+		return rc;
 	}
 	in->max_watches = max ? atoi(max) : 0;
 	if (add_tree(w, "", NULL, NULL)) {
-		int rc = limit_error(w);
+		rc = limit_error(w);
 		ino_close(w);
 		return rc;
 	}

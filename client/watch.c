@@ -264,22 +264,44 @@ static int open_root(struct nr_watch *w, const char *dir, const struct nr_filter
 	return 0;
 }
 
+/* The sysctl behind each inotify limit, and a value that is plenty for it. */
+static const struct {
+	const char *sysctl, *plenty;
+} inotify_limits[] = {
+	[NR_LIMIT_WATCHES] = {"fs.inotify.max_user_watches", "524288"},
+	[NR_LIMIT_INSTANCES] = {"fs.inotify.max_user_instances", "1024"},
+};
+
+/* The sysctl's value now, from /proc/sys, or "?" */
+static void sysctl_value(const char *name, char *out, size_t len)
+{
+	char path[128];
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/sys/%s", name);
+	for (char *p = path; *p; p++)
+		if (*p == '.')
+			*p = '/';
+	snprintf(out, len, "?");
+	if (!(fp = fopen(path, "r")))
+		return;
+	if (!fgets(out, (int)len, fp))
+		snprintf(out, len, "?");
+	out[strcspn(out, "\n")] = '\0';
+	fclose(fp);
+}
+
+/* Name the limit that ran out, its value, and the command that raises it. */
 static void inotify_limit_warning(const struct nr_watch *w)
 {
-	char max[32] = "?";
-	FILE *fp = fopen("/proc/sys/fs/inotify/max_user_watches", "r");
+	const char *name = inotify_limits[w->limit].sysctl;
+	char now[32];
 
-	if (fp) {
-		if (!fgets(max, sizeof(max), fp))
-			snprintf(max, sizeof(max), "?");
-		max[strcspn(max, "\n")] = '\0';
-		fclose(fp);
-	}
+	sysctl_value(name, now, sizeof(now));
 	fprintf(stderr,
-		"netreload: warning: %s under %s (fs.inotify.max_user_watches = %s); falling back "
-		"to polling every %d ms. To use inotify again, raise the limit: "
-		"sudo sysctl fs.inotify.max_user_watches=524288\n",
-		w->err, w->root, max, w->period_ms);
+		"netreload: warning: %s under %s (%s = %s); falling back to polling every %d ms. "
+		"To use inotify again, raise the limit: sudo sysctl %s=%s\n",
+		w->err, w->root, name, now, w->period_ms, name, inotify_limits[w->limit].plenty);
 }
 
 /* inotify where there is one, polling otherwise or when inotify runs out. */

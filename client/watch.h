@@ -21,6 +21,12 @@ enum {
 	NR_WATCH_EOF = -3,   /* no more changes will come (stdin closed) */
 };
 
+/* With NR_WATCH_LIMIT, the kernel limit that ran out (w->limit). */
+enum nr_watch_limit {
+	NR_LIMIT_WATCHES,   /* ENOSPC from inotify_add_watch */
+	NR_LIMIT_INSTANCES, /* EMFILE from inotify_init1 */
+};
+
 struct nr_watch;
 
 /* One changed path, relative to the root (or absolute if outside it). */
@@ -42,6 +48,7 @@ struct nr_watch {
 	int fd;			   /* poll() for POLLIN, or -1 */
 	int period_ms;		   /* with fd -1: call read() this often */
 	int ndirs;		   /* directories watched, for the startup line */
+	enum nr_watch_limit limit; /* which limit an NR_WATCH_LIMIT hit */
 	char err[512];
 	void *priv;
 };

@@ -7,6 +7,7 @@ if that fails) at teardown. "No reload" is asserted after a bounded wait.
 """
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -21,13 +22,13 @@ QUIET = 0.6  # how long "nothing happens" is watched for; debounce is 20 ms
 
 
 class Watcher:
-    def __init__(self, tmp_path, n, args, cwd, stdin=False, env=None):
+    def __init__(self, tmp_path, n, args, cwd, stdin=False, env=None, wrap=()):
         self.out = Path(tmp_path) / f"watch{n}.out"
         self.err = Path(tmp_path) / f"watch{n}.err"
         self._out = open(self.out, "wb")
         self._err = open(self.err, "wb")
         self.proc = subprocess.Popen(
-            [str(CLIENT), "watch", *map(str, args)], cwd=cwd, stdout=self._out,
+            [*wrap, str(CLIENT), "watch", *map(str, args)], cwd=cwd, stdout=self._out,
             stderr=self._err, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             env={**os.environ, **(env or {})})
 
@@ -78,8 +79,8 @@ def watch(tmp_path, code):
     """Factory: watch(*args, cwd=code) starts `netreload watch ARGS`; all are stopped at teardown."""
     started = []
 
-    def make(*args, cwd=None, stdin=False, env=None, wait=True):
-        w = Watcher(tmp_path, len(started), args, cwd or code, stdin=stdin, env=env)
+    def make(*args, cwd=None, stdin=False, env=None, wait=True, wrap=()):
+        w = Watcher(tmp_path, len(started), args, cwd or code, stdin=stdin, env=env, wrap=wrap)
         started.append(w)
         return w.started() if wait else w
 
@@ -495,6 +496,48 @@ def test_inotify_fallback_to_polling(server, code, watch):
     g0 = gen(server)
     (code / "pkg" / "sub" / "deep.py").write_text("1")
     one_reload(w, server, g0)
+
+
+# A user namespace of its own with no inotify instances allowed: inotify_init1()
+# fails with EMFILE there, as when the user's fs.inotify.max_user_instances is
+# used up, while the real limit, shared with everything else, stays untouched.
+NO_INOTIFY_INSTANCES = ("unshare", "--user", "--map-root-user", "sh", "-c",
+                        'echo 0 > /proc/sys/user/max_inotify_instances && exec "$0" "$@"')
+
+
+def no_inotify_instances_possible():
+    r = subprocess.run([*NO_INOTIFY_INSTANCES, "true"], capture_output=True, timeout=10)
+    return r.returncode == 0
+
+
+def test_out_of_inotify_instances_names_that_limit(server, code, watch):
+    """EMFILE from inotify_init1 used to be blamed on max_user_watches, the limit of
+    inotify_add_watch; raising that does not help."""
+    if not no_inotify_instances_possible():
+        pytest.skip("needs unprivileged user namespaces (unshare --user)")
+    w = watch("--to", server.target, wrap=NO_INOTIFY_INSTANCES)
+    err = w.stderr()
+    assert "netreload: warning: out of inotify instances" in err, err
+    limit = Path("/proc/sys/fs/inotify/max_user_instances").read_text().strip()
+    assert f"(fs.inotify.max_user_instances = {limit})" in err, err
+    assert "sudo sysctl fs.inotify.max_user_instances=1024" in err, err
+    assert "max_user_watches" not in err, err
+    assert "(poll every 500 ms)" in err, err
+    g0 = gen(server)
+    (code / "views.py").write_text("x = 14\n")
+    one_reload(w, server, g0)
+
+
+def test_out_of_file_descriptors_is_not_an_inotify_limit(code):
+    """EMFILE from inotify_init1 is also this process's own fd limit: no sysctl helps
+    there, and polling would fail to open directories."""
+    def five_fds():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (5, 5))  # 0-2, the signal pipe, no more
+    r = subprocess.run([str(CLIENT), "watch", "--to", "127.0.0.1:1", str(code)],
+                       capture_output=True, text=True, timeout=10, preexec_fn=five_fds)
+    assert r.returncode == 7, r.stderr
+    assert "Too many open files (raise the open-file limit: ulimit -n)" in r.stderr, r.stderr
+    assert "sysctl" not in r.stderr, r.stderr
 
 
 def test_inotify_fallback_while_running(server, code, watch):
