@@ -35,6 +35,34 @@ void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int 
 	}
 }
 
+/* With -v, say where a name led each time it is looked up. */
+static void log_lookup(const struct nr_deliver *d, struct nr_dtarget *t, const struct nr_target *to)
+{
+	char addrs[256];
+
+	if (!t->addrs.fresh)
+		return;
+	t->addrs.fresh = 0;
+	if (!d->o.verbose)
+		return;
+	nr_addrs_format(&t->addrs, addrs, sizeof(addrs));
+	fprintf(stderr, "netreload: resolved %s to %s\n", to->host, addrs);
+}
+
+int nr_deliver_resolve(struct nr_deliver *d)
+{
+	for (int i = 0; i < d->n; i++) {
+		char err[300];
+		if (nr_addrs_lookup(&d->t[i].addrs, &d->targets[i], err, sizeof(err))) {
+			nr_error("%s (check the name in --to %s, or give an IP address)", err,
+				 d->targets[i].label);
+			return NR_EXIT_UNREACHABLE;
+		}
+		log_lookup(d, &d->t[i], &d->targets[i]);
+	}
+	return 0;
+}
+
 static void start(struct nr_deliver *d, int i)
 {
 	struct nr_dtarget *t = &d->t[i];
@@ -45,7 +73,8 @@ static void start(struct nr_deliver *d, int i)
 	memset(&t->next, 0, sizeof(t->next));
 	t->pending = 0;
 	t->busy = 1;
-	nr_ping_start(&t->ping, &d->targets[i], &req, d->o.timeout_ms);
+	nr_ping_start_cached(&t->ping, &d->targets[i], &t->addrs, &req, d->o.timeout_ms);
+	log_lookup(d, t, &d->targets[i]);
 }
 
 void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
@@ -252,6 +281,8 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 
 	t->busy = 0;
 	t->last = t->ping.result;
+	if (t->ping.result == NR_EXIT_UNREACHABLE)
+		nr_addrs_forget(&t->addrs); /* a VM may be back under another address */
 	if (retryable(&t->ping)) {
 		went_down(d, t, now);
 		return;
@@ -337,6 +368,7 @@ void nr_deliver_cancel(struct nr_deliver *d)
 		if (d->t[i].busy)
 			nr_ping_cancel(&d->t[i].ping);
 		d->t[i].busy = 0;
+		nr_addrs_forget(&d->t[i].addrs);
 	}
 }
 

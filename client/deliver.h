@@ -19,12 +19,13 @@
 struct nr_deliver_opts {
 	struct nr_request req; /* verb, mode, wait; the id is made per ping */
 	uint32_t timeout_ms;
-	int json, quiet, color, breakdown;
+	int json, quiet, color, breakdown, verbose;
 	const char *on_live; /* shell command run after each live reply */
 };
 
 struct nr_dtarget {
 	struct nr_ping ping;
+	struct nr_addrs addrs;	  /* looked up at start, again after a connection failure */
 	int busy;		  /* ping in flight */
 	int pending;		  /* a batch waits for this target */
 	struct nr_batch next, cur; /* waiting, in flight */
@@ -43,6 +44,9 @@ struct nr_deliver {
 
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
 		     const struct nr_deliver_opts *o);
+/* Look up every target's name once, before the first change; prints why and
+ * returns NR_EXIT_UNREACHABLE if one does not resolve. */
+int nr_deliver_resolve(struct nr_deliver *d);
 /* A batch fired: queue it for every target and start what can start. */
 void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now);
 /* Fill pfd with the sockets to poll; idx[i] is the target of pfd[i]. */
@@ -55,6 +59,7 @@ void nr_deliver_tick(struct nr_deliver *d, uint64_t now);
 uint64_t nr_deliver_next(const struct nr_deliver *d);
 /* 1 while a ping is in flight or a change waits for a reachable target. */
 int nr_deliver_busy(const struct nr_deliver *d);
+/* At the end: cancel the pings in flight, drop the addresses. */
 void nr_deliver_cancel(struct nr_deliver *d);
 /* The worst last outcome over the targets, as an exit code. */
 int nr_deliver_status(const struct nr_deliver *d);

@@ -142,13 +142,74 @@ static void try_next_address(struct nr_ping *p, int last_errno)
 	       p->target.label, strerror(last_errno), p->target.port);
 }
 
-static void ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		       uint32_t timeout_ms, int udp)
+/* getaddrinfo() for t; -1 with err filled ("cannot resolve ...") on failure. */
+static int lookup(const struct nr_target *t, int udp, struct addrinfo **list, char *err,
+		  size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV};
-	int n, rc;
+	int rc = getaddrinfo(t->host, t->port, &hints, list);
 
+	if (rc) {
+		*list = NULL;
+		snprintf(err, errlen, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen)
+{
+	nr_addrs_forget(a);
+	if (lookup(t, 0, &a->list, err, errlen))
+		return -1;
+	a->fresh = 1;
+	return 0;
+}
+
+void nr_addrs_forget(struct nr_addrs *a)
+{
+	if (a->list)
+		freeaddrinfo(a->list);
+	a->list = NULL;
+}
+
+void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (const struct addrinfo *ai = a->list; ai && n < len; ai = ai->ai_next) {
+		char host[NI_MAXHOST];
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
+				NI_NUMERICHOST))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", host);
+	}
+}
+
+/* Encode (and sign) the request into p->out; 0, or -1 after finish(). */
+static int prepare(struct nr_ping *p, const struct nr_request *req)
+{
+	int n = nr_request_format(req, p->out, sizeof(p->out));
+
+	if (n < 0) {
+		finish(p, NR_EXIT_USAGE, "cannot encode the request");
+		return -1;
+	}
+	p->out_len = (size_t)n;
+	if (ping_secret && sign_request(p)) {
+		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
+		return -1;
+	}
+	return 0;
+}
+
+/* With cache, reuse its addresses (looking them up into it if it has none);
+ * without, look them up for this ping alone. */
+static void ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
+		       uint32_t timeout_ms, int udp, struct nr_addrs *cache)
+{
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
 	p->udp = udp;
@@ -158,35 +219,36 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 	p->t_start_us = nr_mono_us();
 	p->t_start = p->t_start_us / 1000;
 	p->deadline = p->t_start + timeout_ms;
-	n = nr_request_format(req, p->out, sizeof(p->out));
-	if (n < 0) {
-		finish(p, NR_EXIT_USAGE, "cannot encode the request");
+	if (prepare(p, req))
+		return;
+	if (cache && !cache->list && nr_addrs_lookup(cache, t, p->err, sizeof(p->err))) {
+		finish(p, NR_EXIT_UNREACHABLE, NULL);
 		return;
 	}
-	p->out_len = (size_t)n;
-	if (ping_secret && sign_request(p)) {
-		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
+	if (!cache && lookup(t, udp, &p->ai_list, p->err, sizeof(p->err))) {
+		finish(p, NR_EXIT_UNREACHABLE, NULL);
 		return;
 	}
-	rc = getaddrinfo(t->host, t->port, &hints, &p->ai_list);
-	if (rc) {
-		finish(p, NR_EXIT_UNREACHABLE, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
-		return;
-	}
-	p->ai_next = p->ai_list;
+	p->ai_next = cache ? cache->list : p->ai_list;
 	try_next_address(p, ECONNREFUSED);
 }
 
 void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
 		   uint32_t timeout_ms)
 {
-	ping_start(p, t, req, timeout_ms, 0);
+	ping_start(p, t, req, timeout_ms, 0, NULL);
 }
 
 void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
 		       uint32_t timeout_ms)
 {
-	ping_start(p, t, req, timeout_ms, 1);
+	ping_start(p, t, req, timeout_ms, 1, NULL);
+}
+
+void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct nr_addrs *a,
+			  const struct nr_request *req, uint32_t timeout_ms)
+{
+	ping_start(p, t, req, timeout_ms, 0, a);
 }
 
 uint64_t nr_ping_wake(const struct nr_ping *p)

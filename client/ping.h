@@ -51,11 +51,19 @@ struct nr_ping {
 	int got_accepted;
 	struct nr_reply accepted, final;
 	char err[300];
-	struct addrinfo *ai_list, *ai_next;
+	struct addrinfo *ai_list; /* looked up by this ping, freed by it; NULL if borrowed */
+	struct addrinfo *ai_next; /* next address to try */
 	char out[NR_LINE_MAX];
 	size_t out_len, out_off;
 	char in[NR_LINE_MAX * 2];
 	size_t in_len;
+};
+
+/* A target's addresses, looked up once and kept across pings (the watcher's):
+ * a lookup can block for seconds, and the watcher's poll() loop must not. */
+struct nr_addrs {
+	struct addrinfo *list; /* NULL: look up at the next ping */
+	int fresh;	       /* the last ping looked them up; the caller clears it */
 };
 
 uint64_t nr_mono_ms(void);
@@ -69,6 +77,15 @@ void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr
 /* The same over UDP, with retries; a request without id gets one (needed for de-dup). */
 void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
 		       uint32_t timeout_ms);
+/* Over TCP with a's addresses, looked up first if a has none; a owns them. */
+void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct nr_addrs *a,
+			  const struct nr_request *req, uint32_t timeout_ms);
+/* Look up t's TCP addresses into a; -1 with err filled if the name does not resolve. */
+int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen);
+/* Drop them (the target may have moved): the next ping looks them up again. */
+void nr_addrs_forget(struct nr_addrs *a);
+/* "::1, 127.0.0.1": the addresses, for a log line. */
+void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len);
 /* When the ping next needs nr_ping_step() even without events (deadline or resend). */
 uint64_t nr_ping_wake(const struct nr_ping *p);
 /* Fill pfd for poll(); returns 0 when the ping needs no fd (done). */

@@ -59,14 +59,16 @@ static const char usage_watch[] =
 	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
-	"  -v, --verbose       log every changed path and the rule that kept or ignored it\n"
+	"  -v, --verbose       log every changed path and the rule that kept or ignored it,\n"
+	"                      and the addresses each --to name resolved to\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
 	"dir with pyvenv.cfg) .tox caches, *.pyc, editor swap/backup/lock files, *.log.\n"
 	"exit: 0 stopped by SIGINT/SIGTERM (or --stdin ended and the last reloads went\n"
-	"      well), 2 usage, 7 cannot watch; at the end of --stdin, the worst of the\n"
-	"      last reloads (1 failed, 3 unreachable, 4 timeout, 5 protocol, 6 auth).\n";
+	"      well), 2 usage, 3 a --to name does not resolve, 7 cannot watch; at the\n"
+	"      end of --stdin, the worst of the last reloads (1 failed, 3 unreachable,\n"
+	"      4 timeout, 5 protocol, 6 auth).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
        OPT_ON_LIVE };
@@ -155,7 +157,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case 'j': o->d.json = 1; return 0;
 	case 'b': o->d.breakdown = 1; return 0;
 	case 'q': o->d.quiet = 1; return 0;
-	case 'v': o->verbose = 1; return 0;
+	case 'v': o->verbose = o->d.verbose = 1; return 0;
 	case 's': o->secret = optarg; return 0;
 	case OPT_POLL:
 		if (parse_ms(optarg, &v, 10))
@@ -656,11 +658,13 @@ int nr_cmd_watch(int argc, char **argv)
 	}
 	nr_debounce_init(&c.deb, o.debounce_ms, o.max_delay_ms);
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
-	if (!o.d.quiet)
-		startup_line(&c);
-	for (int i = 0; i < c.nw; i++)
-		c.next_scan[i] = nr_mono_ms() + (uint64_t)c.w[i].period_ms;
-	rc = run_loop(&c);
+	if ((rc = nr_deliver_resolve(&c.del)) == 0) {
+		if (!o.d.quiet)
+			startup_line(&c);
+		for (int i = 0; i < c.nw; i++)
+			c.next_scan[i] = nr_mono_ms() + (uint64_t)c.w[i].period_ms;
+		rc = run_loop(&c);
+	}
 	nr_deliver_cancel(&c.del);
 out:
 	close_roots(&c);

@@ -570,6 +570,40 @@ def test_unreachable_then_back(servers, code, watch):
     assert "answers again" in w.stderr()
 
 
+def test_target_name_is_looked_up_once(server, code, watch):
+    """A --to name was looked up at every ping, inside the loop: a slow resolver
+    stalled the watcher. Now once at start, and the addresses are reused."""
+    w = watch("-v", "--to", f"localhost:{server.port}")
+    assert w.stderr().count("netreload: resolved localhost to ") == 1, w.stderr()
+    g0 = gen(server)
+    for i in range(3):
+        (code / "views.py").write_text(f"x = {20 + i}\n")
+        w.wait_lives(i + 1)
+    assert gen(server) == g0 + 3
+    assert w.stderr().count("netreload: resolved localhost to ") == 1, w.stderr()
+
+
+def test_target_name_is_looked_up_again_after_a_connection_failure(servers, code, watch):
+    """A VM may come back under another address: after a failed connection the next
+    try looks the name up again."""
+    server = servers(start=False)
+    w = watch("-v", "--to", f"localhost:{server.port}")
+    (code / "views.py").write_text("x = 30\n")
+    wait_for(lambda: "cannot connect" in w.stderr(), 10, what="the unreachable warning")
+    wait_for(lambda: w.stderr().count("resolved localhost to ") >= 2, 10,
+             what=f"a second lookup: {w.stderr()!r}")
+    server.start()
+    w.wait_lives(1, timeout=30)
+
+
+def test_target_name_that_does_not_resolve_is_an_error_at_start(code):
+    """Exit 3 at once, as `netreload ping` does, instead of a watcher that never reloads."""
+    r = run_client("watch", "--to", "no-such-host.invalid:9001", str(code), timeout=30)
+    assert r.returncode == 3, r.stderr
+    assert "netreload: error: cannot resolve 'no-such-host.invalid'" in r.stderr
+    assert "or give an IP address" in r.stderr
+
+
 def test_two_targets(servers, code, watch):
     a, b = servers(), servers()
     w = watch("--to", a.target, "--to", b.target)
