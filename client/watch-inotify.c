@@ -28,29 +28,94 @@
 	 IN_DELETE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
 #define MAX_READS 64 /* buffers per read() call, so the loop stays responsive */
 
+/* One watched directory. The kernel hands out wds cyclically (1, 2, 3, ...
+ * even after watches go), so a table indexed by wd would grow with every
+ * directory ever created; this one is a hash on wd and holds only live ones. */
+struct slot {
+	int wd;	    /* 0: free (the kernel's wds start at 1) */
+	char *path; /* relative to the root ("" is the root) */
+};
+
 struct ino {
-	char **paths; /* wd -> directory relative to the root ("" is the root) */
-	int cap;
+	struct slot *slots; /* open addressing, linear probing, at most half full */
+	int cap;	    /* a power of two */
 	int nwatches;
 	int max_watches; /* 0: as many as the kernel gives */
 	int limit;	 /* ENOSPC/EMFILE seen */
 };
 
-static int grow(struct ino *in, int wd)
+static int home(const struct ino *in, int wd)
 {
-	int cap = in->cap ? in->cap : 64;
-	char **p;
+	return (int)(((unsigned)wd * 2654435761u) & (unsigned)(in->cap - 1));
+}
 
-	while (cap <= wd)
-		cap *= 2;
-	if (cap == in->cap)
-		return 0;
-	if (!(p = realloc(in->paths, (size_t)cap * sizeof(*p))))
+/* The slot of wd, or the free slot where it would go. */
+static struct slot *probe(const struct ino *in, int wd)
+{
+	int i = home(in, wd);
+
+	while (in->slots[i].wd && in->slots[i].wd != wd)
+		i = (i + 1) & (in->cap - 1);
+	return &in->slots[i];
+}
+
+static const char *path_of(const struct ino *in, int wd)
+{
+	return wd > 0 && in->cap ? probe(in, wd)->path : NULL;
+}
+
+/* Double the table (or make the first one) and move every watch over. */
+static int rehash(struct ino *in)
+{
+	struct ino bigger = *in;
+
+	bigger.cap = in->cap ? in->cap * 2 : 64;
+	if (!(bigger.slots = calloc((size_t)bigger.cap, sizeof(*bigger.slots))))
 		return -1;
-	memset(p + in->cap, 0, (size_t)(cap - in->cap) * sizeof(*p));
-	in->paths = p;
-	in->cap = cap;
+	for (int i = 0; i < in->cap; i++)
+		if (in->slots[i].wd)
+			*probe(&bigger, in->slots[i].wd) = in->slots[i];
+	free(in->slots);
+	*in = bigger;
 	return 0;
+}
+
+/* Remember wd -> rel; the kernel gives an old wd again for a directory re-added. */
+static int put(struct ino *in, int wd, const char *rel)
+{
+	struct slot *s;
+	char *copy;
+
+	if (2 * (in->nwatches + 1) > in->cap && rehash(in))
+		return -1;
+	if (!(copy = strdup(rel)))
+		return -1;
+	s = probe(in, wd);
+	if (!s->wd)
+		in->nwatches++;
+	free(s->path);
+	*s = (struct slot){wd, copy};
+	return 0;
+}
+
+/* Free slot i, and shift later slots of the same run back so that probe()
+ * still finds them: the table keeps no tombstones that would pile up. */
+static void drop(struct ino *in, int i)
+{
+	int mask = in->cap - 1;
+
+	free(in->slots[i].path);
+	in->slots[i] = (struct slot){0, NULL};
+	in->nwatches--;
+	for (int j = (i + 1) & mask; in->slots[j].wd; j = (j + 1) & mask) {
+		int h = home(in, in->slots[j].wd);
+		/* move j into the hole at i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (h > i && h <= j) : (h > i || h <= j))
+			continue;
+		in->slots[i] = in->slots[j];
+		in->slots[j] = (struct slot){0, NULL};
+		i = j;
+	}
 }
 
 /* Watch one directory; 0 on success or a harmless race, -1 when out of watches. */
@@ -70,12 +135,8 @@ static int add_one(struct nr_watch *w, const char *rel)
 		in->limit = errno == ENOSPC || errno == EMFILE;
 		return in->limit ? -1 : 0;
 	}
-	if (grow(in, wd))
+	if (put(in, wd, rel))
 		return in->limit = 1, -1;
-	if (!in->paths[wd])
-		in->nwatches++;
-	free(in->paths[wd]);
-	in->paths[wd] = strdup(rel);
 	return 0;
 }
 
@@ -129,13 +190,13 @@ static void remove_tree(struct nr_watch *w, const char *rel)
 	struct ino *in = w->priv;
 	size_t len = strlen(rel);
 
-	for (int wd = 0; wd < in->cap; wd++) {
-		char *p = in->paths[wd];
-		if (p && !strncmp(p, rel, len) && (p[len] == '\0' || p[len] == '/')) {
-			inotify_rm_watch(w->fd, wd);
-			free(p);
-			in->paths[wd] = NULL;
-			in->nwatches--;
+	for (int i = 0; i < in->cap;) {
+		struct slot *s = &in->slots[i];
+		if (s->wd && !strncmp(s->path, rel, len) && (s->path[len] == '\0' || s->path[len] == '/')) {
+			inotify_rm_watch(w->fd, s->wd);
+			drop(in, i); /* may move a later slot into i: look at i again */
+		} else {
+			i++;
 		}
 	}
 }
@@ -143,12 +204,10 @@ static void remove_tree(struct nr_watch *w, const char *rel)
 static void forget_wd(struct nr_watch *w, int wd)
 {
 	struct ino *in = w->priv;
+	struct slot *s = path_of(in, wd) ? probe(in, wd) : NULL;
 
-	if (wd >= 0 && wd < in->cap && in->paths[wd]) {
-		free(in->paths[wd]);
-		in->paths[wd] = NULL;
-		in->nwatches--;
-	}
+	if (s)
+		drop(in, (int)(s - in->slots));
 }
 
 static int is_symlink(const struct nr_watch *w, const char *rel)
@@ -187,7 +246,7 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 		cb(ctx, w, "", 1); /* events were lost: reload to be safe */
 		return add_tree(w, "", NULL, NULL);
 	}
-	if (ev->wd < 0 || ev->wd >= in->cap || !(dir = in->paths[ev->wd]))
+	if (!(dir = path_of(in, ev->wd)))
 		return 0;
 	if (ev->mask & IN_IGNORED) {
 		int root = !*dir; /* the watched directory itself went away */
@@ -246,6 +305,7 @@ static int ino_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
 		}
 	}
 	w->ndirs = ((struct ino *)w->priv)->nwatches;
+	w->table_bytes = (size_t)((struct ino *)w->priv)->cap * sizeof(struct slot);
 	return NR_WATCH_OK;
 }
 
@@ -255,14 +315,15 @@ static void ino_close(struct nr_watch *w)
 
 	if (in) {
 		for (int i = 0; i < in->cap; i++)
-			free(in->paths[i]);
-		free(in->paths);
+			free(in->slots[i].path);
+		free(in->slots);
 		free(in);
 	}
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
 	w->priv = NULL;
+	w->table_bytes = 0;
 }
 
 /* EMFILE is also this process running out of descriptors; a spare one says not. */
@@ -310,6 +371,7 @@ static int ino_open(struct nr_watch *w)
 		return rc;
 	}
 	w->ndirs = in->nwatches;
+	w->table_bytes = (size_t)in->cap * sizeof(struct slot);
 	return NR_WATCH_OK;
 }
 

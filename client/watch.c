@@ -60,7 +60,8 @@ static const char usage_watch[] =
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
 	"  -v, --verbose       log every changed path and the rule that kept or ignored it,\n"
-	"                      and the addresses each --to name resolved to\n"
+	"                      the addresses each --to name resolved to, and the number\n"
+	"                      of directories watched when it changes\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
@@ -377,10 +378,27 @@ static int runtime_fallback(struct watch_ctx *c, struct nr_watch *w)
 	return 0;
 }
 
+/* With -v, say when directories come or go, and what their table costs:
+ * over a long run it must follow the tree, not the history of the tree. */
+static void log_dirs(const struct watch_ctx *c, const struct nr_watch *w, int ndirs, size_t bytes)
+{
+	if (!c->o->verbose || (w->ndirs == ndirs && w->table_bytes == bytes))
+		return;
+	fprintf(stderr, "netreload: now %d dir%s watched under %s", w->ndirs,
+		w->ndirs == 1 ? "" : "s", w->root);
+	if (w->table_bytes)
+		fprintf(stderr, " (%s table: %zu bytes)", w->be->name, w->table_bytes);
+	fputc('\n', stderr);
+}
+
 static int read_backend(struct watch_ctx *c, int i)
 {
 	struct nr_watch *w = &c->w[i];
+	int ndirs = w->ndirs;
+	size_t bytes = w->table_bytes;
 	int rc = w->be->read(w, on_change, c);
+
+	log_dirs(c, w, ndirs, bytes);
 
 	/* the period is the rest between scans: a scan of a big tree takes a while */
 	c->next_scan[i] = nr_mono_ms() + (uint64_t)w->period_ms;

@@ -49,6 +49,7 @@ struct nr_watch {
 	int period_ms;		   /* with fd -1: call read() this often */
 	int ndirs;		   /* directories watched, for the startup line */
 	enum nr_watch_limit limit; /* which limit an NR_WATCH_LIMIT hit */
+	size_t table_bytes;	   /* memory of the per-directory table, for -v; 0: none */
 	char err[512];
 	void *priv;
 };

@@ -236,6 +236,34 @@ def test_new_directory_is_watched(server, code, watch):
     assert "newpkg/sub/deep.py" in w.stdout()
 
 
+def dirs_line(w):
+    """(dirs, table bytes) from the last `-v` line saying how many dirs are watched."""
+    lines = [ln.split() for ln in w.stderr().splitlines() if ln.startswith("netreload: now ")]
+    if not lines or "table:" not in lines[-1]:
+        return None
+    return int(lines[-1][2]), int(lines[-1][lines[-1].index("table:") + 1])
+
+
+def test_directory_churn_does_not_grow_the_watch_table(server, code, watch):
+    """The kernel numbers watches 1, 2, 3... without reusing numbers, and the table
+    was indexed by that number: every directory ever created cost memory for good."""
+    w = watch("-v", "--to", server.target)
+    sizes = []
+    for rnd in range(3):
+        for i in range(100):
+            (code / f"churn{i}").mkdir()
+        wait_for(lambda: (dirs_line(w) or (0,))[0] == 102, 10, what=f"102 dirs: {dirs_line(w)}")
+        for i in range(100):
+            (code / f"churn{i}").rmdir()
+        wait_for(lambda: (dirs_line(w) or (0,))[0] == 2, 10, what=f"2 dirs: {dirs_line(w)}")
+        sizes.append(dirs_line(w)[1])
+    assert sizes[0] > 0 and sizes == [sizes[0]] * 3, sizes
+    n = w.lives()
+    (code / "pkg" / "models.py").write_text("y = 40\n")  # the survivors are still watched
+    wait_for(lambda: "pkg/models.py" in w.stdout(), 20, what="a reload for pkg/models.py")
+    w.wait_lives(n + 1)
+
+
 def test_touching_a_directory_keeps_it_watched(server, code, watch):
     """touch/chmod/rsync -a on a directory (IN_ATTRIB) used to drop its watches."""
     w = watch("--to", server.target)
