@@ -4,7 +4,10 @@
  *
  * Relative paths are taken from the current directory. Paths that are
  * directories now are skipped: watchers report a directory when something
- * inside changed, and that something is reported on its own line.
+ * inside changed, and that something is reported on its own line. A path
+ * is inside the root when it starts with the root's real path or the root
+ * as given (a symlink, say), or when its directory resolves to below the
+ * root; any other is passed on absolute, which means outside.
  */
 #include "watch.h"
 
@@ -18,6 +21,7 @@
 #include <unistd.h>
 
 struct in_state {
+	char given[PATH_MAX]; /* the root as given, absolute, unresolved */
 	char buf[PATH_MAX + 2];
 	size_t len;
 	int skipping; /* inside a line too long to be a path */
@@ -35,10 +39,64 @@ static void absolute(const char *line, char *out, size_t len)
 		snprintf(out, len, "%s/%s", cwd, line[0] == '.' && line[1] == '/' ? line + 2 : line);
 }
 
+/* rel of abs under root, or NULL if abs is not below it. */
+static const char *under(const char *abs, const char *root)
+{
+	size_t n = strlen(root);
+
+	if (!strcmp(root, "/"))
+		return abs[1] ? abs + 1 : NULL;
+	return !strncmp(abs, root, n) && abs[n] == '/' && abs[n + 1] ? abs + n + 1 : NULL;
+}
+
+/* abs with its directory resolved (symlinks, "..") into out; -1 if that is gone. */
+static int resolve_dir(const char *abs, char *out, size_t len)
+{
+	const char *slash = strrchr(abs, '/');
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (!slash)
+		return -1; /* still relative: getcwd() failed */
+	snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
+	if (!realpath(dir, real))
+		return -1;
+	snprintf(out, len, "%s/%s", strcmp(real, "/") ? real : "", slash + 1);
+	return 0;
+}
+
+/* ".." would step out of wherever the spelling says the path is. */
+static int has_dotdot(const char *rel)
+{
+	return !strncmp(rel, "../", 3) || strstr(rel, "/../") != NULL;
+}
+
+/* Where abs is relative to the root, or NULL when it is outside: as spelled
+ * (from the root's real path or the root as given), else with its directory
+ * resolved, for symlinks elsewhere in the path. */
+static const char *relative(const struct nr_watch *w, const struct in_state *s, const char *abs,
+			    char *buf, size_t len)
+{
+	const char *rel;
+
+	if (((rel = under(abs, w->root)) || (rel = under(abs, s->given))) && !has_dotdot(rel))
+		return rel;
+	return resolve_dir(abs, buf, len) == 0 ? under(buf, w->root) : NULL;
+}
+
+/* The root as the user spelled it, made absolute: "DIR/" and "." too. */
+static void given_root(const char *dir, char *out, size_t len)
+{
+	size_t n;
+
+	absolute(strcmp(dir, ".") ? dir : "", out, len);
+	for (n = strlen(out); n > 1 && out[n - 1] == '/'; n--)
+		out[n - 1] = '\0';
+}
+
 static void on_line(struct nr_watch *w, char *line, nr_watch_cb cb, void *ctx)
 {
-	char abs[PATH_MAX + 2];
-	size_t rlen = strlen(w->root);
+	char abs[PATH_MAX + 2], real[PATH_MAX + 2];
+	const char *rel;
 	struct stat st;
 
 	line[strcspn(line, "\r")] = '\0';
@@ -47,12 +105,8 @@ static void on_line(struct nr_watch *w, char *line, nr_watch_cb cb, void *ctx)
 	absolute(line, abs, sizeof(abs));
 	if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode))
 		return;
-	if (!strncmp(abs, w->root, rlen) && abs[rlen] == '/')
-		cb(ctx, w, abs + rlen + 1, 0);
-	else if (!strcmp(w->root, "/"))
-		cb(ctx, w, abs + 1, 0);
-	else
-		cb(ctx, w, abs, 0);
+	rel = relative(w, w->priv, abs, real, sizeof(real));
+	cb(ctx, w, rel ? rel : abs, 0);
 }
 
 /* Split what arrived into lines; an over-long line is dropped whole. */
@@ -123,6 +177,7 @@ static int stdin_open(struct nr_watch *w)
 		snprintf(w->err, sizeof(w->err), "out of memory");
 		return NR_WATCH_ERR;
 	}
+	given_root(w->dir ? w->dir : w->root, s->given, sizeof(s->given));
 	s->old_flags = fcntl(w->fd, F_GETFL);
 	if (s->old_flags < 0) {
 		snprintf(w->err, sizeof(w->err), "stdin is closed: pipe a watcher into it, e.g. "

@@ -259,6 +259,7 @@ static int open_root(struct nr_watch *w, const char *dir, const struct nr_filter
 	}
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
+	w->dir = dir;
 	snprintf(w->root, sizeof(w->root), "%s", real);
 	if (!(w->filter = nr_filter_new(w->root, f))) {
 		nr_error("out of memory");
@@ -349,16 +350,22 @@ static void close_roots(struct watch_ctx *c)
 static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir)
 {
 	struct watch_ctx *c = ctx;
-	const char *frel = rel[0] == '/' ? rel + 1 : rel, *base = strrchr(frel, '/');
+	const char *base = strrchr(rel, '/');
 	char why[PATH_MAX];
 	int yes;
 
-	if (!strcmp(base ? base + 1 : frel, ".gitignore"))
-		nr_filter_forget(w->filter, frel);
-	yes = *frel ? nr_filter_check(w->filter, frel, is_dir, why, sizeof(why)) : 1;
+	if (rel[0] == '/') {
+		/* --stdin: the other watcher may watch more than we were asked to */
+		if (c->o->verbose)
+			fprintf(stderr, "netreload: %s: ignored (outside %s)\n", rel, w->root);
+		return;
+	}
+	if (!strcmp(base ? base + 1 : rel, ".gitignore"))
+		nr_filter_forget(w->filter, rel);
+	yes = *rel ? nr_filter_check(w->filter, rel, is_dir, why, sizeof(why)) : 1;
 	if (c->o->verbose)
 		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? rel : ".", is_dir ? "/" : "",
-			yes ? "changed" : "ignored", *frel ? why : "rescan");
+			yes ? "changed" : "ignored", *rel ? why : "rescan");
 	if (yes)
 		nr_debounce_add(&c->deb, *rel ? rel : ".", nr_mono_ms());
 }

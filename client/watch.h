@@ -44,6 +44,7 @@ struct nr_watch_backend {
 struct nr_watch {
 	const struct nr_watch_backend *be;
 	char root[4096];	   /* absolute, no trailing '/' */
+	const char *dir;	   /* the DIR argument as given: may be relative, or a symlink */
 	struct nr_filter *filter;  /* prunes ignored directories */
 	int fd;			   /* poll() for POLLIN, or -1 */
 	int period_ms;		   /* with fd -1: call read() this often */

@@ -498,6 +498,45 @@ def test_stdin(server, code, watch):
     assert w.lives() == 2
 
 
+def send(w, *lines):
+    w.proc.stdin.write("".join(f"{line}\n" for line in lines).encode())
+    w.proc.stdin.flush()
+
+
+def test_stdin_ignores_paths_outside_the_root(server, code, tmp_path, watch):
+    """Paths outside DIR were filtered as if relative to it, and reloaded."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.py").write_text("1")
+    w = watch("--stdin", "-v", "--to", server.target, code, stdin=True)
+    g0 = gen(server)
+    send(w, other / "x.py", "../other/x.py", f"{code}/../other/x.py")
+    assert_quiet(w, server, g0)
+    wait_for(lambda: w.stderr().count(f"ignored (outside {code})") == 3, 5,
+             what=f"three -v notes: {w.stderr()!r}")
+    send(w, f"{code}/views.py")
+    one_reload(w, server, g0)
+
+
+def test_stdin_root_given_through_a_symlink(server, code, tmp_path, watch):
+    """With DIR a symlink, paths spelled through it were matched as if relative
+    (so --exclude and .gitignore missed them), and named by their whole path."""
+    link = tmp_path / "link"
+    link.symlink_to(code)
+    w = watch("--stdin", "--exclude", "pkg/*", "--to", server.target, link, stdin=True,
+              cwd=tmp_path)
+    g0 = gen(server)
+    send(w, link / "pkg" / "models.py", code / "pkg" / "models.py")
+    assert_quiet(w, server, g0)
+    send(w, link / "views.py")
+    one_reload(w, server, g0)
+    assert " views.py \u2192 " in w.stdout(), w.stdout()
+    send(w, code / "views.py", link / "gone" / "new.py")  # real path; a directory now gone
+    w.wait_lives(2)
+    assert " gone/new.py (+1) \u2192 " in w.stdout(), w.stdout()
+    assert gen(server) == g0 + 2
+
+
 def test_poll_backend(server, code, watch):
     w = watch("--poll", "50", "--to", server.target)
     assert "(poll every 50 ms)" in w.stderr()
