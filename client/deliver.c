@@ -232,12 +232,39 @@ static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
 
 /* ---- outcomes --------------------------------------------------------- */
 
+/* The server is up but has no room for us now (too many clients waiting). */
+static int busy(const struct nr_ping *p)
+{
+	return p->result == NR_EXIT_PROTOCOL && p->final.kind == NR_REPLY_ERROR &&
+	       !strcmp(p->final.code, "busy");
+}
+
 /* The server refused for now ("busy") or is not there: try again later. */
 static int retryable(const struct nr_ping *p)
 {
-	return p->result == NR_EXIT_UNREACHABLE ||
-	       (p->result == NR_EXIT_PROTOCOL && p->final.kind == NR_REPLY_ERROR &&
-		!strcmp(p->final.code, "busy"));
+	return p->result == NR_EXIT_UNREACHABLE || busy(p);
+}
+
+/* Say once why the change waits: a busy server is up, so not "unreachable". */
+static void warn_down(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+
+	if (busy(p))
+		fprintf(stderr, "netreload: warning: %s is busy (%s); will keep watching and retry "
+				"every 0.5-10 s until it takes the reload\n",
+			p->target.label, p->final.reason);
+	else
+		fprintf(stderr, "netreload: warning: %s; will keep watching and retry every 0.5-10 s "
+				"until it answers\n",
+			p->err);
+	if (d->o.json) {
+		json_head(busy(p) ? "busy" : "unreachable", p->target.label);
+		printf(",\"error\":");
+		nr_json_string(stdout, p->err);
+		printf("}\n");
+		fflush(stdout);
+	}
 }
 
 /* Keep the change for a later try; say so only the first time. */
@@ -256,15 +283,7 @@ static void went_down(struct nr_deliver *d, struct nr_dtarget *t, uint64_t now)
 	if (t->down)
 		return;
 	t->down = 1;
-	fprintf(stderr, "netreload: warning: %s; will keep watching and retry every 0.5-10 s until it answers\n",
-		t->ping.err);
-	if (d->o.json) {
-		json_head("unreachable", t->ping.target.label);
-		printf(",\"error\":");
-		nr_json_string(stdout, t->ping.err);
-		printf("}\n");
-		fflush(stdout);
-	}
+	warn_down(d, t);
 }
 
 static void came_back(struct nr_deliver *d, struct nr_dtarget *t)

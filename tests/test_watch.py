@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -669,6 +670,31 @@ def test_target_name_that_does_not_resolve_is_an_error_at_start(code):
     assert r.returncode == 3, r.stderr
     assert "netreload: error: cannot resolve 'no-such-host.invalid'" in r.stderr
     assert "or give an IP address" in r.stderr
+
+
+def test_busy_server_is_called_busy_not_unreachable(servers, code, watch):
+    """A server with every connection slot (128) taken by clients waiting for their
+    reload answers "busy"; the watcher retried, fine, but warned "unreachable"."""
+    slow = APP_TEMPLATE.format(version="slow").replace("VERSION =", "import time\ntime.sleep(3)\nVERSION =")
+    server = servers(app=slow, lazy=True, mode="workers")
+    w = watch("--to", server.target)
+    waiting = []
+    try:
+        for i in range(128):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            waiting.append(s)
+            s.sendall(f"NETRELOAD/1 reload id=w{i} wait=1\n".encode())
+        for s in waiting:  # all accepted: all 128 now wait for "live"
+            assert s.recv(600).startswith(b"NETRELOAD/1 accepted"), "not accepted"
+        (code / "views.py").write_text("x = 50\n")
+        wait_for(lambda: "warning" in w.stderr(), 10, what="a warning")
+    finally:
+        for s in waiting:
+            s.close()
+    err = w.stderr()
+    assert f"netreload: warning: {server.target} is busy (server busy: too many clients waiting)" in err, err
+    assert "until it takes the reload" in err and "until it answers" not in err, err
+    w.wait_lives(1, timeout=30)  # retried once there was room
 
 
 def test_two_targets(servers, code, watch):
