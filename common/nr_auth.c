@@ -167,7 +167,7 @@ static int nonce_check(struct nr_nonce_cache *c, const char *nonce, int64_t ts, 
 	}
 	if (free_slot < 0)
 		return NR_AUTH_FULL;
-	snprintf(c->nonce[free_slot], sizeof(c->nonce[free_slot]), "%s", nonce);
+	memcpy(c->nonce[free_slot], nonce, NR_NONCE_HEX + 1); /* checked: exactly that long */
 	c->ts[free_slot] = ts;
 	return NR_AUTH_OK;
 }
