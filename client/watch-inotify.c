@@ -167,12 +167,7 @@ static int add_tree(struct nr_watch *w, const char *rel, nr_watch_cb cb, void *c
 		return 0;
 	if (!(d = opendir(path)))
 		return 0;
-	while (rc == 0 && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
-		    (int)sizeof(child))
-			continue;
+	while (rc == 0 && (de = nr_dir_next(d, rel, child, sizeof(child)))) {
 		if (entry_is_dir(w->root, child, de)) {
 			if (!nr_filter_prune(w->filter, child))
 				rc = add_tree(w, child, cb, ctx);

@@ -75,12 +75,7 @@ static int walk(struct nr_watch *w, const char *rel, struct snap *s)
 	if (!(d = opendir(path)))
 		return 0;
 	s->ndirs++;
-	while (rc == 0 && (de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (snprintf(child, sizeof(child), "%s%s%s", rel, *rel ? "/" : "", de->d_name) >=
-		    (int)sizeof(child))
-			continue;
+	while (rc == 0 && (de = nr_dir_next(d, rel, child, sizeof(child)))) {
 		if (nr_path_join(path, sizeof(path), w->root, child) || lstat(path, &st))
 			continue;
 		if (S_ISDIR(st.st_mode))

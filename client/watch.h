@@ -9,8 +9,10 @@
 #ifndef NR_WATCH_H
 #define NR_WATCH_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "filter.h"
 
@@ -61,6 +63,24 @@ static inline int nr_path_join(char *out, size_t len, const char *root, const ch
 	int n = snprintf(out, len, "%s%s%s", root, *rel ? "/" : "", rel);
 
 	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
+
+/* The next entry of the open directory rel as a root-relative path in out
+ * ("rel/name", or "name" at the root), skipping "." and ".." and names too
+ * long for out; NULL at the end. Both directory walkers use it. */
+static inline struct dirent *nr_dir_next(DIR *d, const char *rel, char *out, size_t len)
+{
+	struct dirent *de;
+
+	while ((de = readdir(d))) {
+		int n;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		n = snprintf(out, len, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+		if (n >= 0 && (size_t)n < len)
+			return de;
+	}
+	return NULL;
 }
 
 extern const struct nr_watch_backend nr_watch_inotify; /* .open is NULL where unsupported */
