@@ -1,4 +1,5 @@
 """Report helpers shared by the benchmark scripts (stdlib only)."""
+import csv
 import datetime
 import os
 import subprocess
@@ -49,3 +50,26 @@ def machine(extra):
     head = cmd_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     return (f"Machine: {u.sysname} {u.release} {u.machine}; CPU {cpu_model()}; "
             f"nproc {os.cpu_count()}; {extra}; {date}; netreload at {head}")
+
+
+def csv_cells(row, cols):
+    """A result dict as CSV cells: ms with 3 decimals, a missing or None field empty."""
+    return [f"{row[c]:.3f}" if c == "ms" else ("" if row.get(c) is None else row[c])
+            for c in cols]
+
+
+def write_results(out_dir, name, cols, rows, md):
+    """Write out_dir/NAME.csv (header cols, then rows of cells) and NAME.md, each
+    replaced atomically, so a reader never sees half a file. Returns both paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / f"{name}.csv", out_dir / f"{name}.md"
+    tmp = csv_path.with_name(f"{name}.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        w.writerows(rows)
+    os.replace(tmp, csv_path)
+    tmp = md_path.with_name(f"{name}.md.tmp")
+    tmp.write_text(md)
+    os.replace(tmp, md_path)
+    return csv_path, md_path

@@ -23,7 +23,6 @@ Standard library only; run with /usr/bin/python3 (make bench-client).
 Writes bench/results/client.csv (raw samples) and client.md. See bench/README.md.
 """
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -41,7 +40,8 @@ import threading
 import time
 from pathlib import Path
 
-from benchlib import fmt, machine, pct  # bench/ is on sys.path: scripts run from it
+import benchlib  # bench/ is on sys.path: scripts run from it
+from benchlib import fmt, machine, pct
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -766,19 +766,11 @@ def report(bench, opts, elapsed, load_start, load_end):
 
 
 def write_results(bench, md, out_dir):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "client.csv", out_dir / "client.md"
-    tmp = csv_path.with_name("client.csv.tmp")
     cols = ["files", "backend", "debounce_ms", "run", "metric", "round", "value", "note"]
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(bench.samples)
-    os.replace(tmp, csv_path)
-    tmp = md_path.with_name("client.md.tmp")
-    tmp.write_text(md)
-    os.replace(tmp, md_path)
-    return csv_path, md_path
+    for s in bench.samples:
+        assert set(s) <= set(cols), f"sample with fields outside the CSV: {sorted(s)}"
+    return benchlib.write_results(out_dir, "client", cols,
+                                  [[s.get(c, "") for c in cols] for s in bench.samples], md)
 
 
 def check_help():

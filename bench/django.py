@@ -23,7 +23,6 @@ Standard library only; run with /usr/bin/python3 (it needs python3-django).
 Writes bench/results/django.md and django.csv. See bench/README.md.
 """
 import argparse
-import csv
 import json
 import os
 import random
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # noqa: E402
 import reload as rl  # noqa: E402  (bench/reload.py: processes, HTTP polling, report helpers)
 
 ROOT = rl.ROOT
@@ -328,27 +328,16 @@ def report(opts, imports, data, elapsed, plugin_hash):
 
 
 def write_results(out_dir, imports, data, md):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "django.csv", out_dir / "django.md"
     cols = ["row", "round", "ms", "stalled", "timeout", "client_exit", "client_ms", "stop_ms",
             "spawn_ms", "server_ms"]
-    tmp = csv_path.with_name("django.csv.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(cols)
-        for kind in ("cold", "project"):
-            for i, (imp, tot) in enumerate(imports[kind], 1):
-                w.writerow([f"import {kind}", i, f"{imp:.3f}"] + [""] * (len(cols) - 3))
-                w.writerow([f"import {kind} + first request", i, f"{tot:.3f}"] +
-                           [""] * (len(cols) - 3))
-        for d in data:
-            w.writerow([f"{d[c]:.3f}" if c == "ms" else ("" if d.get(c) is None else d[c])
-                        for c in cols])
-    os.replace(tmp, csv_path)
-    tmp = md_path.with_name("django.md.tmp")
-    tmp.write_text(md)
-    os.replace(tmp, md_path)
-    return csv_path, md_path
+    pad = [""] * (len(cols) - 3)
+    rows = []
+    for kind in ("cold", "project"):
+        for i, (imp, tot) in enumerate(imports[kind], 1):
+            rows.append([f"import {kind}", i, f"{imp:.3f}"] + pad)
+            rows.append([f"import {kind} + first request", i, f"{tot:.3f}"] + pad)
+    rows += [benchlib.csv_cells(d, cols) for d in data]
+    return benchlib.write_results(out_dir, "django", cols, rows, md)
 
 
 def main():

@@ -22,7 +22,6 @@ Writes bench/results/reload.csv (one row per round) and reload.md.
 See bench/README.md.
 """
 import argparse
-import csv
 import errno
 import hashlib
 import json
@@ -42,7 +41,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from proctools import free_port, kill_trees  # noqa: E402
-from benchlib import cmd_output, fmt, machine, pct  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import cmd_output, csv_cells, fmt, machine, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -526,22 +526,10 @@ def report(bench, opts, elapsed):
 
 
 def write_results(bench, md, out_dir):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "reload.csv", out_dir / "reload.md"
-    tmp = csv_path.with_name("reload.csv.tmp")
     cols = ["method", "round", "ms", "stalled", "timeout", "client_ms", "client_exit",
             "recv_to_start_ms"]
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in bench.rows:
-            w.writerow([f"{r[c]:.3f}" if c == "ms" else ("" if r.get(c) is None else r.get(c))
-                        for c in cols])
-    os.replace(tmp, csv_path)
-    tmp = md_path.with_name("reload.md.tmp")
-    tmp.write_text(md)
-    os.replace(tmp, md_path)
-    return csv_path, md_path
+    return benchlib.write_results(out_dir, "reload", cols,
+                                  [csv_cells(r, cols) for r in bench.rows], md)
 
 
 def main():

@@ -29,7 +29,6 @@ build/ from `make all`. Standard library only; run with /usr/bin/python3.
 Writes bench/results/vm.md and vm.csv. See bench/README.md.
 """
 import argparse
-import csv
 import hashlib
 import hmac
 import json
@@ -48,7 +47,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 import vm  # noqa: E402  (tests/vm.py: namespaces, veth, bindfs; stdlib only)
-from benchlib import cmd_output, fmt, machine, pct  # noqa: E402
+import benchlib  # noqa: E402
+from benchlib import cmd_output, csv_cells, fmt, machine, pct  # noqa: E402
 from proctools import free_port  # noqa: E402
 
 BUILD = ROOT / "build"
@@ -590,21 +590,9 @@ def report(bench, o, elapsed, load0, load1, plugin_hash):
 
 
 def write_results(bench, md, out_dir):
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "vm.csv", out_dir / "vm.md"
     cols = ["row", "round", "ms", "timeout", "watcher_ms", "watcher_reload_ms"] + STEP_KEYS
-    tmp = csv_path.with_name("vm.csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in bench.rows:
-            w.writerow([f"{r['ms']:.3f}" if c == "ms" else ("" if r.get(c) is None else r[c])
-                        for c in cols])
-    os.replace(tmp, csv_path)
-    tmp = md_path.with_name("vm.md.tmp")
-    tmp.write_text(md)
-    os.replace(tmp, md_path)
-    return csv_path, md_path
+    return benchlib.write_results(out_dir, "vm", cols, [csv_cells(r, cols) for r in bench.rows],
+                                  md)
 
 
 def main():
