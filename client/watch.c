@@ -491,6 +491,24 @@ static int setup_signals(void)
 	return 0;
 }
 
+/* On the way out: give the pipe back, so whatever runs at exit (a sanitizer's
+ * leak check, say) has the fds it needs even when we ran out of them. */
+static void teardown_signals(void)
+{
+	struct sigaction sa = {.sa_handler = SIG_DFL};
+
+	if (sig_pipe[0] < 0)
+		return;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	close(sig_pipe[0]);
+	close(sig_pipe[1]);
+	sig_pipe[0] = sig_pipe[1] = -1;
+}
+
 static void drain_signals(void)
 {
 	char buf[64];
@@ -693,5 +711,6 @@ int nr_cmd_watch(int argc, char **argv)
 	nr_deliver_cancel(&c.del);
 out:
 	close_roots(&c);
+	teardown_signals();
 	return rc;
 }
