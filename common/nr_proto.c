@@ -181,7 +181,7 @@ static int split_line(const char *line, size_t len, struct fields *f, char *err,
 	return rc ? rc : split_fields(f, err, errlen);
 }
 
-static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+int nr_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
 
@@ -202,7 +202,7 @@ static int parse_u32(const char *s, uint32_t *out)
 {
 	uint64_t v;
 
-	if (parse_u64(s, UINT32_MAX, &v))
+	if (nr_parse_u64(s, UINT32_MAX, &v))
 		return -1;
 	*out = (uint32_t)v;
 	return 0;
@@ -274,8 +274,7 @@ int nr_request_parse(const char *line, size_t len, struct nr_request *req, char 
 	return NR_OK;
 }
 
-/* snprintf that appends at *off and reports overflow once. */
-static int append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+int nr_append(char *buf, size_t len, size_t *off, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
@@ -298,16 +297,16 @@ int nr_request_format(const struct nr_request *req, char *buf, size_t len)
 
 	if (len > NR_LINE_MAX)
 		len = NR_LINE_MAX;
-	rc = append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION,
+	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION,
 		    req->verb == NR_VERB_STATUS ? "status" : "reload");
 	if (!rc && req->id[0])
-		rc = append(buf, len, &off, " id=%s", req->id);
+		rc = nr_append(buf, len, &off, " id=%s", req->id);
 	if (!rc && req->verb == NR_VERB_RELOAD && req->mode != NR_MODE_DEFAULT)
-		rc = append(buf, len, &off, " mode=%s", nr_mode_name(req->mode));
+		rc = nr_append(buf, len, &off, " mode=%s", nr_mode_name(req->mode));
 	if (!rc && req->verb == NR_VERB_RELOAD)
-		rc = append(buf, len, &off, " wait=%d", req->wait ? 1 : 0);
+		rc = nr_append(buf, len, &off, " wait=%d", req->wait ? 1 : 0);
 	if (!rc)
-		rc = append(buf, len, &off, "\n");
+		rc = nr_append(buf, len, &off, "\n");
 	return rc ? rc : (int)off;
 }
 
@@ -338,7 +337,7 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 	if (!strcmp(k, "id"))
 		return nr_id_valid(v) ? copy_word(rep->id, sizeof(rep->id), v) : -1;
 	if (!strcmp(k, "gen"))
-		return parse_u64(v, UINT64_MAX, &rep->gen);
+		return nr_parse_u64(v, UINT64_MAX, &rep->gen);
 	if (!strcmp(k, "ms"))
 		return parse_u32(v, &rep->ms);
 	if (!strcmp(k, "stop_ms"))
@@ -393,7 +392,7 @@ int nr_reply_parse(const char *line, size_t len, struct nr_reply *rep, char *err
 
 static int format_status(const struct nr_reply *rep, char *buf, size_t len, size_t *off)
 {
-	return append(buf, len, off,
+	return nr_append(buf, len, off,
 		      " gen=%llu state=%s mode=%s workers=%u/%u apps=%u last=%s last_ms=%u pid=%u",
 		      (unsigned long long)rep->gen, rep->state[0] ? rep->state : "idle",
 		      nr_mode_name(rep->mode), rep->workers_live, rep->workers_total, rep->apps,
@@ -404,22 +403,22 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 {
 	switch (rep->kind) {
 	case NR_REPLY_ACCEPTED:
-		return append(buf, len, off, " gen=%llu mode=%s", (unsigned long long)rep->gen,
+		return nr_append(buf, len, off, " gen=%llu mode=%s", (unsigned long long)rep->gen,
 			      nr_mode_name(rep->mode));
 	case NR_REPLY_LIVE:
 	case NR_REPLY_FAILED:
-		if (append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
+		if (nr_append(buf, len, off, " gen=%llu ms=%u stop_ms=%u", (unsigned long long)rep->gen,
 			   rep->ms, rep->stop_ms))
 			return NR_ESPACE;
-		if (rep->spawn_ms && append(buf, len, off, " spawn_ms=%u", rep->spawn_ms))
+		if (rep->spawn_ms && nr_append(buf, len, off, " spawn_ms=%u", rep->spawn_ms))
 			return NR_ESPACE;
-		if (rep->load_ms && append(buf, len, off, " load_ms=%u", rep->load_ms))
+		if (rep->load_ms && nr_append(buf, len, off, " load_ms=%u", rep->load_ms))
 			return NR_ESPACE;
-		return rep->killed ? append(buf, len, off, " killed=%u", rep->killed) : NR_OK;
+		return rep->killed ? nr_append(buf, len, off, " killed=%u", rep->killed) : NR_OK;
 	case NR_REPLY_STATUS:
 		return format_status(rep, buf, len, off);
 	case NR_REPLY_ERROR:
-		return append(buf, len, off, " code=%s", rep->code[0] ? rep->code : "error");
+		return nr_append(buf, len, off, " code=%s", rep->code[0] ? rep->code : "error");
 	}
 	return NR_EPARSE;
 }
@@ -434,9 +433,9 @@ int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len)
 		return NR_EPARSE;
 	if (len > NR_LINE_MAX)
 		len = NR_LINE_MAX;
-	rc = append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION, kind_names[rep->kind]);
+	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION, kind_names[rep->kind]);
 	if (!rc && rep->id[0])
-		rc = append(buf, len, &off, " id=%s", rep->id);
+		rc = nr_append(buf, len, &off, " id=%s", rep->id);
 	if (!rc)
 		rc = format_body(rep, buf, len, &off);
 	if (!rc && rep->reason[0]) {
@@ -445,9 +444,9 @@ int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len)
 		size_t room = len > off + 10 ? len - off - 10 : 0;
 		if (strlen(reason) > room)
 			reason[room] = '\0';
-		rc = append(buf, len, &off, " reason=%s", reason);
+		rc = nr_append(buf, len, &off, " reason=%s", reason);
 	}
 	if (!rc)
-		rc = append(buf, len, &off, "\n");
+		rc = nr_append(buf, len, &off, "\n");
 	return rc ? rc : (int)off;
 }

@@ -95,6 +95,13 @@ int nr_reply_parse(const char *line, size_t len, struct nr_reply *rep, char *err
 		   size_t errlen);
 int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len);
 
+/* Decimal digits only, at most max: 0, or -1 (empty, other bytes, overflow). */
+int nr_parse_u64(const char *s, uint64_t max, uint64_t *out);
+/* snprintf at buf + *off, advancing *off; NR_ESPACE (and *off unchanged) if it
+ * does not fit in len. Every encoder appends with it. */
+int nr_append(char *buf, size_t len, size_t *off, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Copy src into a reason field: printable ASCII only, at most NR_REASON_MAX. */
 void nr_reason_set(char *dst, const char *src);
 
