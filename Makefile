@@ -18,11 +18,11 @@ CFLAGS ?= -O2 -g
 CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
 PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN)
 
-COMMON_SRC := common/nr_proto.c common/nr_auth.c
+COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
 PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logtap.c
-PLUGIN_HDR := plugin/netreload.h common/nr_proto.h common/nr_auth.h
+PLUGIN_HDR := plugin/netreload.h common/nr_proto.h common/nr_auth.h common/nr_files.h
 CLIENT_SRC := $(wildcard client/*.c)
-CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h
+CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
@@ -65,7 +65,8 @@ $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
 
-$(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_proto.h common/nr_auth.h
+$(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_proto.h common/nr_auth.h \
+		common/nr_files.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRC) -lcrypto
 

@@ -5,6 +5,7 @@
  * printable ASCII, and checks every number for overflow; see PROTOCOL.md.
  */
 #include "nr_proto.h"
+#include "nr_files.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -216,22 +217,83 @@ static int copy_word(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-/* Known request keys; each may appear once. Unknown keys are ignored (PROTOCOL.md). */
-static const char *request_keys[] = {"id", "mode", "wait"};
-
-static int request_field(struct nr_request *req, int key, const char *v)
+/* A lowercase hex SHA-256 (the file list's sum=). */
+static int hash_hex_valid(const char *s)
 {
-	switch (key) {
-	case 0:
-		return nr_id_valid(v) ? copy_word(req->id, sizeof(req->id), v) : -1;
-	case 1:
-		return nr_mode_parse(v, &req->mode) == NR_OK ? 0 : -1;
-	default:
-		if (strcmp(v, "0") && strcmp(v, "1"))
-			return -1;
-		req->wait = v[0] == '1';
-		return 0;
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return 0;
+	return n == NR_HASH_HEX;
+}
+
+static int req_id(struct nr_request *req, const char *v)
+{
+	return nr_id_valid(v) ? copy_word(req->id, sizeof(req->id), v) : -1;
+}
+
+static int req_mode(struct nr_request *req, const char *v)
+{
+	return nr_mode_parse(v, &req->mode) == NR_OK ? 0 : -1;
+}
+
+static int req_wait(struct nr_request *req, const char *v)
+{
+	if (strcmp(v, "0") && strcmp(v, "1"))
+		return -1;
+	req->wait = v[0] == '1';
+	return 0;
+}
+
+/* -2: a number, but more than NR_FILES_MAX. */
+static int req_files(struct nr_request *req, const char *v)
+{
+	if (parse_u32(v, &req->files))
+		return -1;
+	return req->files > NR_FILES_MAX ? -2 : 0;
+}
+
+static int req_more(struct nr_request *req, const char *v)
+{
+	return parse_u32(v, &req->more);
+}
+
+static int req_sum(struct nr_request *req, const char *v)
+{
+	return hash_hex_valid(v) ? copy_word(req->sum, sizeof(req->sum), v) : -1;
+}
+
+/* Known request keys; each may appear once. Unknown keys are ignored (PROTOCOL.md). */
+static const struct {
+	const char *key;
+	int (*parse)(struct nr_request *req, const char *v);
+} request_keys[] = {
+	{"id", req_id},	      {"mode", req_mode}, {"wait", req_wait},
+	{"files", req_files}, {"more", req_more}, {"sum", req_sum},
+};
+#define NR_REQUEST_KEYS (int)(sizeof(request_keys) / sizeof(request_keys[0]))
+
+/* Field i of f, if its key is known and not seen before; fills err otherwise. */
+static int request_field(struct nr_request *req, const struct fields *f, int i, unsigned *seen,
+			 char *err, size_t errlen)
+{
+	for (int k = 0; k < NR_REQUEST_KEYS; k++) {
+		int rc;
+		if (strcmp(f->key[i], request_keys[k].key))
+			continue;
+		if (*seen & (1u << k))
+			return fail(err, errlen, NR_EPARSE, "duplicate field %s", f->key[i]);
+		*seen |= 1u << k;
+		rc = request_keys[k].parse(req, f->val[i]);
+		if (rc == -2)
+			return fail(err, errlen, NR_EPARSE, "too many files: %.20s (at most %d)",
+				    f->val[i], NR_FILES_MAX);
+		if (rc)
+			return fail(err, errlen, NR_EPARSE, "bad value for %s: '%.40s'", f->key[i],
+				    f->val[i]);
 	}
+	return NR_OK;
 }
 
 static int request_verb(const char *word, enum nr_verb *verb)
@@ -259,18 +321,11 @@ int nr_request_parse(const char *line, size_t len, struct nr_request *req, char 
 	if (request_verb(f.word, &req->verb))
 		return fail(err, errlen, NR_EPARSE, "unknown verb '%.20s' (expected reload or status)",
 			    f.word);
-	for (int i = 0; i < f.n; i++) {
-		for (int k = 0; k < 3; k++) {
-			if (strcmp(f.key[i], request_keys[k]))
-				continue;
-			if (seen & (1u << k))
-				return fail(err, errlen, NR_EPARSE, "duplicate field %s", f.key[i]);
-			seen |= 1u << k;
-			if (request_field(req, k, f.val[i]))
-				return fail(err, errlen, NR_EPARSE, "bad value for %s: '%.40s'",
-					    f.key[i], f.val[i]);
-		}
-	}
+	for (int i = 0; i < f.n; i++)
+		if ((rc = request_field(req, &f, i, &seen, err, errlen)))
+			return rc;
+	if (req->files && !req->sum[0])
+		return fail(err, errlen, NR_EPARSE, "files=%u without sum=", req->files);
 	return NR_OK;
 }
 
@@ -290,6 +345,22 @@ int nr_append(char *buf, size_t len, size_t *off, const char *fmt, ...)
 	return NR_OK;
 }
 
+/* files, more and sum: each only when non-zero or present (PROTOCOL.md, "Changed files"). */
+static int format_files(const struct nr_request *req, char *buf, size_t len, size_t *off)
+{
+	int rc = NR_OK;
+
+	if (req->files > NR_FILES_MAX || ((req->files || req->sum[0]) && !hash_hex_valid(req->sum)))
+		return NR_EPARSE;
+	if (req->files)
+		rc = nr_append(buf, len, off, " files=%u", req->files);
+	if (!rc && req->more)
+		rc = nr_append(buf, len, off, " more=%u", req->more);
+	if (!rc && req->sum[0])
+		rc = nr_append(buf, len, off, " sum=%s", req->sum);
+	return rc;
+}
+
 int nr_request_format(const struct nr_request *req, char *buf, size_t len)
 {
 	size_t off = 0;
@@ -305,6 +376,8 @@ int nr_request_format(const struct nr_request *req, char *buf, size_t len)
 		rc = nr_append(buf, len, &off, " mode=%s", nr_mode_name(req->mode));
 	if (!rc && req->verb == NR_VERB_RELOAD)
 		rc = nr_append(buf, len, &off, " wait=%d", req->wait ? 1 : 0);
+	if (!rc && req->verb == NR_VERB_RELOAD)
+		rc = format_files(req, buf, len, &off);
 	if (!rc)
 		rc = nr_append(buf, len, &off, "\n");
 	return rc ? rc : (int)off;
@@ -344,6 +417,8 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 		return parse_u32(v, &rep->stop_ms);
 	if (!strcmp(k, "killed"))
 		return parse_u32(v, &rep->killed);
+	if (!strcmp(k, "stale"))
+		return parse_u32(v, &rep->stale);
 	if (!strcmp(k, "spawn_ms"))
 		return parse_u32(v, &rep->spawn_ms);
 	if (!strcmp(k, "load_ms"))
@@ -414,7 +489,9 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 			return NR_ESPACE;
 		if (rep->load_ms && nr_append(buf, len, off, " load_ms=%u", rep->load_ms))
 			return NR_ESPACE;
-		return rep->killed ? nr_append(buf, len, off, " killed=%u", rep->killed) : NR_OK;
+		if (rep->killed && nr_append(buf, len, off, " killed=%u", rep->killed))
+			return NR_ESPACE;
+		return rep->stale ? nr_append(buf, len, off, " stale=%u", rep->stale) : NR_OK;
 	case NR_REPLY_STATUS:
 		return format_status(rep, buf, len, off);
 	case NR_REPLY_ERROR:

@@ -54,6 +54,10 @@ struct nr_request {
 	enum nr_mode mode;
 	int wait; /* 1: answer "live"/"failed" as well as "accepted" */
 	char id[NR_ID_MAX + 1];
+	/* PROTOCOL.md, "Changed files" (nr_files.h): TCP only */
+	uint32_t files; /* file lines that follow the request line, at most NR_FILES_MAX */
+	uint32_t more;	/* changed files not listed: the server checks the whole tree */
+	char sum[65];	/* SHA-256 hex of the file lines as sent; required when files > 0 */
 };
 
 /* One reply line. Fields a kind does not use stay zero / empty. */
@@ -66,6 +70,7 @@ struct nr_reply {
 	uint32_t spawn_ms; /* request received -> new master (re-exec) or first new worker started */
 	uint32_t load_ms;  /* re-exec: request received -> new master had the app and its workers */
 	uint32_t killed;   /* old workers killed after netreload-grace */
+	uint32_t stale;	   /* failed: listed files the share still showed old */
 	enum nr_mode mode; /* accepted, status */
 	/* status only */
 	char state[16];    /* idle | reloading */
