@@ -189,11 +189,13 @@ int nr_parse_u64(const char *s, uint64_t max, uint64_t *out)
 	if (!*s)
 		return -1;
 	for (; *s; s++) {
+		uint64_t d = (uint64_t)(*s - '0');
 		if (*s < '0' || *s > '9')
 			return -1;
-		if (v > (max - (uint64_t)(*s - '0')) / 10)
+		/* v * 10 + d <= max, without overflow, also when max < 10 */
+		if (v > max / 10 || (v == max / 10 && d > max % 10))
 			return -1;
-		v = v * 10 + (uint64_t)(*s - '0');
+		v = v * 10 + d;
 	}
 	*out = v;
 	return 0;

@@ -164,8 +164,26 @@ static void test_modes(void)
 	CHECK(!strcmp(nr_mode_name((enum nr_mode)77), "?"));
 }
 
+/* Bounds below 10 once let any single digit through (max - d wrapped). */
+static void test_parse_u64(void)
+{
+	uint64_t v;
+
+	CHECK(nr_parse_u64("1", 1, &v) == 0 && v == 1);
+	CHECK(nr_parse_u64("2", 1, &v) == -1);
+	CHECK(nr_parse_u64("9", 5, &v) == -1);
+	CHECK(nr_parse_u64("65535", 65535, &v) == 0 && v == 65535);
+	CHECK(nr_parse_u64("65536", 65535, &v) == -1);
+	CHECK(nr_parse_u64("18446744073709551615", UINT64_MAX, &v) == 0 && v == UINT64_MAX);
+	CHECK(nr_parse_u64("18446744073709551616", UINT64_MAX, &v) == -1);
+	CHECK(nr_parse_u64("", 10, &v) == -1);
+	CHECK(nr_parse_u64("1a", 100, &v) == -1);
+	CHECK(nr_parse_u64("-1", 100, &v) == -1);
+}
+
 int main(void)
 {
+	test_parse_u64();
 	test_request_vectors();
 	test_hostile();
 	test_request_format();
