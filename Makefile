@@ -19,8 +19,10 @@ CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
 PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN)
 
 COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
-PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logtap.c
-PLUGIN_HDR := plugin/netreload.h common/nr_proto.h common/nr_auth.h common/nr_files.h
+PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logtap.c plugin/handover.c \
+	plugin/share.c
+PLUGIN_HDR := plugin/netreload.h plugin/handover.h plugin/share.h common/nr_proto.h common/nr_auth.h \
+	common/nr_files.h
 CLIENT_SRC := $(wildcard client/*.c)
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h
 
@@ -64,6 +66,12 @@ $(BUILD)/slowfork.so: tests/shim/slowfork.c
 $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.c client/filter.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
+
+# unit tests of plugin files that know nothing of uWSGI
+$(BUILD)/test_handover $(BUILD)/test_share: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
+		plugin/%.c plugin/%.h $(COMMON_SRC) common/nr_proto.h common/nr_files.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/$*.c $(COMMON_SRC) -lcrypto -lpthread
 
 $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_proto.h common/nr_auth.h \
 		common/nr_files.h

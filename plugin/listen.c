@@ -22,7 +22,7 @@ extern struct uwsgi_server uwsgi;
 /* Epoll keys. A connection's key is its serial and slot, never its pointer: an
  * event can name a connection closed since (earlier in the same batch), and
  * then the key finds nothing instead of freed memory. */
-enum { NR_KEY_TCP = 1, NR_KEY_UDP, NR_KEY_TIMER };
+enum { NR_KEY_TCP = 1, NR_KEY_UDP, NR_KEY_TIMER, NR_KEY_WAKE };
 
 static uint64_t conn_key(const struct nr_conn *c)
 {
@@ -169,96 +169,53 @@ static struct nr_conn *conn_new(int fd, uint64_t now)
 	return NULL;
 }
 
-/* "p=FD,OPENED,HEXBYTES": a connection still sending its request, with what it sent. */
-static size_t save_reader(const struct nr_conn *c, char *buf, size_t len)
+/* Keep a connection the previous master handed over: the same fd, still open. */
+static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 {
-	size_t off = (size_t)snprintf(buf, len, " p=%d,%llu,", c->fd, (unsigned long long)c->opened);
+	struct nr_conn *c = conn_new(hc->fd, now);
 
-	for (size_t i = 0; i < c->len && off + 3 < len; i++)
-		off += (size_t)snprintf(buf + off, len - off, "%02x", (unsigned char)c->buf[i]);
-	return off;
-}
-
-static void adopt_reader(const char *tok, uint64_t now)
-{
-	int fd, used = 0;
-	unsigned long long opened;
-	struct nr_conn *c;
-
-	if (sscanf(tok, "p=%d,%llu,%n", &fd, &opened, &used) != 2 || !used ||
-	    !(c = conn_new(fd, now)))
-		return;
-	c->opened = opened; /* the read timeout runs on across the exec */
-	for (const char *h = tok + used; h[0] && h[1] && c->len < sizeof(c->buf); h += 2) {
-		unsigned v;
-		if (sscanf(h, "%2x", &v) != 1)
-			break;
-		c->buf[c->len++] = (char)v;
+	if (!c)
+		return NULL;
+	snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", hc->fd);
+	snprintf(c->id, sizeof(c->id), "%s", hc->id);
+	uwsgi_add_safe_fd(hc->fd);
+	if (hc->waiting) {
+		c->state = NR_CONN_WAITING;
+		c->want_gen = hc->want_gen;
+		c->t0 = hc->t0;
+		return c;
 	}
-	snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", fd);
-	uwsgi_add_safe_fd(fd);
+	c->opened = hc->opened; /* the read timeout runs on across the exec */
+	c->len = hc->len < sizeof(c->buf) ? hc->len : sizeof(c->buf);
+	memcpy(c->buf, hc->buf, c->len);
+	return c;
 }
 
-/* "u=GEN,T0,ID,HEXADDR": a UDP sender that waits for "live" across the re-exec. */
-static void adopt_udp_waiter(const char *tok)
+static void udp_waiter_adopt(const struct nr_ho_udp *hu)
 {
-	unsigned long long gen, t0;
-	char id[NR_ID_MAX + 1], hex[2 * sizeof(struct sockaddr_storage) + 1];
-	struct nr_udp_waiter *w = NULL;
-	size_t n;
-
-	if (sscanf(tok, "u=%llu,%llu,%32[^,],%256s", &gen, &t0, id, hex) != 4)
+	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
+		struct nr_udp_waiter *w = &unr.udpw[i];
+		if (w->used)
+			continue;
+		*w = (struct nr_udp_waiter){.used = 1, .alen = hu->alen, .t0 = hu->t0,
+					    .want_gen = hu->want_gen};
+		memcpy(&w->addr, &hu->addr, hu->alen);
+		snprintf(w->id, sizeof(w->id), "%s", hu->id);
 		return;
-	for (int i = 0; i < NR_MAX_UDP_WAITERS && !w; i++)
-		if (!unr.udpw[i].used)
-			w = &unr.udpw[i];
-	n = strlen(hex) / 2;
-	if (!w || n < sizeof(sa_family_t) || n > sizeof(w->addr))
-		return;
-	for (size_t b = 0; b < n; b++) {
-		unsigned v;
-		if (sscanf(hex + 2 * b, "%2x", &v) != 1)
-			return;
-		((unsigned char *)&w->addr)[b] = (unsigned char)v;
 	}
-	w->alen = (socklen_t)n;
-	w->want_gen = gen;
-	w->t0 = t0;
-	snprintf(w->id, sizeof(w->id), "%s", strcmp(id, "~") ? id : "");
-	w->used = 1;
 }
 
-/* Take the state a previous master left in the environment: "tcp=N udp=N c=FD,GEN,T0,ID". */
-int nr_listen_adopt(const char *state)
+/* Take the sockets and clients a previous master handed over. */
+int nr_listen_import(const struct nr_handover *h)
 {
-	char *copy = strdup(state), *save = NULL, *tok;
 	uint64_t now = nr_now_ms();
 
-	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		int fd;
-		unsigned long long gen, t0;
-		char id[NR_ID_MAX + 1];
-		struct nr_conn *c;
-
-		if (sscanf(tok, "tcp=%d", &fd) == 1)
-			unr.tcp_fd = fd;
-		else if (sscanf(tok, "udp=%d", &fd) == 1)
-			unr.udp_fd = fd;
-		else if (sscanf(tok, "c=%d,%llu,%llu,%32s", &fd, &gen, &t0, id) == 4 &&
-			 (c = conn_new(fd, now))) {
-			c->state = NR_CONN_WAITING;
-			c->want_gen = gen;
-			c->t0 = t0;
-			snprintf(c->id, sizeof(c->id), "%s", strcmp(id, "~") ? id : "");
-			snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", fd);
-			uwsgi_add_safe_fd(fd);
-		} else if (!strncmp(tok, "u=", 2)) {
-			adopt_udp_waiter(tok);
-		} else if (!strncmp(tok, "p=", 2)) {
-			adopt_reader(tok, now);
-		}
-	}
-	free(copy);
+	for (int i = 0; i < h->nconns; i++)
+		conn_adopt(&h->conns[i], now);
+	for (int i = 0; i < h->nudp; i++)
+		udp_waiter_adopt(&h->udp[i]);
+	unr.tcp_fd = h->tcp_fd;
+	unr.udp_fd = h->udp_fd;
 	if (unr.tcp_fd < 0 || unr.udp_fd < 0) {
 		uwsgi_log("netreload: lost the listening sockets across the reload; opening new ones\n");
 		return nr_listen_open();
@@ -299,6 +256,7 @@ void nr_conn_close(struct nr_conn *c)
 		epoll_ctl(unr.ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
 	drain_input(c->fd);
 	close(c->fd);
+	free(c->files);
 	free(c);
 }
 
@@ -349,6 +307,60 @@ static void accepted_reply(struct nr_reply *rep, const char *id, uint64_t gen, e
 	rep->mode = mode == NR_MODE_DEFAULT ? unr.mode : mode;
 }
 
+/* Take a reload request: it rides on or asks for a generation, and is told which. */
+static int conn_reload(struct nr_conn *c, const struct nr_request *req, const struct nr_file *files,
+		       int n, uint64_t now)
+{
+	struct nr_reply rep;
+
+	c->t0 = now;
+	c->want_gen = nr_request_reload_files(req->mode, now, files, n, req->more);
+	snprintf(c->id, sizeof(c->id), "%s", req->id);
+	accepted_reply(&rep, req->id, c->want_gen, req->mode);
+	nr_send_reply(c, &rep);
+	c->state = NR_CONN_WAITING;
+	return req->wait;
+}
+
+static int conn_refuse(struct nr_conn *c, const char *code, const char *why)
+{
+	struct nr_reply rep;
+
+	nr_complain("%s: %s", c->peer, why);
+	error_reply(&rep, NR_EPARSE, why);
+	snprintf(rep.code, sizeof(rep.code), "%s", code);
+	nr_send_reply(c, &rep);
+	return 0;
+}
+
+/* The file lines after a request line, once all have come: check them against
+ * the request's sum (which its signature covers), then take the request. */
+static int conn_files(struct nr_conn *c, uint64_t now)
+{
+	static struct nr_file files[NR_FILES_MAX];
+	char sum[NR_HASH_HEX + 1], err[128];
+	size_t off = 0;
+	uint32_t n = 0;
+
+	while (n < c->req.files) {
+		char *lf = memchr(c->files + off, '\n', c->flen - off);
+		if (!lf)
+			return c->flen < (size_t)c->req.files * NR_LINE_MAX ? 1
+			       : conn_refuse(c, "bad-request", "file line longer than 512 bytes");
+		if (nr_file_parse(c->files + off, (size_t)(lf - c->files - off) + 1, &files[n], err,
+				  sizeof(err)))
+			return conn_refuse(c, "bad-request", err);
+		off = (size_t)(lf - c->files) + 1;
+		n++;
+	}
+	nr_sha256_hex(c->files, off, sum);
+	if (strcmp(sum, c->req.sum))
+		return conn_refuse(c, "bad-request", "the file lines do not match sum=");
+	free(c->files);
+	c->files = NULL;
+	return conn_reload(c, &c->req, files, (int)n, now);
+}
+
 /* A whole request line from a TCP client. Returns 1 if the connection stays open. */
 static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_t now)
 {
@@ -379,13 +391,16 @@ static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_
 		nr_send_reply(c, &rep);
 		return 0;
 	}
-	c->t0 = now;
-	c->want_gen = nr_request_reload(req.mode, now);
-	snprintf(c->id, sizeof(c->id), "%s", req.id);
-	accepted_reply(&rep, req.id, c->want_gen, req.mode);
-	nr_send_reply(c, &rep);
-	c->state = NR_CONN_WAITING;
-	return req.wait;
+	if (req.files == 0)
+		return conn_reload(c, &req, NULL, 0, now);
+	/* the signature is good: only now is the room for its file lines worth taking */
+	c->files = malloc((size_t)req.files * NR_LINE_MAX);
+	if (!c->files)
+		return conn_refuse(c, "busy", "out of memory for the file list");
+	c->req = req;
+	c->flen = c->len > len ? c->len - len : 0;
+	memcpy(c->files, c->buf + len, c->flen);
+	return conn_files(c, now);
 }
 
 /* Anything that can no longer become a versioned request is one plain ping. */
@@ -427,6 +442,24 @@ static int conn_parse(struct nr_conn *c, uint64_t now)
 	return 1;
 }
 
+/* More of a request's file lines. */
+static void conn_read_files(struct nr_conn *c, uint64_t now)
+{
+	size_t cap = (size_t)c->req.files * NR_LINE_MAX;
+	ssize_t n = recv(c->fd, c->files + c->flen, cap - c->flen, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_refuse(c, "bad-request", "connection ended inside the file list");
+		nr_conn_close(c);
+		return;
+	}
+	c->flen += (size_t)n;
+	if (!conn_files(c, now))
+		nr_conn_close(c);
+}
+
 /* Read what a connection sent. Waiting connections only watch for the peer leaving. */
 static void conn_read(struct nr_conn *c, uint64_t now)
 {
@@ -440,6 +473,10 @@ static void conn_read(struct nr_conn *c, uint64_t now)
 			epoll_ctl(unr.ep_fd, EPOLL_CTL_DEL, c->fd, NULL);
 			c->eof = 1;
 		}
+		return;
+	}
+	if (c->files) {
+		conn_read_files(c, now);
 		return;
 	}
 	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
@@ -636,6 +673,12 @@ void nr_set_tick(uint64_t ms)
 	unr.tick_ms = ms;
 }
 
+/* Wake the master when fd is readable; whoever owns fd reads it. */
+void nr_listen_add_wakeup(int fd)
+{
+	ep_add(fd, NR_KEY_WAKE);
+}
+
 void nr_listen_drain(void)
 {
 	struct epoll_event ev[NR_BATCH];
@@ -651,6 +694,8 @@ void nr_listen_drain(void)
 			udp_batch(now);
 		else if (key == NR_KEY_TIMER)
 			(void)!read(unr.timer_fd, &ticks, sizeof(ticks));
+		else if (key == NR_KEY_WAKE)
+			; /* its owner reads it on this pass (nr_reload_tick) */
 		else if ((c = conn_by_key(key)))
 			conn_read(c, now);
 	}
@@ -682,40 +727,50 @@ void nr_listen_close_all(void)
 	unr.enabled = 0;
 }
 
-/* Before exec: keep listeners, waiting clients and clients still sending. */
-void nr_listen_save(char *buf, size_t len)
+/* Before exec: hand listeners, waiting clients, clients still sending and UDP
+ * waiters to the next master; every fd handed over must survive the exec. */
+void nr_listen_export(struct nr_handover *h)
 {
-	size_t off = 0;
-
-	off += (size_t)snprintf(buf, len, "tcp=%d udp=%d", unr.tcp_fd, unr.udp_fd);
+	h->tcp_fd = unr.tcp_fd;
+	h->udp_fd = unr.udp_fd;
 	uwsgi_add_safe_fd(unr.tcp_fd);
 	uwsgi_add_safe_fd(unr.udp_fd);
-	for (int i = 0; i < NR_MAX_CONNS && off < len; i++) {
+	for (int i = 0; i < NR_MAX_CONNS && h->nconns < NR_HO_CONNS; i++) {
 		struct nr_conn *c = unr.conns[i];
+		struct nr_ho_conn *hc;
 		if (!c)
 			continue;
-		/* a half-closed client (nc -N) still reads its answer: keep it too */
-		if (off + 100 + 2 * c->len >= len) {
-			nr_complain("%s: no room to keep the connection across the reload", c->peer);
+		if (c->files) {
+			/* its signed line was taken here: the next master would call it a replay */
+			nr_complain("%s: reload began while it sent its file list; closed", c->peer);
 			nr_conn_close(c);
 			continue;
 		}
-		if (c->state == NR_CONN_WAITING)
-			off += (size_t)snprintf(buf + off, len - off, " c=%d,%llu,%llu,%s", c->fd,
-						(unsigned long long)c->want_gen,
-						(unsigned long long)c->t0, c->id[0] ? c->id : "~");
-		else
-			off += save_reader(c, buf + off, len - off);
+		hc = &h->conns[h->nconns++];
+		*hc = (struct nr_ho_conn){.fd = c->fd, .waiting = c->state == NR_CONN_WAITING,
+					  .want_gen = c->want_gen, .t0 = c->t0, .opened = c->opened,
+					  .buf = c->buf, .len = c->len, .slot = i};
+		snprintf(hc->id, sizeof(hc->id), "%s", c->id);
 		uwsgi_add_safe_fd(c->fd);
 	}
-	for (int i = 0; i < NR_MAX_UDP_WAITERS && off + 160 < len; i++) {
+	for (int i = 0; i < NR_MAX_UDP_WAITERS && h->nudp < NR_HO_UDP; i++) {
 		struct nr_udp_waiter *w = &unr.udpw[i];
+		struct nr_ho_udp *hu;
 		if (!w->used)
 			continue;
-		off += (size_t)snprintf(buf + off, len - off, " u=%llu,%llu,%s,",
-					(unsigned long long)w->want_gen, (unsigned long long)w->t0,
-					w->id[0] ? w->id : "~");
-		for (socklen_t b = 0; b < w->alen; b++)
-			off += (size_t)snprintf(buf + off, len - off, "%02x", ((unsigned char *)&w->addr)[b]);
+		hu = &h->udp[h->nudp++];
+		*hu = (struct nr_ho_udp){.want_gen = w->want_gen, .t0 = w->t0, .alen = w->alen};
+		memcpy(&hu->addr, &w->addr, w->alen);
+		snprintf(hu->id, sizeof(hu->id), "%s", w->id);
+	}
+}
+
+/* After nr_handover_format: close the clients that found no room in the text. */
+void nr_listen_export_done(const struct nr_handover *h, int exported)
+{
+	for (int i = h->nconns; i < exported; i++) {
+		struct nr_conn *c = unr.conns[h->conns[i].slot];
+		nr_complain("%s: no room to keep the connection across the reload", c->peer);
+		nr_conn_close(c);
 	}
 }

@@ -16,7 +16,7 @@ extern struct uwsgi_server uwsgi;
 
 struct uwsgi_netreload unr;
 
-static char *opt_timeout, *opt_grace, *opt_window;
+static char *opt_timeout, *opt_grace, *opt_window, *opt_share_timeout;
 
 static struct uwsgi_option nr_options[] = {
 	{"netreload-port", required_argument, 0,
@@ -40,6 +40,14 @@ static struct uwsgi_option nr_options[] = {
 	{"netreload-auth-window", required_argument, 0,
 	 "seconds a signed ping's clock may differ from ours (default 60)", uwsgi_opt_set_str,
 	 &opt_window, UWSGI_OPT_MASTER},
+	{"netreload-root", required_argument, 0,
+	 "the directory the client watches, as this machine sees it (default: the "
+	 "directory uWSGI runs in)",
+	 uwsgi_opt_set_str, &unr.root, UWSGI_OPT_MASTER},
+	{"netreload-share-timeout", required_argument, 0,
+	 "seconds to wait for a shared folder to show the saved files before reloading "
+	 "(default 10; 0: do not wait)",
+	 uwsgi_opt_set_str, &opt_share_timeout, UWSGI_OPT_MASTER},
 	{"netreload-insecure", no_argument, 0,
 	 "allow netreload to listen on a non-loopback address without authentication",
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
@@ -104,6 +112,13 @@ static void nr_check_options(void)
 	unr.timeout = int_option("netreload-timeout", opt_timeout, 30, 1, 86400);
 	unr.grace_ms = int_option("netreload-grace", opt_grace, 3000, 0, 3600000);
 	unr.auth_window = int_option("netreload-auth-window", opt_window, NR_AUTH_WINDOW, 1, 86400);
+	unr.share_timeout_ms =
+		int_option("netreload-share-timeout", opt_share_timeout, 10, 0, 3600) * 1000;
+	if (unr.root && unr.root[0] != '/') {
+		uwsgi_log("netreload: bad value '%s' for netreload-root: give an absolute path\n",
+			  unr.root);
+		exit(1);
+	}
 	unr.mode = NR_MODE_GRACEFUL;
 	if (unr.mode_opt && nr_mode_parse(unr.mode_opt, &unr.mode) != NR_OK) {
 		uwsgi_log("netreload: bad value '%s' for netreload-mode: use graceful, chain, "
@@ -184,8 +199,10 @@ int nr_authorize(const char *line, size_t len, struct nr_reply *rep)
  * a client connection held by a worker would never see its end. */
 static void nr_atfork_child(void)
 {
-	if (unr.enabled)
+	if (unr.enabled) {
 		nr_listen_close_all();
+		nr_share_forget();
+	}
 }
 
 static int nr_make_queue(void)
@@ -202,9 +219,28 @@ static int nr_make_queue(void)
 	return 0;
 }
 
+/* The state a previous master handed over, or NULL on a first start. */
+static struct nr_handover *nr_take_handover(void)
+{
+	static struct nr_handover h;
+	char *text = getenv(NR_ENV_STATE);
+	char err[128];
+
+	if (!text || !uwsgi.is_a_reload)
+		return NULL;
+	if (nr_handover_parse(text, &h, err, sizeof(err)) != NR_OK) {
+		uwsgi_log("netreload: cannot read the state the previous master handed over (%s); "
+			  "starting afresh\n",
+			  err);
+		nr_handover_free(&h);
+		return NULL;
+	}
+	return &h;
+}
+
 static int nr_init(void)
 {
-	char *state = getenv(NR_ENV_STATE);
+	struct nr_handover *h;
 	int rc;
 
 	unr.tcp_fd = unr.udp_fd = unr.ep_fd = unr.timer_fd = -1;
@@ -216,15 +252,15 @@ static int nr_init(void)
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);
-	if (state && uwsgi.is_a_reload)
-		rc = nr_listen_adopt(state);
-	else
-		rc = nr_listen_open();
+	h = nr_take_handover();
 	unsetenv(NR_ENV_STATE);
+	rc = h ? nr_listen_import(h) : nr_listen_open();
 	if (rc)
 		exit(1);
-	if (state && uwsgi.is_a_reload)
-		nr_reload_adopt(state);
+	if (h) {
+		nr_reload_import(h);
+		nr_handover_free(h);
+	}
 	unr.enabled = 1;
 	nr_listen_register();
 	nr_logtap_start();
@@ -253,16 +289,22 @@ static void nr_master_cycle(void)
  * the next master through the environment. */
 static void nr_master_cleanup(void)
 {
-	static char buf[65536]; /* fits every waiter and id slot, and most readers */
-	size_t off;
+	static struct nr_handover h;
+	static char buf[NR_HANDOVER_MAX + 1];
+	int exported;
 
 	if (!unr.enabled || !uwsgi_instance_is_reloading)
 		return;
 	nr_listen_drain();
-	nr_listen_save(buf, sizeof(buf));
-	off = strlen(buf);
-	nr_reload_save(buf + off, sizeof(buf) - off);
-	setenv(NR_ENV_STATE, buf, 1);
+	memset(&h, 0, sizeof(h));
+	nr_listen_export(&h);
+	nr_reload_export(&h);
+	nr_share_export(&h);
+	exported = h.nconns;
+	if (nr_handover_format(&h, buf, sizeof(buf)) == NR_OK) {
+		nr_listen_export_done(&h, exported);
+		setenv(NR_ENV_STATE, buf, 1);
+	}
 	if (unr.secret) {
 		/* the next master must refuse replays of requests this one already took */
 		char *nonces = uwsgi_malloc(NR_NONCE_CACHE * 40);

@@ -13,10 +13,13 @@
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
+#include "../common/nr_files.h"
+#include "handover.h"
+#include "share.h"
 
-#define NR_MAX_CONNS 128	 /* open TCP connections; the oldest idle one gives way */
-#define NR_MAX_UDP_WAITERS 64	 /* UDP senders waiting for "live" */
-#define NR_RECENT_IDS 64	 /* request ids remembered to drop UDP duplicates */
+#define NR_MAX_CONNS NR_HO_CONNS	   /* open TCP connections; the oldest idle one gives way */
+#define NR_MAX_UDP_WAITERS NR_HO_UDP /* UDP senders waiting for "live" */
+#define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
 #define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
 #define NR_SLOW_TICK_MS 250	 /* ... while connections are open but nothing reloads */
@@ -39,6 +42,10 @@ struct nr_conn {
 	char peer[64];
 	size_t len;
 	char buf[NR_LINE_MAX];
+	/* a request that lists changed files: its line, then the file lines */
+	struct nr_request req; /* valid once files != NULL */
+	char *files;	       /* the file lines read so far (NR_LINE_MAX each at most) */
+	size_t flen;
 };
 
 /* A UDP sender waiting for its generation. */
@@ -68,6 +75,8 @@ struct uwsgi_netreload {
 	int insecure;
 	char *secret_file;
 	int auth_window;
+	char *root;	      /* netreload-root: the watched directory as this machine sees it */
+	int share_timeout_ms; /* netreload-share-timeout; 0: do not wait for the share */
 	struct nr_secret *secret; /* NULL: no authentication, plain pings allowed */
 	struct nr_nonce_cache *nonces;
 
@@ -123,25 +132,30 @@ int nr_authorize(const char *line, size_t len, struct nr_reply *rep);
 
 /* listen.c */
 int nr_listen_open(void);
-int nr_listen_adopt(const char *state);
+int nr_listen_import(const struct nr_handover *h);
 void nr_listen_register(void);
 void nr_listen_drain(void);
 void nr_listen_expire(uint64_t now);
 void nr_listen_close_all(void);
-void nr_listen_save(char *buf, size_t len);
+void nr_listen_export(struct nr_handover *h);
+void nr_listen_export_done(const struct nr_handover *h, int exported);
 void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep);
 void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep);
 void nr_conn_close(struct nr_conn *c);
 int nr_conn_count(void);
 void nr_set_tick(uint64_t ms);
+void nr_listen_add_wakeup(int fd);
 
 /* reload.c */
 uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
+uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
+				 int n, uint32_t more);
 struct nr_recent *nr_recent_lookup(const char *id);
 void nr_recent_add(const char *id, uint64_t gen, uint64_t t0);
 void nr_reload_tick(uint64_t now);
-void nr_reload_save(char *buf, size_t len);
-void nr_reload_adopt(const char *state);
+void nr_reload_export(struct nr_handover *h);
+void nr_share_export(struct nr_handover *h);
+void nr_reload_import(const struct nr_handover *h);
 void nr_status_reply(struct nr_reply *rep);
 int nr_mode_needs_lazy(enum nr_mode mode);
 int nr_mode_reexecs(enum nr_mode mode);

@@ -131,11 +131,11 @@ static int rides_on_current(enum nr_mode mode)
 	return 1;
 }
 
-uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
+static uint64_t request(enum nr_mode mode, uint64_t now, int may_ride)
 {
 	if (mode == NR_MODE_DEFAULT)
 		mode = unr.mode;
-	if (rides_on_current(mode))
+	if (may_ride && rides_on_current(mode))
 		return unr.gen;
 	if (!unr.pending) {
 		unr.pending = 1;
@@ -148,6 +148,121 @@ uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
 	return unr.gen + 1;
 }
 
+uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
+{
+	return request(mode, now, 1);
+}
+
+/* ---- waiting for the share -------------------------------------------- */
+
+/* The files the next generation waits to see (share.c checks them in its
+ * thread), and what the checks found. A stale share fails the generation. */
+static struct {
+	int started;			/* share.c's thread runs and wakes us */
+	int checking;			/* a check of `inflight` runs */
+	struct nr_share_job want;	/* asked for, not being checked yet */
+	struct nr_share_job inflight;
+	int stale;			/* files a finished check found old */
+	char reason[NR_REASON_MAX + 1];
+} sc;
+
+static const char *share_root(void)
+{
+	static char cwd[PATH_MAX];
+
+	if (unr.root)
+		return unr.root;
+	if (!cwd[0] && !getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), ".");
+	return cwd;
+}
+
+/* A request that lists files never rides on the reload in flight: that one
+ * could import before the share shows them. */
+uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
+				 int n, uint32_t more)
+{
+	if (!unr.share_timeout_ms || (!n && !more))
+		return nr_request_reload(mode, now);
+	nr_share_job_add(&sc.want, files, n, more);
+	return request(mode, now, 0);
+}
+
+static void share_collect(void)
+{
+	struct nr_share_result res;
+
+	if (!sc.checking || !nr_share_result(&res))
+		return;
+	sc.checking = 0;
+	if (res.verdict == NR_SHARE_SEEN) {
+		uwsgi_log("netreload: the share shows %d changed file(s)%s after %.3f ms%s\n",
+			  sc.inflight.n, sc.inflight.more ? " and the tree was checked" : "",
+			  (double)res.us / 1000.0,
+			  res.pyc_removed ? ", removed their compiled .pyc" : "");
+		return;
+	}
+	uwsgi_log("netreload: %s\n", res.reason);
+	if (!sc.stale)
+		nr_reason_set(sc.reason, res.reason);
+	sc.stale += res.stale ? res.stale : 1;
+}
+
+static int share_start(void)
+{
+	if (sc.started)
+		return 0;
+	if (nr_share_start()) {
+		uwsgi_error("netreload: cannot start the share check thread");
+		return -1;
+	}
+	nr_listen_add_wakeup(nr_share_fd());
+	sc.started = 1;
+	uwsgi_log("netreload: before each reload, waiting until %s shows the saved files "
+		  "(netreload-root; up to %d ms, netreload-share-timeout)\n",
+		  share_root(), unr.share_timeout_ms);
+	return 0;
+}
+
+/* Collect a finished check, start the next; 1 once nothing is left to check. */
+static int share_settled(void)
+{
+	share_collect();
+	if (sc.checking || (!sc.want.n && !sc.want.more))
+		return !sc.checking;
+	if (share_start()) {
+		memset(&sc.want, 0, sizeof(sc.want)); /* cannot check: reload as before */
+		return 1;
+	}
+	sc.inflight = sc.want;
+	if (nr_share_submit(share_root(), &sc.inflight, (uint32_t)unr.share_timeout_ms) == 0) {
+		memset(&sc.want, 0, sizeof(sc.want));
+		sc.checking = 1;
+	}
+	return 0;
+}
+
+/* Files still to be seen, for the next master (a re-exec ends the thread). */
+void nr_share_export(struct nr_handover *h)
+{
+	struct nr_share_job all = sc.want;
+
+	if (sc.checking)
+		nr_share_job_add(&all, sc.inflight.files, sc.inflight.n, sc.inflight.more);
+	h->nfiles = all.n;
+	memcpy(h->files, all.files, sizeof(all.files[0]) * (size_t)all.n);
+	h->fmore = all.more;
+	h->stale = (uint32_t)sc.stale;
+	snprintf(h->stale_reason, sizeof(h->stale_reason), "%s", sc.reason);
+}
+
+static void share_import(const struct nr_handover *h)
+{
+	nr_share_job_add(&sc.want, h->files, h->nfiles, h->fmore);
+	sc.stale = (int)h->stale;
+	nr_reason_set(sc.reason, h->stale_reason);
+}
+
 static void ensure_slots(void)
 {
 	if (!unr.old_pids) {
@@ -156,6 +271,8 @@ static void ensure_slots(void)
 		unr.resent_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
 	}
 }
+
+static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now);
 
 static void start_reload(uint64_t now)
 {
@@ -176,6 +293,14 @@ static void start_reload(uint64_t now)
 	unr.t_stop = unr.t_spawn = unr.t_load = 0;
 	unr.pending = 0;
 	nr_logtap_mark();
+	if (sc.stale) {
+		/* the share never showed the saved code: a reload would serve the old */
+		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
+		finish(NR_REPLY_FAILED, sc.reason, (uint32_t)sc.stale, now);
+		sc.stale = 0;
+		sc.reason[0] = '\0';
+		return;
+	}
 	uwsgi_log("netreload: generation %llu: %s reload, %.3f ms after the request\n",
 		  (unsigned long long)unr.gen, nr_mode_name(def->mode),
 		  (double)(nr_now_us() - unr.pending_first_us) / 1000.0);
@@ -221,9 +346,10 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 	}
 }
 
-static void finish(enum nr_kind kind, const char *reason, uint64_t now)
+static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now)
 {
-	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed};
+	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed,
+			       .stale = stale};
 
 	unr.active = 0;
 	unr.last = kind;
@@ -337,11 +463,11 @@ static void check_progress(uint64_t now)
 		unr.t_spawn = now;
 	if (wc.total > 0 && wc.ready == wc.total) {
 		if (wc.with_app == wc.total) {
-			finish(NR_REPLY_LIVE, NULL, now);
+			finish(NR_REPLY_LIVE, NULL, 0, now);
 			return;
 		}
 		nr_logtap_reason(reason, sizeof(reason));
-		finish(NR_REPLY_FAILED, reason, now);
+		finish(NR_REPLY_FAILED, reason, 0, now);
 		return;
 	}
 timeout:
@@ -350,7 +476,7 @@ timeout:
 		snprintf(reason, sizeof(reason),
 			 "timeout after %d s: %d of %d workers running new code (netreload-timeout)",
 			 unr.timeout, wc.ready, wc.total);
-		finish(NR_REPLY_FAILED, reason, now);
+		finish(NR_REPLY_FAILED, reason, 0, now);
 	}
 }
 
@@ -358,8 +484,8 @@ void nr_reload_tick(uint64_t now)
 {
 	if (unr.active)
 		check_progress(now);
-	if (!unr.active && unr.pending && !uwsgi_instance_is_reloading && !uwsgi_instance_is_dying &&
-	    workers_ready_for_signal(now))
+	if (share_settled() && !unr.active && unr.pending && !uwsgi_instance_is_reloading &&
+	    !uwsgi_instance_is_dying && workers_ready_for_signal(now))
 		start_reload(now);
 	if (unr.active || uwsgi_instance_is_reloading)
 		nr_set_tick(NR_FAST_TICK_MS);
@@ -400,89 +526,55 @@ void nr_status_reply(struct nr_reply *rep)
 		nr_reason_set(rep->reason, unr.last_reason);
 }
 
-/* The reload in flight, for the next master: "gen=G active=A mode=M first=T stop=T ...". */
-void nr_reload_save(char *buf, size_t len)
+/* The reload in flight and the UDP ids taken, for the next master. */
+void nr_reload_export(struct nr_handover *h)
 {
-	size_t off = (size_t)snprintf(buf, len,
-		 " gen=%llu active=%d mode=%s first=%llu start=%llu stop=%llu pending=%d pmode=%s "
-		 "pfirst=%llu last=%d last_ms=%u",
-		 (unsigned long long)unr.gen, unr.active, nr_mode_name(unr.cur_mode),
-		 (unsigned long long)unr.t_first, (unsigned long long)unr.t_start,
-		 (unsigned long long)(unr.t_stop ? unr.t_stop : nr_now_ms()), unr.pending,
-		 nr_mode_name(unr.pending_mode), (unsigned long long)unr.pending_first, unr.last,
-		 unr.last_ms);
-	/* UDP ids taken, so a retry after the re-exec is still a retry: r=ID,GEN,T0,KIND,MS,STOP */
-	for (int i = 0; i < NR_RECENT_IDS && off + 100 < len; i++) {
+	h->gen = unr.gen;
+	h->active = unr.active;
+	h->mode = unr.cur_mode;
+	h->first = unr.t_first;
+	h->start = unr.t_start;
+	h->stop = unr.t_stop ? unr.t_stop : nr_now_ms();
+	h->pending = unr.pending;
+	h->pmode = unr.pending ? unr.pending_mode : unr.mode;
+	h->pfirst = unr.pending_first;
+	h->last = unr.last;
+	h->last_ms = unr.last_ms;
+	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
 		struct nr_recent *r = &unr.recent[i];
-		if (r->id[0])
-			off += (size_t)snprintf(buf + off, len - off, " r=%s,%llu,%llu,%d,%u,%u", r->id,
-						(unsigned long long)r->gen, (unsigned long long)r->t0,
-						(int)r->kind, r->ms, r->stop_ms);
+		struct nr_ho_recent *hr;
+		if (!r->id[0])
+			continue;
+		hr = &h->recent[h->nrecent++];
+		*hr = (struct nr_ho_recent){.gen = r->gen, .t0 = r->t0, .kind = (int)r->kind,
+					    .ms = r->ms, .stop_ms = r->stop_ms};
+		snprintf(hr->id, sizeof(hr->id), "%s", r->id);
 	}
 }
 
-static void adopt_recent(const char *v)
+void nr_reload_import(const struct nr_handover *h)
 {
-	char id[NR_ID_MAX + 1];
-	unsigned long long gen, t0;
-	int kind;
-	unsigned ms, stop;
-
-	if (sscanf(v, "%32[^,],%llu,%llu,%d,%u,%u", id, &gen, &t0, &kind, &ms, &stop) != 6)
-		return;
-	nr_recent_add(id, gen, t0);
-	struct nr_recent *r = nr_recent_lookup(id);
-	r->kind = kind == NR_REPLY_LIVE || kind == NR_REPLY_FAILED ? (enum nr_kind)kind : 0;
-	r->ms = ms;
-	r->stop_ms = stop;
-}
-
-static void adopt_field(const char *k, const char *v)
-{
-	unsigned long long n = strtoull(v, NULL, 10);
-
-	if (!strcmp(k, "gen"))
-		unr.gen = n;
-	else if (!strcmp(k, "active"))
-		unr.active = n == 1;
-	else if (!strcmp(k, "mode"))
-		nr_mode_parse(v, &unr.cur_mode);
-	else if (!strcmp(k, "first"))
-		unr.t_first = n;
-	else if (!strcmp(k, "start"))
-		unr.t_start = n;
-	else if (!strcmp(k, "stop"))
-		unr.t_stop = n;
-	else if (!strcmp(k, "pending"))
-		unr.pending = n == 1;
-	else if (!strcmp(k, "pmode"))
-		nr_mode_parse(v, &unr.pending_mode);
-	else if (!strcmp(k, "pfirst"))
-		unr.pending_first = n;
-	else if (!strcmp(k, "last"))
-		unr.last = (int)n;
-	else if (!strcmp(k, "last_ms"))
-		unr.last_ms = (uint32_t)n;
-	else if (!strcmp(k, "r"))
-		adopt_recent(v);
-}
-
-void nr_reload_adopt(const char *state)
-{
-	char *copy = strdup(state), *save = NULL, *tok;
-
-	for (tok = strtok_r(copy, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-		if (eq) {
-			*eq = '\0';
-			adopt_field(tok, eq + 1);
-		}
+	unr.gen = h->gen;
+	unr.active = h->active;
+	unr.cur_mode = h->mode == NR_MODE_DEFAULT ? unr.mode : h->mode;
+	unr.t_first = h->first;
+	unr.t_start = h->start;
+	unr.t_stop = h->stop;
+	unr.pending = h->pending;
+	unr.pending_mode = h->pmode == NR_MODE_DEFAULT ? unr.mode : h->pmode;
+	unr.pending_first = h->pfirst;
+	unr.last = h->last;
+	unr.last_ms = h->last_ms;
+	share_import(h);
+	for (int i = 0; i < h->nrecent; i++) {
+		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
+		*r = (struct nr_recent){.gen = h->recent[i].gen, .t0 = h->recent[i].t0,
+					.kind = (enum nr_kind)h->recent[i].kind,
+					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms};
+		snprintf(r->id, sizeof(r->id), "%s", h->recent[i].id);
 	}
-	free(copy);
 	ensure_slots();
 	unr.execd = unr.active; /* every worker of this master is new */
 	if (unr.execd)
 		unr.t_spawn = nr_now_ms(); /* this master's start: exec and uWSGI's early setup */
-	if (unr.pending_mode == NR_MODE_DEFAULT)
-		unr.pending_mode = unr.mode;
 }
