@@ -13,9 +13,11 @@ void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms)
 	d->max_ms = max_ms;
 }
 
-static uint64_t hash_path(const char *s)
+/* Listed and unlisted paths are told apart: "x.py" under the first root and
+ * "x.py" under another are two changes. */
+static uint64_t hash_path(const char *s, int list)
 {
-	uint64_t h = 14695981039346656037ull;
+	uint64_t h = list ? 14695981039346656037ull : 7809847782465536322ull;
 
 	while (*s)
 		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
@@ -24,9 +26,9 @@ static uint64_t hash_path(const char *s)
 
 /* 1 if path is new to this batch. Past half the table every path counts as new:
  * the count is then only an estimate, and probing a full table would be slow. */
-static int first_sighting(struct nr_debounce *d, const char *path)
+static int first_sighting(struct nr_debounce *d, const char *path, int list)
 {
-	uint64_t h = hash_path(path);
+	uint64_t h = hash_path(path, list);
 
 	if (d->nseen >= NR_DEBOUNCE_SLOTS / 2)
 		return 1;
@@ -45,7 +47,7 @@ static int first_sighting(struct nr_debounce *d, const char *path)
 
 /* The batch is named after the path that changed last: an atomic save writes a
  * temp file first and renames it over the real one, which comes last. */
-void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now)
+void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t now)
 {
 	if (!d->last) {
 		d->b.t_first = now;
@@ -53,7 +55,13 @@ void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now)
 	}
 	snprintf(d->b.path, sizeof(d->b.path), "%s", path);
 	d->last = now ? now : 1;
-	d->b.count += first_sighting(d, path);
+	if (!first_sighting(d, path, list))
+		return;
+	d->b.count++;
+	if (list)
+		nr_fileset_add(&d->b.files, path);
+	else
+		nr_fileset_more(&d->b.files, 1);
 }
 
 uint64_t nr_debounce_due(const struct nr_debounce *d)
@@ -85,4 +93,5 @@ void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 	into->count += b->count;
 	into->t_fire = b->t_fire;
 	memcpy(into->path, b->path, sizeof(into->path));
+	nr_fileset_merge(&into->files, &b->files);
 }

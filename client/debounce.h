@@ -9,14 +9,17 @@
 
 #include <stdint.h>
 
+#include "files.h"
+
 #define NR_DEBOUNCE_SLOTS 4096 /* distinct paths counted exactly per batch */
 
-/* What one reload is about: shown in the output line. */
+/* What one reload is about: shown in the output line, listed in the request. */
 struct nr_batch {
-	char path[1024];  /* the path that changed last */
-	unsigned count;	  /* distinct paths */
-	uint64_t t_first; /* first change, monotonic ms */
-	uint64_t t_fire;  /* when the quiet window closed */
+	char path[1024];	 /* the path that changed last */
+	unsigned count;		 /* distinct paths */
+	uint64_t t_first;	 /* first change, monotonic ms */
+	uint64_t t_fire;	 /* when the quiet window closed */
+	struct nr_fileset files; /* the distinct paths, relative to the first root */
 };
 
 struct nr_debounce {
@@ -28,12 +31,14 @@ struct nr_debounce {
 };
 
 void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms);
-void nr_debounce_add(struct nr_debounce *d, const char *path, uint64_t now);
+/* path changed. With list 0 it is only counted in the batch's files.more: it is
+ * not a file under the first root (another root, a directory that went, a rescan). */
+void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t now);
 /* When the pending batch is due (monotonic ms), or 0 if none is pending. */
 uint64_t nr_debounce_due(const struct nr_debounce *d);
 /* Hand out the pending batch and start an empty one. */
 void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now);
-/* Merge a batch into another that has not been delivered yet. */
+/* Merge a batch into another that has not been delivered yet, their files too. */
 void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b);
 
 #endif

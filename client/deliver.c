@@ -63,17 +63,22 @@ int nr_deliver_resolve(struct nr_deliver *d)
 	return 0;
 }
 
+/* The changed files are described now, as the ping starts, not when they changed. */
 static void start(struct nr_deliver *d, int i)
 {
 	struct nr_dtarget *t = &d->t[i];
 	struct nr_request req = d->o.req;
+	struct nr_filelist files;
 
 	nr_request_id(req.id, sizeof(req.id));
 	t->cur = t->next;
 	memset(&t->next, 0, sizeof(t->next));
 	t->pending = 0;
 	t->busy = 1;
-	nr_ping_start_cached(&t->ping, &d->targets[i], &t->addrs, &req, d->o.timeout_ms);
+	if (d->o.root)
+		nr_filelist_build(&files, d->o.root, &t->cur.files);
+	nr_ping_start_cached(&t->ping, &d->targets[i], &t->addrs, &req, d->o.root ? &files : NULL,
+			     d->o.timeout_ms);
 	log_lookup(d, t, &d->targets[i]);
 }
 

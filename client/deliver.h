@@ -21,6 +21,7 @@ struct nr_deliver_opts {
 	uint32_t timeout_ms;
 	int json, quiet, color, breakdown, verbose;
 	const char *on_live; /* shell command run after each live reply */
+	const char *root;    /* list the changed files under it; NULL: --no-files */
 };
 
 struct nr_dtarget {

@@ -5,9 +5,11 @@
  * netreload status HOST:PORT...  what each server is doing
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -15,6 +17,8 @@
 
 #define NR_VERSION "0.1.0"
 #define MAX_TARGETS 64
+
+enum { OPT_ROOT = 256, OPT_NO_FILES };
 
 static const char usage_main[] =
 	"usage: netreload COMMAND [OPTIONS] ...\n"
@@ -42,7 +46,15 @@ static const char usage_ping[] =
 	"                      (default: the server's netreload-mode)\n"
 	"  -n, --no-wait       return once the server accepted the reload\n"
 	"  -t, --timeout SEC   give up after SEC seconds (default 60)\n"
-	"  -u, --udp           use UDP: resend until answered (lossy links)\n"
+	"  -u, --udp           use UDP: resend until answered (lossy links); files\n"
+	"                      changed are then only counted, not listed\n"
+	"  -c, --changed PATH  PATH changed: list it (size, mtime, SHA-256), so a server\n"
+	"                      on a lagging shared folder waits until it sees it;\n"
+	"                      repeat for each file (a directory: the server checks all)\n"
+	"      --root DIR      the server's tree as seen from here: --changed paths\n"
+	"                      must be in it and are sent relative to it (default .)\n"
+	"      --no-files      list no files, even with --changed (older servers, or\n"
+	"                      setups that do not want the wait)\n"
 	"  -q, --quiet         print nothing on success\n"
 	"  -b, --breakdown     also print where the time went: old workers stopping,\n"
 	"                      new processes starting, app import, workers ready, network\n"
@@ -151,75 +163,130 @@ static int parse_targets(int argc, char **argv, struct nr_target *t, int *n, con
 	return 0;
 }
 
-static int cmd_ping(int argc, char **argv)
+struct ping_opts {
+	struct nr_request req;
+	const char *secret;
+	const char *root;     /* --root: what --changed paths are relative to */
+	const char **changed; /* --changed PATHs, nchanged of them (up to argc) */
+	int nchanged, no_files;
+	int udp, breakdown, json, quiet;
+	uint32_t timeout;
+};
+
+/* One option into o; -1 after --help, NR_EXIT_USAGE after a bad one. */
+static int ping_option(struct ping_opts *o, int c)
+{
+	switch (c) {
+	case 'c': o->changed[o->nchanged++] = optarg; return 0;
+	case OPT_ROOT: o->root = optarg; return 0;
+	case OPT_NO_FILES: o->no_files = 1; return 0;
+	case 'b': o->breakdown = 1; return 0;
+	case 'u': o->udp = 1; return 0;
+	case 's': o->secret = optarg; return 0;
+	case 'n': o->req.wait = 0; return 0;
+	case 'q': o->quiet = 1; return 0;
+	case 'j': o->json = 1; return 0;
+	case 'm':
+		if (nr_mode_parse(optarg, &o->req.mode))
+			return usage_error(usage_ping, "unknown mode '%s'", optarg);
+		return 0;
+	case 't':
+		if (nr_parse_seconds(optarg, &o->timeout))
+			return usage_error(usage_ping, "bad --timeout '%s': give seconds", optarg);
+		return 0;
+	case 'h':
+		fputs(usage_ping, stdout);
+		return -1;
+	}
+	fputc('\n', stderr);
+	fputs(usage_ping, stderr);
+	return NR_EXIT_USAGE;
+}
+
+static int ping_options(struct ping_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"mode", required_argument, 0, 'm'}, {"no-wait", no_argument, 0, 'n'},
 		{"timeout", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
 		{"json", no_argument, 0, 'j'},	      {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"udp", no_argument, 0, 'u'},
-		{"breakdown", no_argument, 0, 'b'},	    {0, 0, 0, 0}};
-	struct nr_request req = {.verb = NR_VERB_RELOAD, .wait = 1};
-	const char *secret = NULL;
-	int udp = 0, breakdown = 0;
-	struct nr_target targets[MAX_TARGETS];
-	struct nr_ping pings[MAX_TARGETS];
-	uint32_t timeout = 60000;
-	int c, n, json = 0, quiet = 0, rc = NR_EXIT_OK;
+		{"breakdown", no_argument, 0, 'b'},	    {"changed", required_argument, 0, 'c'},
+		{"root", required_argument, 0, OPT_ROOT},   {"no-files", no_argument, 0, OPT_NO_FILES},
+		{0, 0, 0, 0}};
+	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "m:nt:uqbjs:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			breakdown = 1;
-			break;
-		case 'u':
-			udp = 1;
-			break;
-		case 's':
-			secret = optarg;
-			break;
-		case 'm':
-			if (nr_mode_parse(optarg, &req.mode))
-				return usage_error(usage_ping, "unknown mode '%s'", optarg);
-			break;
-		case 'n':
-			req.wait = 0;
-			break;
-		case 't':
-			if (nr_parse_seconds(optarg, &timeout))
-				return usage_error(usage_ping, "bad --timeout '%s': give seconds", optarg);
-			break;
-		case 'q':
-			quiet = 1;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			fputs(usage_ping, stdout);
-			return NR_EXIT_OK;
-		default:
-			fputc('\n', stderr);
-			fputs(usage_ping, stderr);
+	*o = (struct ping_opts){.req = {.verb = NR_VERB_RELOAD, .wait = 1}, .root = ".",
+				.timeout = 60000};
+	if (!(o->changed = calloc((size_t)argc + 1, sizeof(*o->changed)))) {
+		nr_error("out of memory");
+		return NR_EXIT_USAGE;
+	}
+	while ((c = getopt_long(argc, argv, "m:nt:uqbjs:c:h", opts, NULL)) != -1)
+		if ((rc = ping_option(o, c)))
+			return rc;
+	if (o->no_files)
+		o->nchanged = 0; /* the old behaviour, even where a script passes --changed */
+	return 0;
+}
+
+/* --changed PATH...: paths under --root, described now; a directory counts as
+ * an unlisted change (the server checks the whole tree). */
+static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
+{
+	static struct nr_fileset set;
+	char root[PATH_MAX], rel[PATH_MAX], full[2 * PATH_MAX], err[PATH_MAX + 256];
+	struct stat st;
+
+	if (!realpath(o->root, root) || stat(root, &st) || !S_ISDIR(st.st_mode)) {
+		nr_error("--root '%s' is not a directory (give the directory the changed paths "
+			 "are under; default .)",
+			 o->root);
+		return NR_EXIT_USAGE;
+	}
+	for (int i = 0; i < o->nchanged; i++) {
+		if (nr_rel_to_root(root, o->changed[i], rel, sizeof(rel), err, sizeof(err))) {
+			nr_error("--changed %s", err);
 			return NR_EXIT_USAGE;
 		}
-	}
-	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)) ||
-	    (c = nr_use_secret(secret)))
-		return c;
-	for (int i = 0; i < n; i++) {
-		nr_request_id(req.id, sizeof(req.id));
-		if (udp)
-			nr_ping_start_udp(&pings[i], &targets[i], &req, timeout);
+		snprintf(full, sizeof(full), "%s/%s", strcmp(root, "/") ? root : "", rel);
+		if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+			nr_fileset_more(&set, 1);
 		else
-			nr_ping_start(&pings[i], &targets[i], &req, timeout);
+			nr_fileset_add(&set, rel);
+	}
+	nr_filelist_build(files, root, &set);
+	return 0;
+}
+
+static int cmd_ping(int argc, char **argv)
+{
+	struct ping_opts o;
+	static struct nr_ping pings[MAX_TARGETS]; /* each holds a whole request: not on the stack */
+	static struct nr_filelist files;
+	struct nr_target targets[MAX_TARGETS];
+	int n = 0, rc;
+
+	if ((rc = ping_options(&o, argc, argv)) ||
+	    (rc = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)) ||
+	    (rc = nr_use_secret(o.secret)) || (o.nchanged && (rc = changed_files(&o, &files))))
+		goto out;
+	for (int i = 0; i < n; i++) {
+		nr_request_id(o.req.id, sizeof(o.req.id));
+		if (o.udp)
+			nr_ping_start_udp(&pings[i], &targets[i], &o.req, o.nchanged ? &files : NULL,
+					  o.timeout);
+		else
+			nr_ping_start(&pings[i], &targets[i], &o.req, o.nchanged ? &files : NULL,
+				      o.timeout);
 	}
 	nr_ping_run(pings, n);
 	for (int i = 0; i < n; i++) {
-		print_result(&pings[i], json, quiet, breakdown);
+		print_result(&pings[i], o.json, o.quiet, o.breakdown);
 		rc = worst(rc, pings[i].result);
 	}
-	return rc;
+out:
+	free(o.changed);
+	return rc < 0 ? NR_EXIT_OK : rc;
 }
 
 static void print_status(const struct nr_ping *p, int json)
@@ -252,7 +319,7 @@ static int cmd_status(int argc, char **argv)
 	struct nr_request req = {.verb = NR_VERB_STATUS};
 	const char *secret = NULL;
 	struct nr_target targets[MAX_TARGETS];
-	struct nr_ping pings[MAX_TARGETS];
+	static struct nr_ping pings[MAX_TARGETS]; /* each holds a whole request: not on the stack */
 	uint32_t timeout = 5000;
 	int c, n, json = 0, rc = NR_EXIT_OK;
 
@@ -281,7 +348,7 @@ static int cmd_status(int argc, char **argv)
 	    (c = nr_use_secret(secret)))
 		return c;
 	for (int i = 0; i < n; i++)
-		nr_ping_start(&pings[i], &targets[i], &req, timeout);
+		nr_ping_start(&pings[i], &targets[i], &req, NULL, timeout);
 	nr_ping_run(pings, n);
 	for (int i = 0; i < n; i++) {
 		print_status(&pings[i], json);

@@ -188,11 +188,29 @@ void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len)
 	}
 }
 
-/* Encode (and sign) the request into p->out; 0, or -1 after finish(). */
-static int prepare(struct nr_ping *p, const struct nr_request *req)
+/* What the request line says about files: over TCP the list, over UDP only a count. */
+static void count_files(struct nr_request *req, const struct nr_filelist *files, int udp)
 {
-	int n = nr_request_format(req, p->out, sizeof(p->out));
+	if (udp) {
+		req->files = 0;
+		req->more = files->n > UINT32_MAX - files->more ? UINT32_MAX : files->more + files->n;
+		req->sum[0] = '\0';
+		return;
+	}
+	req->files = files->n;
+	req->more = files->more;
+	memcpy(req->sum, files->sum, sizeof(req->sum));
+}
 
+/* Encode (and sign) the request line into p->out, then append the file lines:
+ * the signature covers them through the line's sum=. 0, or -1 after finish(). */
+static int prepare(struct nr_ping *p, const struct nr_filelist *files)
+{
+	int n;
+
+	if (files)
+		count_files(&p->req, files, p->udp);
+	n = nr_request_format(&p->req, p->out, sizeof(p->out));
 	if (n < 0) {
 		finish(p, NR_EXIT_USAGE, "cannot encode the request");
 		return -1;
@@ -202,13 +220,22 @@ static int prepare(struct nr_ping *p, const struct nr_request *req)
 		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
 		return -1;
 	}
+	if (p->req.files && files->len > sizeof(p->out) - p->out_len) {
+		finish(p, NR_EXIT_USAGE, "cannot encode the request: file list too long");
+		return -1;
+	}
+	if (p->req.files) {
+		memcpy(p->out + p->out_len, files->lines, files->len);
+		p->out_len += files->len;
+	}
 	return 0;
 }
 
 /* With cache, reuse its addresses (looking them up into it if it has none);
  * without, look them up for this ping alone. */
 static void ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		       uint32_t timeout_ms, int udp, struct nr_addrs *cache)
+		       const struct nr_filelist *files, uint32_t timeout_ms, int udp,
+		       struct nr_addrs *cache)
 {
 	memset(p, 0, sizeof(*p));
 	p->fd = -1;
@@ -219,7 +246,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 	p->t_start_us = nr_mono_us();
 	p->t_start = p->t_start_us / 1000;
 	p->deadline = p->t_start + timeout_ms;
-	if (prepare(p, req))
+	if (prepare(p, files))
 		return;
 	if (cache && !cache->list && nr_addrs_lookup(cache, t, p->err, sizeof(p->err))) {
 		finish(p, NR_EXIT_UNREACHABLE, NULL);
@@ -234,21 +261,22 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 }
 
 void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		   uint32_t timeout_ms)
+		   const struct nr_filelist *files, uint32_t timeout_ms)
 {
-	ping_start(p, t, req, timeout_ms, 0, NULL);
+	ping_start(p, t, req, files, timeout_ms, 0, NULL);
 }
 
 void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		       uint32_t timeout_ms)
+		       const struct nr_filelist *files, uint32_t timeout_ms)
 {
-	ping_start(p, t, req, timeout_ms, 1, NULL);
+	ping_start(p, t, req, files, timeout_ms, 1, NULL);
 }
 
 void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct nr_addrs *a,
-			  const struct nr_request *req, uint32_t timeout_ms)
+			  const struct nr_request *req, const struct nr_filelist *files,
+			  uint32_t timeout_ms)
 {
-	ping_start(p, t, req, timeout_ms, 0, a);
+	ping_start(p, t, req, files, timeout_ms, 0, a);
 }
 
 uint64_t nr_ping_wake(const struct nr_ping *p)

@@ -14,6 +14,7 @@
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
+#include "files.h"
 
 /* Exit codes, documented in netreload(1). */
 enum {
@@ -53,7 +54,7 @@ struct nr_ping {
 	char err[300];
 	struct addrinfo *ai_list; /* looked up by this ping, freed by it; NULL if borrowed */
 	struct addrinfo *ai_next; /* next address to try */
-	char out[NR_LINE_MAX];
+	char out[NR_REQUEST_MAX]; /* the request line, then its file lines (TCP) */
 	size_t out_len, out_off;
 	char in[NR_LINE_MAX * 2];
 	size_t in_len;
@@ -72,14 +73,18 @@ void nr_ping_set_secret(const struct nr_secret *secret);
 uint64_t nr_mono_us(void);
 int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
 
+/* Send req, and after it the file lines of files unless that is NULL (PROTOCOL.md,
+ * "Changed files"); req's files, more and sum are set from files. */
 void nr_ping_start(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		   uint32_t timeout_ms);
-/* The same over UDP, with retries; a request without id gets one (needed for de-dup). */
+		   const struct nr_filelist *files, uint32_t timeout_ms);
+/* The same over UDP, with retries; a request without id gets one (needed for de-dup).
+ * File lines are never sent over UDP: the files only count in more=. */
 void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struct nr_request *req,
-		       uint32_t timeout_ms);
+		       const struct nr_filelist *files, uint32_t timeout_ms);
 /* Over TCP with a's addresses, looked up first if a has none; a owns them. */
 void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct nr_addrs *a,
-			  const struct nr_request *req, uint32_t timeout_ms);
+			  const struct nr_request *req, const struct nr_filelist *files,
+			  uint32_t timeout_ms);
 /* Look up t's TCP addresses into a; -1 with err filled if the name does not resolve. */
 int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen);
 /* Drop them (the target may have moved): the next ping looks them up again. */

@@ -51,6 +51,7 @@ static const char usage_watch[] =
 	"                      (e.g. fswatch -r DIR | netreload watch --stdin --to ...)\n"
 	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
 	"  -n, --no-wait       do not wait until the new code is live\n"
+	"      --no-files      do not list the changed files in requests (see below)\n"
 	"  -T, --timeout SEC   give up on one reload after SEC seconds (default 60)\n"
 	"  -s, --secret-file F sign requests with the secret in F (default:\n"
 	"                      $NETRELOAD_SECRET_FILE)\n"
@@ -66,20 +67,22 @@ static const char usage_watch[] =
 	"\n"
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
 	"dir with pyvenv.cfg) .tox caches, *.pyc, editor swap/backup/lock files, *.log.\n"
+	"Each request lists the changed files of the first DIR (size, mtime, SHA-256),\n"
+	"and the server waits until its shared folder shows them.\n"
 	"exit: 0 stopped by SIGINT/SIGTERM (or --stdin ended and the last reloads went\n"
 	"      well), 2 usage, 3 a --to name does not resolve, 7 cannot watch; at the\n"
 	"      end of --stdin, the worst of the last reloads (1 failed, 3 unreachable,\n"
 	"      4 timeout, 5 protocol, 6 auth).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE };
+       OPT_ON_LIVE, OPT_NO_FILES };
 
 struct watch_opts {
 	struct nr_target targets[NR_MAX_TARGETS];
 	int ntargets;
 	struct nr_filter_opts f;
 	uint32_t debounce_ms, max_delay_ms;
-	int poll_ms, use_stdin, verbose;
+	int poll_ms, use_stdin, verbose, no_files;
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
 	const char *dirs[MAX_ROOTS];
@@ -154,6 +157,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_EXPLAIN: o->explain = optarg; return 0;
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
+	case OPT_NO_FILES: o->no_files = 1; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
 	case 'b': o->d.breakdown = 1; return 0;
@@ -215,6 +219,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"json", no_argument, 0, 'j'},		     {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"breakdown", no_argument, 0, 'b'},
+		{"no-files", no_argument, 0, OPT_NO_FILES},
 		{0, 0, 0, 0}};
 	int c, rc;
 
@@ -366,8 +371,11 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 	if (c->o->verbose)
 		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? rel : ".", is_dir ? "/" : "",
 			yes ? "changed" : "ignored", *rel ? why : "rescan");
+	/* only files of the first root are listed; a directory that went, or a
+	 * rescan (""), cannot say which files changed */
 	if (yes)
-		nr_debounce_add(&c->deb, *rel ? rel : ".", nr_mono_ms());
+		nr_debounce_add(&c->deb, *rel ? rel : ".", *rel && !is_dir && w == &c->w[0],
+				nr_mono_ms());
 }
 
 /* inotify ran out while the tree grew: poll from now on, reload to be safe. */
@@ -700,6 +708,7 @@ int nr_cmd_watch(int argc, char **argv)
 		goto out;
 	}
 	nr_debounce_init(&c.deb, o.debounce_ms, o.max_delay_ms);
+	o.d.root = o.no_files ? NULL : c.w[0].root;
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
 	if ((rc = nr_deliver_resolve(&c.del)) == 0) {
 		if (!o.d.quiet)
