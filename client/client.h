@@ -23,6 +23,9 @@ void nr_json_string(FILE *out, const char *s);
 void nr_format_steps(const struct nr_reply *f, unsigned client_ms, char *buf, size_t len);
 /* The same steps as JSON members: ,"server_ms":..,"stop_ms":.. (live/failed replies only). */
 void nr_json_steps(FILE *out, const struct nr_reply *f);
+/* After a failed reply with stale=N: the share the server reads lags behind this
+ * host; say on stderr which mount options and server option fix that. */
+void nr_stale_advice(const char *label, uint32_t stale);
 /* Load --secret-file, or $NETRELOAD_SECRET_FILE when path is NULL, and sign with it.
  * Returns 0 (also when there is no secret) or NR_EXIT_USAGE after printing why. */
 int nr_use_secret(const char *path);

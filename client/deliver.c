@@ -188,7 +188,7 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		printf("%serror%s: %s\n", on, off, p->err);
 }
 
-static void report(const struct nr_deliver *d, const struct nr_dtarget *t)
+static void report(struct nr_deliver *d, const struct nr_dtarget *t)
 {
 	static const char *events[] = {"live",	  "failed",   "error", "unreachable",
 				       "timeout", "protocol", "auth"};
@@ -201,6 +201,10 @@ static void report(const struct nr_deliver *d, const struct nr_dtarget *t)
 	else if (!(d->o.quiet && p->result == NR_EXIT_OK))
 		print_result(d, t);
 	fflush(stdout);
+	if (!d->o.json && p->result == NR_EXIT_FAILED && p->final.stale && !d->advised) {
+		nr_stale_advice(p->target.label, p->final.stale);
+		d->advised = 1; /* once: the same share fails the same way every time */
+	}
 }
 
 /* ---- --on-live ------------------------------------------------------- */

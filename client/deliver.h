@@ -41,6 +41,7 @@ struct nr_deliver {
 	struct nr_target targets[NR_MAX_TARGETS];
 	struct nr_dtarget t[NR_MAX_TARGETS];
 	int n;
+	int advised; /* said once how to fix a share that shows old files */
 };
 
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,

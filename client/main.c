@@ -64,9 +64,10 @@ static const char usage_ping[] =
 	"                      netreload-secret-file\n"
 	"  -h, --help          this help\n"
 	"\n"
-	"exit: 0 live, 1 reload failed (e.g. import error), 2 usage, 3 unreachable,\n"
-	"      4 timeout, 5 protocol error, 6 authentication refused (secret, clock);\n"
-	"      with several servers, the worst one.\n";
+	"exit: 0 live, 1 reload failed (e.g. import error, or stale=N: the server's\n"
+	"      shared folder still showed N listed files old; then it says how to mount\n"
+	"      it fresh), 2 usage, 3 unreachable, 4 timeout, 5 protocol error,\n"
+	"      6 authentication refused (secret, clock); with several servers, the worst.\n";
 
 static const char usage_status[] =
 	"usage: netreload status [OPTIONS] HOST:PORT...\n"
@@ -145,6 +146,8 @@ static void print_result(const struct nr_ping *p, int json, int quiet, int break
 		nr_error("%s: reload failed after %u ms: %s", p->target.label, total, f->reason);
 	else
 		nr_error("%s", p->err);
+	if (p->result == NR_EXIT_FAILED && f->stale)
+		nr_stale_advice(p->target.label, f->stale);
 }
 
 static int parse_targets(int argc, char **argv, struct nr_target *t, int *n, const char *usage)

@@ -86,6 +86,24 @@ void nr_json_steps(FILE *out, const struct nr_reply *f)
 		return;
 	fprintf(out, ",\"server_ms\":%u,\"stop_ms\":%u,\"spawn_ms\":%u,\"load_ms\":%u,\"killed\":%u",
 		f->ms, f->stop_ms, f->spawn_ms, f->load_ms, f->killed);
+	if (f->stale)
+		fprintf(out, ",\"stale\":%u", f->stale);
+}
+
+/* Only advice that holds for the mount options as documented (nfs(5), VirtualBox's
+ * vboxsf module in Guest Additions 6.1+, python(1)), and the server's own knob. */
+void nr_stale_advice(const char *label, uint32_t stale)
+{
+	fprintf(stderr,
+		"netreload: %s still saw the old version of %u changed file%s when\n"
+		"netreload-share-timeout ran out: its shared folder caches what this host writes.\n"
+		"To see saves at once, mount the share on the VM with\n"
+		"  NFS: actimeo=0 (or noac) and lookupcache=positive\n"
+		"  VirtualBox (vboxsf, Guest Additions 6.1+): cache=none (or cache=strict)\n"
+		"run uWSGI with PYTHONDONTWRITEBYTECODE=1 (and remove old __pycache__ dirs once),\n"
+		"so Python never keeps a .pyc compiled from a stale copy,\n"
+		"or let the server wait longer: netreload-share-timeout = SECONDS (default 10).\n",
+		label, stale, stale == 1 ? "" : "s");
 }
 
 static const char *event_name(const struct nr_ping *p)
