@@ -29,7 +29,7 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/n
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
-	bindfs fuse3 iproute2
+	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server
 DEMO_PKGS := $(BUILD_PKGS) curl
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
 BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
