@@ -33,14 +33,15 @@ TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools pyth
 DEMO_PKGS := $(BUILD_PKGS) curl
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
 BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 # make check-asan: everything built with these into build-asan/, then the whole suite
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
 .PHONY: all plugin client test check unit pytest bench bench-reload bench-client bench-vm test-vm demo \
 	format install \
-	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan
+	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
+	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
 
 all: plugin client
 
@@ -118,17 +119,32 @@ demo: deps-demo
 	$(MAKE) all
 	$(PYTHON) tools/demo.py
 
-# libFuzzer over every decoder of network bytes, for FUZZ_SECONDS (default 60).
-$(BUILD)/fuzz_proto: tests/fuzz/fuzz_proto.c $(COMMON_SRC) common/nr_proto.h common/nr_auth.h
-	@mkdir -p $(BUILD)
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-o $@ tests/fuzz/fuzz_proto.c $(COMMON_SRC) -lcrypto
+# libFuzzer over every parser of bytes from the network or the user's tools: each
+# tests/fuzz/fuzz_NAME.c runs FUZZ_SECONDS (default 30) from its seeds in
+# tests/fuzz/corpus/NAME/, adds what it finds to build/fuzz-corpus/NAME/ and fails on a
+# crash, a sanitizer report or a unit slower than FUZZ_TIMEOUT s (crash files in build/).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c
+FUZZ_TIMEOUT ?= 10
+FUZZ_MAX_LEN ?= 4096
+FUZZ_MAX_LEN_proto := 1024
 
+.PRECIOUS: $(BUILD)/fuzz_%
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(CLIENT_HDR)
+	@mkdir -p $(BUILD)
+	clang $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) -lcrypto
+
+fuzz-run-%: $(BUILD)/fuzz_%
+	@mkdir -p $(BUILD)/fuzz-corpus/$*
+	$(BUILD)/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+		-max_len=$(or $(FUZZ_MAX_LEN_$*),$(FUZZ_MAX_LEN)) -print_final_stats=1 \
+		-artifact_prefix=$(BUILD)/fuzz-$*- $(BUILD)/fuzz-corpus/$* tests/fuzz/corpus/$*
+
+# -k: every target runs even when one fails; the exit status still says so.
 fuzz: deps-fuzz
-	$(MAKE) $(BUILD)/fuzz_proto
-	@mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -max_len=1024 -print_final_stats=1 \
-		$(BUILD)/fuzz-corpus tests/fuzz/corpus
+	$(MAKE) -k $(addprefix fuzz-run-,$(FUZZ_TARGETS))
 
 bench: deps-bench
 	$(MAKE) all
