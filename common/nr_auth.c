@@ -172,6 +172,19 @@ static int nonce_check(struct nr_nonce_cache *c, const char *nonce, int64_t ts, 
 	return NR_AUTH_OK;
 }
 
+/* NR_NONCE_HEX hex digits: what nr_nonce_load can read back after a re-exec. */
+static int nonce_valid(const char *nonce)
+{
+	size_t n = strlen(nonce);
+
+	if (n != NR_NONCE_HEX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (hex_value(nonce[i]) < 0)
+			return 0;
+	return 1;
+}
+
 static int check_mac(const struct nr_secret *s, const char *line, size_t len, size_t *signed_len)
 {
 	const char *m = NULL;
@@ -204,7 +217,7 @@ int nr_auth_verify(const struct nr_secret *s, const char *line, size_t len, int6
 	if (rc)
 		return rc;
 	if (field(line, signed_len, "ts", ts_text, sizeof(ts_text)) ||
-	    field(line, signed_len, "nonce", nonce, sizeof(nonce)) || strlen(nonce) != NR_NONCE_HEX)
+	    field(line, signed_len, "nonce", nonce, sizeof(nonce)) || !nonce_valid(nonce))
 		return NR_AUTH_BAD;
 	errno = 0;
 	ts = strtoll(ts_text, &end, 10);

@@ -171,6 +171,29 @@ static void test_nonce_persist(void)
 	nr_nonce_load(&b, "garbage");
 }
 
+/* Only a nonce that nr_nonce_load can read back is accepted: any other would be
+ * forgotten by a re-exec, and its request could then be replayed (found by fuzz_auth). */
+static void test_nonce_hex(void)
+{
+	static struct nr_nonce_cache a, b;
+	struct nr_secret s = secret("k");
+	char line[NR_LINE_MAX], text[NR_NONCE_CACHE * 40];
+	int64_t skew;
+
+	strcpy(line, "NETRELOAD/1 reload");
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), 5000, "0123456789abcdeg");
+	CHECK(verify(&s, line, 5000, &a, &skew) == NR_AUTH_BAD);
+	strcpy(line, "NETRELOAD/1 reload");
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), 5000, "0123456789abcde:");
+	CHECK(verify(&s, line, 5000, &a, &skew) == NR_AUTH_BAD);
+	strcpy(line, "NETRELOAD/1 reload");
+	nr_auth_sign(&s, line, strlen(line), sizeof(line), 5000, "0123456789ABCDEF");
+	CHECK(verify(&s, line, 5000, &a, &skew) == NR_AUTH_OK);
+	CHECK(nr_nonce_save(&a, 5000, NR_AUTH_WINDOW, text, sizeof(text)) == 0);
+	nr_nonce_load(&b, text);
+	CHECK(verify(&s, line, 5000, &b, &skew) == NR_AUTH_REPLAY);
+}
+
 static void test_secret_files(void)
 {
 	char path[] = "/tmp/nr-secret-XXXXXX", err[256];
@@ -209,6 +232,7 @@ int main(void)
 	test_verify();
 	test_cache_full();
 	test_nonce_persist();
+	test_nonce_hex();
 	test_secret_files();
 	test_nonce();
 	return check_summary();
