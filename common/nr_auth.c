@@ -152,6 +152,22 @@ static int field(const char *line, size_t len, const char *key, char *out, size_
 	return -1;
 }
 
+/* ts - now, or -INT64_MAX / INT64_MAX where that would overflow: a signed ts
+ * or a handed-over one can be any int64, and llabs() of the result must be defined. */
+static int64_t clock_diff(int64_t ts, int64_t now)
+{
+	if (now >= 0 && ts < now - INT64_MAX)
+		return -INT64_MAX;
+	if (now < 0 && ts > now + INT64_MAX)
+		return INT64_MAX;
+	return ts - now;
+}
+
+static int in_window(int64_t ts, int64_t now, int window)
+{
+	return llabs(clock_diff(ts, now)) <= window;
+}
+
 /* Remember a nonce; refuse one already seen within the window. */
 static int nonce_check(struct nr_nonce_cache *c, const char *nonce, int64_t ts, int64_t now,
 		       int window)
@@ -159,7 +175,7 @@ static int nonce_check(struct nr_nonce_cache *c, const char *nonce, int64_t ts, 
 	int free_slot = -1;
 
 	for (int i = 0; i < NR_NONCE_CACHE; i++) {
-		int live = c->nonce[i][0] && llabs(c->ts[i] - now) <= window;
+		int live = c->nonce[i][0] && in_window(c->ts[i], now, window);
 		if (live && !strcmp(c->nonce[i], nonce))
 			return NR_AUTH_REPLAY;
 		if (!live && free_slot < 0)
@@ -223,7 +239,7 @@ int nr_auth_verify(const struct nr_secret *s, const char *line, size_t len, int6
 	ts = strtoll(ts_text, &end, 10);
 	if (errno || *end)
 		return NR_AUTH_BAD;
-	*skew = (int64_t)ts - now;
+	*skew = clock_diff((int64_t)ts, now);
 	if (llabs(*skew) > window)
 		return NR_AUTH_SKEW;
 	return nonce_check(cache, nonce, ts, now, window);
@@ -236,7 +252,7 @@ int nr_nonce_save(const struct nr_nonce_cache *c, int64_t now, int window, char 
 	if (len)
 		buf[0] = '\0';
 	for (int i = 0; i < NR_NONCE_CACHE; i++) {
-		if (!c->nonce[i][0] || llabs(c->ts[i] - now) > window)
+		if (!c->nonce[i][0] || !in_window(c->ts[i], now, window))
 			continue;
 		int n = snprintf(buf + off, len - off, "%s%s:%" PRId64, off ? " " : "", c->nonce[i],
 				 c->ts[i]);

@@ -49,7 +49,8 @@ void nr_hmac(const struct nr_secret *s, const void *data, size_t len, unsigned c
 int nr_auth_sign(const struct nr_secret *s, char *buf, size_t len, size_t bufsize, int64_t now,
 		 const char *nonce);
 
-/* Check a request line. On NR_AUTH_SKEW, *skew is request time minus server time. */
+/* Check a request line. On NR_AUTH_SKEW, *skew is request time minus server time
+ * (at most INT64_MAX either way, so llabs() of it is defined). */
 int nr_auth_verify(const struct nr_secret *s, const char *line, size_t len, int64_t now,
 		   int window, struct nr_nonce_cache *cache, int64_t *skew);
 

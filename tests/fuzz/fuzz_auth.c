@@ -22,7 +22,9 @@
 #include "../../common/nr_auth.h"
 
 #define BASE_NOW 1700000000
-#define MAX_CLOCK ((int64_t)1 << 40) /* a plausible server clock: 0 to year ~36000 */
+/* A plausible server clock, even moved by two of the widest windows (86400 s). */
+#define MIN_CLOCK (2 * 86400)
+#define MAX_CLOCK ((int64_t)1 << 40)
 #define SAVE_MAX (NR_NONCE_CACHE * 40) /* what the plugin hands over */
 
 static const struct nr_secret secret = {.key = "fuzz", .len = 4};
@@ -86,7 +88,7 @@ static int64_t line_clock(const char *line, size_t len)
 	text[n] = '\0';
 	errno = 0;
 	ts = strtoll(text, &end, 10);
-	return errno || end == text || ts < 0 || ts > MAX_CLOCK ? BASE_NOW : (int64_t)ts;
+	return errno || end == text || ts < MIN_CLOCK || ts > MAX_CLOCK ? BASE_NOW : (int64_t)ts;
 }
 
 /* A signed line, checked against the cache that persists and against a

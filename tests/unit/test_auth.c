@@ -94,6 +94,16 @@ static int verify(const struct nr_secret *s, const char *line, int64_t now,
 	return nr_auth_verify(s, line, strlen(line), now, NR_AUTH_WINDOW, c, skew);
 }
 
+/* Replace what follows the " mac=" that line ends with by the MAC of what precedes it. */
+static void sign_body(const struct nr_secret *s, char *line)
+{
+	unsigned char mac[NR_MAC_LEN];
+	size_t body = strlen(line) - 5;
+
+	nr_hmac(s, line, body, mac);
+	hex(mac, sizeof(mac), line + body + 5);
+}
+
 static void test_verify(void)
 {
 	static struct nr_nonce_cache cache;
@@ -194,6 +204,26 @@ static void test_nonce_hex(void)
 	CHECK(verify(&s, line, 5000, &b, &skew) == NR_AUTH_REPLAY);
 }
 
+/* A ts at the ends of int64, signed or handed over, is far outside the window, on the
+ * right side, without signed overflow (UBSan in fuzz_auth found both). */
+static void test_clock_extremes(void)
+{
+	static struct nr_nonce_cache a;
+	struct nr_secret s = secret("k");
+	char line[NR_LINE_MAX], text[NR_NONCE_CACHE * 40];
+	int64_t skew = 0, now = 1700000000;
+
+	strcpy(line, "NETRELOAD/1 reload ts=-9223372036854775808 nonce=0123456789abcdef mac=");
+	sign_body(&s, line);
+	CHECK(verify(&s, line, now, &a, &skew) == NR_AUTH_SKEW && skew == -INT64_MAX);
+	strcpy(line, "NETRELOAD/1 reload ts=9223372036854775807 nonce=0123456789abcdef mac=");
+	sign_body(&s, line);
+	CHECK(verify(&s, line, -now, &a, &skew) == NR_AUTH_SKEW && skew == INT64_MAX);
+	nr_nonce_load(&a, "0123456789abcdef:-9223372036854775808 00000000000000ab:1700000000");
+	CHECK(nr_nonce_save(&a, now, NR_AUTH_WINDOW, text, sizeof(text)) == 0);
+	CHECK(!strcmp(text, "00000000000000ab:1700000000"));
+}
+
 static void test_secret_files(void)
 {
 	char path[] = "/tmp/nr-secret-XXXXXX", err[256];
@@ -233,6 +263,7 @@ int main(void)
 	test_cache_full();
 	test_nonce_persist();
 	test_nonce_hex();
+	test_clock_extremes();
 	test_secret_files();
 	test_nonce();
 	return check_summary();
