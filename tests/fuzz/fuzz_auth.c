@@ -7,7 +7,8 @@
  * signs it: whatever follows its last " mac=" is replaced by the right MAC.
  * The server clock is the line's ts (or a fixed time) moved by up to two
  * windows, so requests fall both inside and outside the window; the replay
- * cache lives across runs, so replays and a full cache happen too. The same
+ * cache lives across runs, so replays happen too, and now and then it is
+ * handed a full list of nonces so that it refuses requests as full. The same
  * bytes are also read as a saved nonce list. Besides crashes and sanitizer
  * reports it checks three properties:
  *   - a request accepted once is a replay the second time;
@@ -16,6 +17,7 @@
  */
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +93,22 @@ static int64_t line_clock(const char *line, size_t len)
 	return errno || end == text || ts < MIN_CLOCK || ts > MAX_CLOCK ? BASE_NOW : (int64_t)ts;
 }
 
+/* Hand the persistent cache a full list of nonces live at now, as a busy
+ * master would across a re-exec; left alone, the cache never fills up. */
+static void fill(int64_t now)
+{
+	static char text[SAVE_MAX];
+	size_t off = 0;
+
+	for (int i = 0; i < NR_NONCE_CACHE; i++) {
+		int n = snprintf(text + off, sizeof(text) - off, "%016x:%lld ", i, (long long)now);
+		if (n < 0 || (size_t)n >= sizeof(text) - off)
+			abort();
+		off += (size_t)n;
+	}
+	nr_nonce_load(&seen, text);
+}
+
 /* A signed line, checked against the cache that persists and against a
  * fresh one that is then handed over as across a re-exec. */
 static void verify(const char *line, size_t len, int64_t now, int window)
@@ -151,6 +169,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *line = sign((const char *)data, size, &len);
 	int64_t now = ((h >> 8) & 1 ? BASE_NOW : line_clock(line, len)) + delta;
 
+	if (((h >> 12) & 31) == 0)
+		fill(now);
 	verify(line, len, now, window);
 	nonce_text(data, size, now, window, room);
 	free(line);
