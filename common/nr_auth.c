@@ -249,8 +249,9 @@ int nr_nonce_save(const struct nr_nonce_cache *c, int64_t now, int window, char 
 {
 	size_t off = 0;
 
-	if (len)
-		buf[0] = '\0';
+	if (len == 0)
+		return -1; /* no room even for the empty list */
+	buf[0] = '\0';
 	for (int i = 0; i < NR_NONCE_CACHE; i++) {
 		if (!c->nonce[i][0] || !in_window(c->ts[i], now, window))
 			continue;

@@ -55,7 +55,8 @@ int nr_auth_verify(const struct nr_secret *s, const char *line, size_t len, int6
 		   int window, struct nr_nonce_cache *cache, int64_t *skew);
 
 /* The nonces still inside the window as "NONCE:TS NONCE:TS ...", to survive a re-exec;
- * returns 0, or -1 if buf is too small (the newest entries are then dropped). */
+ * returns 0, or -1 if buf is too small (the entries that do not fit are then dropped;
+ * a buf of 0 bytes is left alone). */
 int nr_nonce_save(const struct nr_nonce_cache *c, int64_t now, int window, char *buf, size_t len);
 void nr_nonce_load(struct nr_nonce_cache *c, const char *text);
 

@@ -178,6 +178,8 @@ static void test_nonce_persist(void)
 	nr_nonce_load(&b, text);
 	CHECK(verify(&s, line, 5002, &b, &skew) == NR_AUTH_REPLAY);
 	CHECK(nr_nonce_save(&a, 5001, NR_AUTH_WINDOW, text, 4) == -1 && text[0] == 0);
+	strcpy(text, "untouched");
+	CHECK(nr_nonce_save(&a, 5001, NR_AUTH_WINDOW, text, 0) == -1 && text[0] == 'u');
 	nr_nonce_load(&b, "garbage");
 }
 
