@@ -129,10 +129,34 @@ static void split(struct nr_watch *w, struct in_state *s, nr_watch_cb cb, void *
 	}
 }
 
-static int stdin_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
+void nr_watch_stdin_feed(struct nr_watch *w, const char *data, size_t n, nr_watch_cb cb,
+			 void *ctx)
 {
 	struct in_state *s = w->priv;
-	ssize_t n = read(w->fd, s->buf + s->len, sizeof(s->buf) - 1 - s->len);
+
+	if (n == 0) {
+		if (s->len && !s->skipping) {
+			s->buf[s->len] = '\0';
+			on_line(w, s->buf, cb, ctx);
+		}
+		s->len = 0;
+		return;
+	}
+	while (n > 0) {
+		/* split() always leaves room: it empties a buffer that fills up */
+		size_t room = sizeof(s->buf) - 1 - s->len, k = n < room ? n : room;
+		memcpy(s->buf + s->len, data, k);
+		s->len += k;
+		data += k;
+		n -= k;
+		split(w, s, cb, ctx);
+	}
+}
+
+static int stdin_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
+{
+	char chunk[PATH_MAX];
+	ssize_t n = read(w->fd, chunk, sizeof(chunk));
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return NR_WATCH_OK;
@@ -140,17 +164,8 @@ static int stdin_read(struct nr_watch *w, nr_watch_cb cb, void *ctx)
 		snprintf(w->err, sizeof(w->err), "reading stdin: %s", strerror(errno));
 		return NR_WATCH_ERR;
 	}
-	if (n == 0) {
-		if (s->len && !s->skipping) {
-			s->buf[s->len] = '\0';
-			on_line(w, s->buf, cb, ctx);
-		}
-		s->len = 0;
-		return NR_WATCH_EOF;
-	}
-	s->len += (size_t)n;
-	split(w, s, cb, ctx);
-	return NR_WATCH_OK;
+	nr_watch_stdin_feed(w, chunk, (size_t)n, cb, ctx);
+	return n == 0 ? NR_WATCH_EOF : NR_WATCH_OK;
 }
 
 /* Put stdin back as we found it: it is shared with the shell. */

@@ -87,4 +87,10 @@ extern const struct nr_watch_backend nr_watch_inotify; /* .open is NULL where un
 extern const struct nr_watch_backend nr_watch_poll;
 extern const struct nr_watch_backend nr_watch_stdin;
 
+/* What --stdin's read() does with the bytes it got: report each complete line
+ * through cb; n == 0 means the input ended. w is open with nr_watch_stdin. It is
+ * also how fuzz_stdin reaches the line reader without a pipe. */
+void nr_watch_stdin_feed(struct nr_watch *w, const char *data, size_t n, nr_watch_cb cb,
+			 void *ctx);
+
 #endif
