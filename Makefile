@@ -130,6 +130,8 @@ FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c
 FUZZ_TIMEOUT ?= 10
 FUZZ_MAX_LEN ?= 4096
 FUZZ_MAX_LEN_proto := 1024
+# past PATH_MAX, where --stdin drops an over-long line whole
+FUZZ_MAX_LEN_stdin := 10000
 
 .PRECIOUS: $(BUILD)/fuzz_%
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_SRC) $(CLIENT_HDR)
