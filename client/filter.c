@@ -12,6 +12,7 @@
 #include "filter.h"
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,27 +259,38 @@ static int gi_add_rule(struct gi_file *g, const struct gi_rule *r)
 	return 0;
 }
 
-/* Read one ignore file; a missing file gives an empty rule list. */
-static struct gi_file *gi_load(const struct nr_filter *f, const char *dir, const char *name)
+/* The rules of text, the len bytes of an ignore file, cut into lines as fgets()
+ * into a 4096-byte buffer would: a longer line counts as several. Stops at the
+ * first rule it has no memory for. */
+static void gi_parse(struct gi_file *g, const char *text, size_t len)
+{
+	char line[4096];
+	int lineno = 0;
+	size_t off = 0;
+
+	while (off < len) {
+		const char *nl = memchr(text + off, '\n', len - off);
+		size_t n = nl ? (size_t)(nl - (text + off)) + 1 : len - off;
+		struct gi_rule r = {.line = ++lineno};
+		if (n > sizeof(line) - 1)
+			n = sizeof(line) - 1;
+		memcpy(line, text + off, n);
+		line[n] = '\0';
+		off += n;
+		if (gi_parse_line(line, &r) && gi_add_rule(g, &r)) {
+			free(r.pat);
+			return;
+		}
+	}
+}
+
+/* An ignore file of directory dir without rules yet; NULL when out of memory. */
+static struct gi_file *gi_new(const char *dir, const char *name)
 {
 	struct gi_file *g = calloc(1, sizeof(*g));
-	char path[PATH_MAX], line[4096];
-	FILE *fp;
-	int lineno = 0;
 
 	if (!g || !(g->dir = strdup(dir)) || asprintf(&g->src, "%s%s%s", dir, *dir ? "/" : "", name) < 0)
 		goto fail;
-	snprintf(path, sizeof(path), "%s/%s", f->root, g->src);
-	if (!(fp = fopen(path, "r")))
-		return g;
-	while (fgets(line, sizeof(line), fp)) {
-		struct gi_rule r = {.line = ++lineno};
-		if (gi_parse_line(line, &r) && gi_add_rule(g, &r)) {
-			free(r.pat);
-			break;
-		}
-	}
-	fclose(fp);
 	return g;
 fail:
 	if (g)
@@ -287,19 +299,89 @@ fail:
 	return NULL;
 }
 
-static struct gi_file *gi_get(struct nr_filter *f, const char *dir)
+/* All of fp in a malloc'd buffer (what could be read of it); NULL when out of memory. */
+static char *read_all(FILE *fp, size_t *len)
 {
-	unsigned h = hash_str(dir);
-	struct gi_file *g;
+	size_t cap = 4096, n = 0, got;
+	char *buf = malloc(cap);
 
-	for (g = f->gi[h]; g; g = g->next)
-		if (!strcmp(g->dir, dir))
-			return g;
-	if (!(g = gi_load(f, dir, ".gitignore")))
+	while (buf && (got = fread(buf + n, 1, cap - n, fp)) > 0) {
+		n += got;
+		if (n == cap) {
+			char *more = realloc(buf, 2 * cap);
+			if (!more)
+				break;
+			buf = more;
+			cap *= 2;
+		}
+	}
+	*len = n;
+	return buf;
+}
+
+/* Read one ignore file; a missing file gives an empty rule list. */
+static struct gi_file *gi_load(const struct nr_filter *f, const char *dir, const char *name)
+{
+	struct gi_file *g = gi_new(dir, name);
+	char path[PATH_MAX], *text;
+	size_t len;
+	FILE *fp;
+
+	if (!g)
 		return NULL;
+	snprintf(path, sizeof(path), "%s/%s", f->root, g->src);
+	if (!(fp = fopen(path, "r")))
+		return g;
+	if ((text = read_all(fp, &len)))
+		gi_parse(g, text, len);
+	free(text);
+	fclose(fp);
+	return g;
+}
+
+static void gi_put(struct nr_filter *f, struct gi_file *g)
+{
+	unsigned h = hash_str(g->dir);
+
 	g->next = f->gi[h];
 	f->gi[h] = g;
+}
+
+static struct gi_file *gi_get(struct nr_filter *f, const char *dir)
+{
+	struct gi_file *g;
+
+	for (g = f->gi[hash_str(dir)]; g; g = g->next)
+		if (!strcmp(g->dir, dir))
+			return g;
+	if ((g = gi_load(f, dir, ".gitignore")))
+		gi_put(f, g);
 	return g;
+}
+
+int nr_filter_set_ignore(struct nr_filter *f, const char *rel, const char *text, size_t len)
+{
+	const char *base = base_of(rel);
+	char dir[PATH_MAX];
+	struct gi_file *g;
+
+	if (!strcmp(rel, ".git/info/exclude")) {
+		if (!(g = gi_new(".git/info", "exclude")))
+			return -1;
+		gi_parse(g, text, len);
+		gi_free(f->info_exclude);
+		f->info_exclude = g;
+		return 0;
+	}
+	if (strcmp(base, ".gitignore") || base - rel >= (ptrdiff_t)sizeof(dir))
+		return -1;
+	snprintf(dir, sizeof(dir), "%.*s", base == rel ? 0 : (int)(base - rel - 1), rel);
+	if (!(g = gi_new(dir, ".gitignore")))
+		return -1;
+	gi_parse(g, text, len);
+	nr_filter_forget(f, rel);
+	gi_put(f, g);
+	return 0;
 }
 
 /* The last rule of g matching sub (relative to g's directory), or NULL. */

@@ -40,6 +40,12 @@ int nr_filter_prune(struct nr_filter *f, const char *rel);
 /* rel's .gitignore changed: read it again next time it matters. */
 void nr_filter_forget(struct nr_filter *f, const char *rel);
 
+/* Take text, len bytes, as the ignore file rel (".gitignore", "DIR/.gitignore" or
+ * ".git/info/exclude") in place of the file on disk, parsed as a read file is,
+ * until nr_filter_forget(rel). For fuzz_filter and tests: 0, or -1 if rel names
+ * no ignore file or memory ran out. */
+int nr_filter_set_ignore(struct nr_filter *f, const char *rel, const char *text, size_t len);
+
 /* Shell glob with FNM_PATHNAME semantics plus gitignore's "**"; 1 on match. */
 int nr_glob_match(const char *glob, const char *path);
 

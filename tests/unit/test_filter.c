@@ -160,6 +160,32 @@ static void test_options(const char *root)
 	nr_filter_free(f);
 }
 
+/* Text given to nr_filter_set_ignore is parsed as the file would be, lines of 4096
+ * bytes and more included, and stands in for the file until forgotten. */
+static void test_set_ignore(const char *root)
+{
+	struct nr_filter_opts o = {.gitignore = 1};
+	struct nr_filter *f = nr_filter_new(root, &o);
+	char text[6000], why[512];
+
+	memset(text, 'x', 5000);
+	strcpy(text + 5000, "\r\n*.md\n");
+	CHECK(nr_filter_set_ignore(f, ".gitignore", text, strlen(text)) == 0);
+	CHECK(check(f, "README.md", 0, "'*.md' in .gitignore:3") == 0);
+	CHECK(check(f, "build/x.py", 0, NULL) == 1); /* replaces the file on disk */
+	CHECK(nr_filter_set_ignore(f, "sub/.gitignore", "*.py\0\n!b.py", 13) == 0);
+	CHECK(check(f, "sub/a.py", 0, "'*.py' in sub/.gitignore:1") == 0);
+	CHECK(check(f, "sub/b.py", 0, "'!b.py' in sub/.gitignore:2") == 1);
+	CHECK(nr_filter_set_ignore(f, ".git/info/exclude", "/local\n", 7) == 0);
+	CHECK(check(f, "local", 0, "'/local' in .git/info/exclude:1") == 0);
+	CHECK(nr_filter_set_ignore(f, "sub/ignore", "*", 1) == -1);
+	CHECK(nr_filter_set_ignore(f, "x.gitignore", "*", 1) == -1);
+	nr_filter_forget(f, "sub/.gitignore");
+	CHECK(check(f, "sub/a.py", 0, NULL) == 1); /* read from disk again */
+	CHECK(nr_filter_check(f, "sub/local.py", 0, why, sizeof(why)) == 0);
+	nr_filter_free(f);
+}
+
 int main(void)
 {
 	char root[] = "/tmp/nr-test-filter-XXXXXX", path[512], cmd[600];
@@ -181,6 +207,7 @@ int main(void)
 	test_gitignore(root);
 	test_forget(root);
 	test_options(root);
+	test_set_ignore(root);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd))
 		fprintf(stderr, "could not remove %s\n", root);
