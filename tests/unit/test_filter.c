@@ -173,7 +173,7 @@ static void test_set_ignore(const char *root)
 	CHECK(nr_filter_set_ignore(f, ".gitignore", text, strlen(text)) == 0);
 	CHECK(check(f, "README.md", 0, "'*.md' in .gitignore:3") == 0);
 	CHECK(check(f, "build/x.py", 0, NULL) == 1); /* replaces the file on disk */
-	CHECK(nr_filter_set_ignore(f, "sub/.gitignore", "*.py\0\n!b.py", 13) == 0);
+	CHECK(nr_filter_set_ignore(f, "sub/.gitignore", "*.py\0\n!b.py", 11) == 0);
 	CHECK(check(f, "sub/a.py", 0, "'*.py' in sub/.gitignore:1") == 0);
 	CHECK(check(f, "sub/b.py", 0, "'!b.py' in sub/.gitignore:2") == 1);
 	CHECK(nr_filter_set_ignore(f, ".git/info/exclude", "/local\n", 7) == 0);
