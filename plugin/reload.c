@@ -202,6 +202,11 @@ static void share_collect(void)
 			  res.pyc_removed ? ", removed their compiled .pyc" : "");
 		return;
 	}
+	if (res.verdict == NR_SHARE_NOROOT) {
+		/* the paths do not map here: nothing to wait for, reload as without a list */
+		uwsgi_log("netreload: WARNING: %s\n", res.reason);
+		return;
+	}
 	uwsgi_log("netreload: %s\n", res.reason);
 	if (!sc.stale)
 		nr_reason_set(sc.reason, res.reason);

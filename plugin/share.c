@@ -30,7 +30,7 @@
 #define NR_POLL_FIRST_MS 10   /* between looks, for the first NR_POLL_FAST_MS */
 #define NR_POLL_FAST_MS 200
 #define NR_POLL_MS 50	      /* between looks afterwards */
-#define NR_NOROOT_MS 1000     /* give up early when nothing listed is there at all */
+#define NR_NOROOT_MS 1000     /* nothing listed is there at all: the root is wrong, stop */
 #define NR_MTIME_GRACE_MS 1000 /* content right, mtime still differs: trust the content */
 #define NR_TREE_MAX 50000     /* entries a whole-tree .pyc check visits at most */
 
@@ -278,7 +278,7 @@ static void set_reason(struct nr_share_result *res, const char *root, const stru
 	if (res->verdict == NR_SHARE_NOROOT)
 		snprintf(msg, sizeof(msg),
 			 "%s not found under %s (%s): set netreload-root to where this machine "
-			 "mounts the directory the client watches; nothing reloaded",
+			 "mounts the directory the client watches; reloading without waiting",
 			 rel, root, mnt);
 	else if (lk->first_old->gone)
 		snprintf(msg, sizeof(msg),
@@ -307,7 +307,7 @@ void nr_share_check(const char *root, const struct nr_share_job *job, uint32_t t
 			content_since = now;
 		if (!lk.old && (!lk.mtime_off || now - content_since >= NR_MTIME_GRACE_MS * 1000ull))
 			break;
-		if (lk.old && lk.nodir == lk.old && lk.old == job->n &&
+		if (lk.old && lk.missing == lk.old && lk.old == job->n &&
 		    now - t0 >= NR_NOROOT_MS * 1000ull) {
 			res->verdict = NR_SHARE_NOROOT;
 			break;

@@ -21,7 +21,7 @@
 enum nr_share_verdict {
 	NR_SHARE_SEEN = 0, /* every file shows what the client saved */
 	NR_SHARE_STALE,	   /* some still showed old contents at the timeout */
-	NR_SHARE_NOROOT,   /* none of the files is there: the root is wrong */
+	NR_SHARE_NOROOT,   /* none of the files is there: the root is wrong; reload anyway */
 };
 
 /* What one check is about: the files, and how many more changed unlisted. */
