@@ -241,6 +241,7 @@ static int check_tree(const char *dir, int depth, int *budget)
 /* ---- the check --------------------------------------------------------- */
 
 struct look {
+	int present; /* files the client saw (not deleted) */
 	int old, missing, nodir, mtime_off;
 	const struct nr_file *first_old; /* for the reason */
 };
@@ -256,6 +257,7 @@ static void look_once(const char *root, const struct nr_share_job *job, struct l
 		enum file_state st;
 		snprintf(path, sizeof(path), "%s/%s", root, f->path);
 		st = file_state(path, f, &off);
+		lk->present += !f->gone;
 		lk->mtime_off += off;
 		if (st == F_MATCH)
 			continue;
@@ -307,7 +309,8 @@ void nr_share_check(const char *root, const struct nr_share_job *job, uint32_t t
 			content_since = now;
 		if (!lk.old && (!lk.mtime_off || now - content_since >= NR_MTIME_GRACE_MS * 1000ull))
 			break;
-		if (lk.old && lk.missing == lk.old && lk.old == job->n &&
+		/* every file the client saw is missing here (deleted ones may match) */
+		if (lk.present && lk.missing == lk.present && lk.old == lk.missing &&
 		    now - t0 >= NR_NOROOT_MS * 1000ull) {
 			res->verdict = NR_SHARE_NOROOT;
 			break;

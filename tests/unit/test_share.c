@@ -128,7 +128,8 @@ static void test_wrong_root(void)
 	put("app.py", "z = 1\n");
 	job.files[0] = describe("app.py");
 	snprintf(job.files[0].path, sizeof(job.files[0].path), "src/app/app.py");
-	job.n = 1;
+	job.files[1] = describe("src/app/.app.py.swp"); /* deleted: an editor's temp file */
+	job.n = 2;
 	nr_share_check(root, &job, 5000, &res);
 	CHECK(res.verdict == NR_SHARE_NOROOT);
 	CHECK(res.us < 3000000);
