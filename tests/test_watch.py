@@ -76,6 +76,18 @@ def code(tmp_path):
 
 
 @pytest.fixture
+def servers(servers, code):
+    """conftest's factory, with netreload-root at the watched tree, as on a VM that
+    mounts it: the watcher lists the files it saw change, relative to that tree, and
+    the server waits until it sees them there (root=None: the server's own dir)."""
+    def make(start=True, root=code, **kw):
+        if root:
+            kw["extra"] = [*kw.get("extra", ()), "--netreload-root", str(root)]
+        return servers(start=start, **kw)
+    return make
+
+
+@pytest.fixture
 def watch(tmp_path, code):
     """Factory: watch(*args, cwd=code) starts `netreload watch ARGS`; all are stopped at teardown."""
     started = []
@@ -709,7 +721,8 @@ def test_two_targets(servers, code, watch):
     assert w.lives() == 2 and gen(a) == ga + 1 and gen(b) == gb + 1
 
 
-def test_failure_shows_reason_and_keeps_watching(server, watch):
+def test_failure_shows_reason_and_keeps_watching(servers, watch):
+    server = servers(root=None)  # its own directory, the default netreload-root
     w = watch("--to", server.target, cwd=server.dir)  # watches the app itself; *.log ignored
     server.app.write_text("import no_such_module_xyz\n" + APP_TEMPLATE.format(version="bad"))
     wait_for(lambda: " failed after " in w.stdout(), 30, what=f"a failed line: {w.stdout()!r}")
