@@ -391,3 +391,30 @@ def test_watch_says_it_once(fake, code, watch):
     srv.wait_requests(2)
     wait_for(lambda: w.stdout().count("failed") >= 2, 10, what="two failed lines")
     assert w.stderr().count("actimeo=0") == 1, w.stderr()
+
+
+# ---- with the real plugin -------------------------------------------------------
+
+def test_real_server_waits_for_the_listed_file_then_reloads(servers, code):
+    server = servers(extra=["--netreload-root", str(code)])
+    (code / "views.py").write_text("x = 2\n")
+    r = ping("--changed", "views.py", "-c", "gone.py", server.target, cwd=code)
+    assert r.returncode == 0, r.stderr + server.log_text()[-2000:]
+    assert "live in" in r.stdout
+
+
+def test_real_server_that_never_sees_the_file_fails_stale(servers, code, tmp_path):
+    """The server's tree holds an old views.py that never becomes the saved one, as
+    on a share that keeps serving its cache: exit 1, stale=1, and the advice."""
+    guest = tmp_path / "guest"
+    guest.mkdir()
+    (guest / "views.py").write_text("x = 0  # the old version\n")
+    server = servers(extra=["--netreload-root", str(guest), "--netreload-share-timeout", "1"])
+    r = ping("--json", "--changed", "views.py", server.target, cwd=code)
+    assert r.returncode == 1, r.stdout + r.stderr
+    event = json.loads(r.stdout)
+    assert event["event"] == "failed" and event["stale"] == 1, event
+    assert "views.py" in event["reason"], event
+    r = ping("--changed", "views.py", server.target, cwd=code)
+    assert r.returncode == 1
+    assert "actimeo=0" in r.stderr and "netreload-root" in r.stderr, r.stderr
