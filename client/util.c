@@ -91,7 +91,9 @@ void nr_json_steps(FILE *out, const struct nr_reply *f)
 }
 
 /* Only advice that holds for the mount options as documented (nfs(5), VirtualBox's
- * vboxsf module in Guest Additions 6.1+, python(1)), and the server's own knob. */
+ * vboxsf module in Guest Additions 6.1+, python(1)), and the server's own options:
+ * a netreload-root that is not the watched tree can look like a share that never
+ * shows the files. */
 void nr_stale_advice(const char *label, uint32_t stale)
 {
 	fprintf(stderr,
@@ -102,7 +104,10 @@ void nr_stale_advice(const char *label, uint32_t stale)
 		"  VirtualBox (vboxsf, Guest Additions 6.1+): cache=none (or cache=strict)\n"
 		"run uWSGI with PYTHONDONTWRITEBYTECODE=1 (and remove old __pycache__ dirs once),\n"
 		"so Python never keeps a .pyc compiled from a stale copy,\n"
-		"or let the server wait longer: netreload-share-timeout = SECONDS (default 10).\n",
+		"or let the server wait longer: netreload-share-timeout = SECONDS (default 10).\n"
+		"The paths are relative to the directory watched here; the server looks for them\n"
+		"under its netreload-root (default: the directory uWSGI runs in), which must be\n"
+		"where the VM mounts that directory.\n",
 		label, stale, stale == 1 ? "" : "s");
 }
 
