@@ -211,7 +211,9 @@ int nr_rel_to_root(const char *root, const char *arg, char *out, size_t len, cha
 	}
 	normalize(abs);
 	resolve_dir(abs, full, sizeof(full));
-	if (!(rel = under(full, root))) {
+	if (!strcmp(full, root)) {
+		rel = ""; /* the whole tree */
+	} else if (!(rel = under(full, root))) {
 		snprintf(err, errlen, "'%s' is not a path inside %s (give the files under --root DIR)",
 			 arg, root);
 		return -1;

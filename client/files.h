@@ -45,8 +45,8 @@ struct nr_filelist {
 void nr_filelist_build(struct nr_filelist *l, const char *root, const struct nr_fileset *s);
 
 /* arg (absolute, or relative to the current directory; it need not exist) as a
- * path relative to root, a real path. 0, or -1 with err filled when it is not
- * inside root. */
+ * path relative to root, a real path ("" for root itself). 0, or -1 with err
+ * filled when it is not inside root. */
 int nr_rel_to_root(const char *root, const char *arg, char *out, size_t len, char *err,
 		   size_t errlen);
 

@@ -232,8 +232,8 @@ static int ping_options(struct ping_opts *o, int argc, char **argv)
 	return 0;
 }
 
-/* --changed PATH...: paths under --root, described now; a directory counts as
- * an unlisted change (the server checks the whole tree). */
+/* --changed PATH...: paths under --root, described now; a directory (the root
+ * too) counts as an unlisted change, so the server checks the whole tree. */
 static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
 {
 	static struct nr_fileset set;
@@ -252,7 +252,7 @@ static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
 			return NR_EXIT_USAGE;
 		}
 		snprintf(full, sizeof(full), "%s/%s", strcmp(root, "/") ? root : "", rel);
-		if (stat(full, &st) == 0 && S_ISDIR(st.st_mode))
+		if (!*rel || (stat(full, &st) == 0 && S_ISDIR(st.st_mode)))
 			nr_fileset_more(&set, 1);
 		else
 			nr_fileset_add(&set, rel);

@@ -311,9 +311,16 @@ def test_ping_changed_lists_files_relative_to_root(fake, code):
 
 def test_ping_changed_with_root_from_elsewhere(fake, code, tmp_path):
     srv = fake()
-    r = ping("--root", code, "-c", code / "pkg" / "models.py", srv.target, cwd=tmp_path)
+    os.symlink(code, tmp_path / "link")
+    r = ping("--root", code, "-c", code / "pkg" / "models.py", "-c", "link/views.py",
+             srv.target, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert srv.requests[0].paths() == ["pkg/models.py"]
+    assert srv.requests[0].paths() == ["pkg/models.py", "views.py"]
+    # the root itself: something changed, the server checks the whole tree
+    r = ping("--root", "link", "-c", "code", srv.target, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    req = srv.requests[1]
+    assert req.fields["more"] == "1" and "files" not in req.fields, req.line
 
 
 def test_ping_changed_outside_root_is_a_usage_error(fake, code, tmp_path):
