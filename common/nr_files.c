@@ -178,19 +178,25 @@ static int format_fields(const struct nr_file *f, char *buf, size_t len, size_t 
 
 int nr_file_format(const struct nr_file *f, char *buf, size_t len)
 {
+	char line[NR_LINE_MAX + 1]; /* the longest line, and snprintf's NUL after it */
 	size_t off = 0;
 	int rc;
 
 	if (!memchr(f->path, '\0', sizeof(f->path)) || !nr_rel_path_ok(f->path))
 		return NR_EPARSE;
-	if (len > NR_LINE_MAX)
-		len = NR_LINE_MAX;
-	rc = format_fields(f, buf, len, &off);
+	rc = format_fields(f, line, sizeof(line), &off);
 	if (!rc)
-		rc = encode_path(f->path, buf, len, &off);
+		rc = encode_path(f->path, line, sizeof(line), &off);
 	if (!rc)
-		rc = nr_append(buf, len, &off, "\n");
-	return rc ? rc : (int)off;
+		rc = nr_append(line, sizeof(line), &off, "\n");
+	if (rc)
+		return rc;
+	if (off > len)
+		return NR_ESPACE;
+	memcpy(buf, line, off);
+	if (off < len)
+		buf[off] = '\0';
+	return (int)off;
 }
 
 /* ---- decoding ---------------------------------------------------------- */

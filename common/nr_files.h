@@ -36,8 +36,9 @@ struct nr_file {
 
 /* One file line (its LF optional, a CR before it ignored): NR_OK or NR_EPARSE. */
 int nr_file_parse(const char *line, size_t len, struct nr_file *f, char *err, size_t errlen);
-/* Bytes written including the LF, or NR_ESPACE (also when the line would exceed
- * NR_LINE_MAX), or NR_EPARSE for a bad path, nanoseconds or negative mtime. */
+/* Bytes written including the LF, and a NUL after them when len leaves room (so
+ * buf[NR_LINE_MAX] holds any line); NR_ESPACE if it does not fit in len or would
+ * exceed NR_LINE_MAX; NR_EPARSE for a bad path, nanoseconds or negative mtime. */
 int nr_file_format(const struct nr_file *f, char *buf, size_t len);
 /* 1 if rel is a valid relative path: not empty, at most NR_FILE_PATH_MAX bytes,
  * no leading '/', no empty, "." or ".." component. */

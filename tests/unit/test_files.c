@@ -179,7 +179,7 @@ static void test_format_errors(void)
 	f.path[NR_FILE_PATH_MAX] = '\0';
 	CHECK(nr_rel_path_ok(f.path));
 	CHECK(nr_file_format(&f, buf, sizeof(buf)) == NR_ESPACE);
-	/* the longest plain path fits with a realistic size and mtime, even a bigger buffer
+	/* the longest plain path fits with a realistic size and mtime; a bigger buffer
 	 * never makes a line longer than NR_LINE_MAX */
 	static char huge[NR_LINE_MAX * 4];
 	memset(f.path, 'p', NR_FILE_PATH_MAX);
@@ -190,6 +190,30 @@ static void test_format_errors(void)
 	f.size = UINT64_MAX;
 	f.mtime_sec = INT64_MAX;
 	CHECK(nr_file_format(&f, huge, sizeof(huge)) == NR_ESPACE);
+}
+
+/* A line of exactly NR_LINE_MAX bytes with its LF decodes, and encodes again into
+ * NR_LINE_MAX bytes (with no room for a NUL, none is written); so does one without
+ * its LF (fuzzing found the encoder one byte short). */
+static void test_longest_line(void)
+{
+	char line[NR_LINE_MAX + 1], buf[NR_LINE_MAX + 1];
+	struct nr_file f;
+	size_t off = (size_t)snprintf(line, sizeof(line), "F - - - ab");
+
+	while (off < NR_LINE_MAX - 1) /* "%25" is '%', so the path stays short */
+		off += (size_t)snprintf(line + off, sizeof(line) - off, "%%25");
+	CHECK(off == NR_LINE_MAX - 1);
+	line[off++] = '\n';
+	line[off] = '\0';
+	CHECK(nr_file_parse(line, NR_LINE_MAX, &f, NULL, 0) == NR_OK);
+	CHECK(nr_file_format(&f, buf, sizeof(buf)) == NR_LINE_MAX && !strcmp(buf, line));
+	memset(buf, 'x', sizeof(buf));
+	CHECK(nr_file_format(&f, buf, NR_LINE_MAX) == NR_LINE_MAX);
+	CHECK(!memcmp(buf, line, NR_LINE_MAX) && buf[NR_LINE_MAX] == 'x');
+	CHECK(nr_file_format(&f, buf, NR_LINE_MAX - 1) == NR_ESPACE);
+	CHECK(nr_file_parse(line, NR_LINE_MAX - 1, &f, NULL, 0) == NR_OK);
+	CHECK(nr_file_format(&f, buf, sizeof(buf)) == NR_LINE_MAX && !strcmp(buf, line));
 }
 
 static void test_rel_path(void)
@@ -389,6 +413,7 @@ int main(void)
 	test_golden_lines();
 	test_encoding();
 	test_format_errors();
+	test_longest_line();
 	test_rel_path();
 	test_rejects();
 	test_request_fields();
