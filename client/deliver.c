@@ -22,14 +22,17 @@
 #define C_RED "\033[31m"
 #define C_OFF "\033[0m"
 
+/* Only the n targets in use are cleared: each holds a whole request and two
+ * batches of paths, and pages never touched cost no memory. */
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
 		     const struct nr_deliver_opts *o)
 {
-	memset(d, 0, sizeof(*d));
 	d->o = *o;
 	d->n = n;
+	d->advised = 0;
 	for (int i = 0; i < n; i++) {
 		d->targets[i] = targets[i];
+		memset(&d->t[i], 0, sizeof(d->t[i]));
 		d->t[i].ping.fd = -1;
 		d->t[i].last = -1;
 	}

@@ -44,6 +44,7 @@ struct nr_deliver {
 	int advised; /* said once how to fix a share that shows old files */
 };
 
+/* Targets beyond n are left alone: d may be static storage that is never touched. */
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
 		     const struct nr_deliver_opts *o);
 /* Look up every target's name once, before the first change; prints why and

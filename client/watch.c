@@ -692,11 +692,11 @@ static int start_watching(struct watch_ctx *c)
 int nr_cmd_watch(int argc, char **argv)
 {
 	static struct watch_opts o;
-	static struct watch_ctx c;
+	static struct watch_ctx c; /* zero, and left so: clearing it would touch every
+				      target's buffers (nr_deliver_init clears those in use) */
 	int rc;
 
 	defaults(&o);
-	memset(&c, 0, sizeof(c));
 	c.o = &o;
 	if ((rc = parse_options(&o, argc, argv)))
 		return rc < 0 ? NR_EXIT_OK : rc;
