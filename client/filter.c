@@ -99,20 +99,34 @@ static const char *match_class(const char *p, char c, int *hit)
 	return p + 1;
 }
 
+/*
+ * Besides match and no match, the matchers return when trying further is
+ * pointless, as git's wildmatch does (after rsync's): without these a glob
+ * like "*a*a*a*a*a*a*a*a*a*a*b" takes seconds per path, since every '*'
+ * would retry every split of the path among them.
+ */
+enum {
+	GLOB_NOMATCH = 0,
+	GLOB_MATCH = 1,
+	GLOB_ABORT_ALL = -1,	     /* the path ran out: starting any '*' later cannot help */
+	GLOB_ABORT_TO_GLOBSTAR = -2, /* a '*' met a '/': only a "**" can take more */
+};
+
 static int match_at(const char *g, const char *gstart, const char *s);
 
 /* "**" as a whole component: any number of directories, including none. */
 static int match_globstar(const char *g, const char *gstart, const char *s)
 {
 	if (!g[2])
-		return 1;
+		return GLOB_MATCH;
 	g += 3;
 	for (;;) {
-		if (match_at(g, gstart, s))
-			return 1;
+		int r = match_at(g, gstart, s);
+		if (r != GLOB_NOMATCH && r != GLOB_ABORT_TO_GLOBSTAR)
+			return r;
 		s = strchr(s, '/');
 		if (!s)
-			return 0;
+			return GLOB_ABORT_ALL;
 		s++;
 	}
 }
@@ -123,10 +137,13 @@ static int match_star(const char *g, const char *gstart, const char *s)
 	while (*g == '*')
 		g++;
 	for (;; s++) {
-		if (match_at(g, gstart, s))
-			return 1;
-		if (!*s || *s == '/')
-			return 0;
+		int r = match_at(g, gstart, s);
+		if (r != GLOB_NOMATCH)
+			return r;
+		if (!*s)
+			return GLOB_ABORT_ALL;
+		if (*s == '/')
+			return GLOB_ABORT_TO_GLOBSTAR;
 	}
 }
 
@@ -140,29 +157,29 @@ static int match_at(const char *g, const char *gstart, const char *s)
 		if (*g == '*')
 			return match_star(g, gstart, s);
 		if (!*s)
-			return 0;
+			return GLOB_ABORT_ALL;
 		if (*g == '?' && *s != '/') {
 			g++, s++;
 			continue;
 		}
 		if (*g == '[' && (end = match_class(g + 1, *s, &hit))) {
 			if (!hit)
-				return 0;
+				return GLOB_NOMATCH;
 			g = end, s++;
 			continue;
 		}
 		if (*g == '\\' && g[1])
 			g++;
 		if (*g != *s)
-			return 0;
+			return GLOB_NOMATCH;
 		g++, s++;
 	}
-	return !*s;
+	return *s ? GLOB_NOMATCH : GLOB_MATCH;
 }
 
 int nr_glob_match(const char *glob, const char *path)
 {
-	return match_at(glob, glob, path);
+	return match_at(glob, glob, path) == GLOB_MATCH;
 }
 
 /* ---- small helpers ---------------------------------------------------- */

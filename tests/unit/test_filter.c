@@ -40,6 +40,35 @@ static void test_glob(void)
 	CHECK(nr_glob_match("[", "["));
 }
 
+/* Many '*' or "**" against a long path once took minutes per path (every split of
+ * the path among them was tried); alarm() makes a relapse fail rather than hang. */
+static void test_glob_backtracking(void)
+{
+	char stars[64] = "", globstars[64] = "", name[64], deep[128] = "";
+
+	for (int i = 0; i < 12; i++) {
+		strcat(stars, "*a");
+		strcat(globstars, "**/");
+	}
+	strcat(stars, "*b");
+	strcat(globstars, "b");
+	memset(name, 'a', 60);
+	name[60] = '\0';
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "a/");
+	strcat(deep, "c");
+	alarm(10);
+	CHECK(!nr_glob_match(stars, name));
+	CHECK(!nr_glob_match(globstars, deep));
+	name[59] = 'b';
+	deep[80] = 'b';
+	CHECK(nr_glob_match(stars, name));
+	CHECK(nr_glob_match(globstars, deep));
+	CHECK(!nr_glob_match("*a*/x", "aaaa/aaaa/x"));
+	CHECK(nr_glob_match("**/*a*/x", "aaaa/aaaa/x"));
+	alarm(0);
+}
+
 static int check(struct nr_filter *f, const char *rel, int is_dir, const char *want_why)
 {
 	char why[512];
@@ -191,6 +220,7 @@ int main(void)
 	char root[] = "/tmp/nr-test-filter-XXXXXX", path[512], cmd[600];
 
 	test_glob();
+	test_glob_backtracking();
 	if (!mkdtemp(root))
 		return 2;
 	snprintf(path, sizeof(path), "%s/env", root);
