@@ -38,7 +38,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client test check unit pytest bench bench-reload bench-client bench-vm test-vm demo \
+.PHONY: all plugin client test check unit pytest bench bench-reload bench-client bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -153,6 +153,7 @@ bench: deps-bench
 	$(PYTHON) bench/reload.py
 	$(PYTHON) bench/django.py
 	$(PYTHON) bench/vm.py
+	$(PYTHON) bench/stale.py
 	$(PYTHON) bench/client.py
 	$(PYTHON) bench/plot.py
 
@@ -168,6 +169,15 @@ test-vm: deps-test
 bench-vm: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/vm.py
+
+# Stale shares (tests/share.py): save -> live, and stale lives, with and without file lists.
+bench-stale: deps-bench
+	$(MAKE) all
+	$(PYTHON) bench/stale.py
+
+# How long host edits stay invisible through those shares, per way of looking.
+bench-share: deps-bench
+	$(PYTHON) bench/share.py
 
 bench-client: deps-bench
 	$(MAKE) all
