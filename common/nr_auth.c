@@ -18,32 +18,10 @@
 
 #include "nr_proto.h"
 
-static const char hexdigits[] = "0123456789abcdef";
-
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexdigits[in[i] >> 4];
-		out[2 * i + 1] = hexdigits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int from_hex(const char *in, size_t hexlen, unsigned char *out)
 {
 	for (size_t i = 0; i < hexlen / 2; i++) {
-		int hi = hex_value(in[2 * i]), lo = hex_value(in[2 * i + 1]);
+		int hi = nr_hex_digit(in[2 * i]), lo = nr_hex_digit(in[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
@@ -105,7 +83,7 @@ int nr_nonce_new(char *nonce)
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return -1;
-	to_hex(raw, sizeof(raw), nonce);
+	nr_hex_encode(raw, sizeof(raw), nonce);
 	return 0;
 }
 
@@ -124,7 +102,7 @@ int nr_auth_sign(const struct nr_secret *s, char *buf, size_t len, size_t bufsiz
 		return NR_ESPACE;
 	len += (size_t)n;
 	nr_hmac(s, buf, len, mac);
-	to_hex(mac, sizeof(mac), mac_hex);
+	nr_hex_encode(mac, sizeof(mac), mac_hex);
 	n = snprintf(buf + len, bufsize - len, " mac=%s\n", mac_hex);
 	if (n < 0 || len + (size_t)n >= bufsize)
 		return NR_ESPACE;
@@ -196,7 +174,7 @@ static int nonce_valid(const char *nonce)
 	if (n != NR_NONCE_HEX)
 		return 0;
 	for (size_t i = 0; i < n; i++)
-		if (hex_value(nonce[i]) < 0)
+		if (nr_hex_digit(nonce[i]) < 0)
 			return 0;
 	return 1;
 }

@@ -19,8 +19,6 @@
 #define NSEC_DIGITS 9
 #define READ_CHUNK (64 * 1024)
 
-static const char hexdigits[] = "0123456789abcdef";
-
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -36,34 +34,13 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 	return NR_EPARSE;
 }
 
-static void to_hex(const unsigned char *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexdigits[in[i] >> 4];
-		out[2 * i + 1] = hexdigits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* Either case: a decoder accepts what an encoder would not write. */
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 void nr_sha256_hex(const void *data, size_t len, char out[NR_HASH_HEX + 1])
 {
 	unsigned char md[NR_HASH_LEN];
 	unsigned int mdlen = sizeof(md);
 
 	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	to_hex(md, sizeof(md), out);
+	nr_hex_encode(md, sizeof(md), out);
 }
 
 /* read() that retries on EINTR. */
@@ -171,7 +148,7 @@ static int format_fields(const struct nr_file *f, char *buf, size_t len, size_t 
 	if (f->mtime_sec < 0 || f->mtime_nsec > 999999999u)
 		return NR_EPARSE;
 	if (f->has_hash)
-		to_hex(f->hash, NR_HASH_LEN, hash);
+		nr_hex_encode(f->hash, NR_HASH_LEN, hash);
 	return nr_append(buf, len, off, "F %" PRIu64 " %" PRId64 ".%0*" PRIu32 " %s ", f->size,
 			 f->mtime_sec, NSEC_DIGITS, f->mtime_nsec, hash);
 }
@@ -222,10 +199,10 @@ static int parse_hash(const char *s, struct nr_file *f)
 {
 	if (!strcmp(s, "-"))
 		return 0;
-	if (strlen(s) != NR_HASH_HEX || strspn(s, hexdigits) != NR_HASH_HEX)
+	if (strlen(s) != NR_HASH_HEX || strspn(s, "0123456789abcdef") != NR_HASH_HEX)
 		return -1; /* lowercase only, as the encoder writes it */
 	for (int i = 0; i < NR_HASH_LEN; i++)
-		f->hash[i] = (unsigned char)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
+		f->hash[i] = (unsigned char)(nr_hex_digit(s[2 * i]) << 4 | nr_hex_digit(s[2 * i + 1]));
 	f->has_hash = 1;
 	return 0;
 }
@@ -238,7 +215,7 @@ static int decode_path(const char *s, struct nr_file *f, char *err, size_t errle
 	for (size_t i = 0; s[i]; i++) {
 		int c = (unsigned char)s[i];
 		if (c == '%') {
-			int hi = hex_value(s[i + 1]), lo = hi < 0 ? -1 : hex_value(s[i + 2]);
+			int hi = nr_hex_digit(s[i + 1]), lo = hi < 0 ? -1 : nr_hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0)
 				return fail(err, errlen, "bad %%-escape in path at byte %zu", i);
 			c = hi << 4 | lo;

@@ -182,6 +182,29 @@ static int split_line(const char *line, size_t len, struct fields *f, char *err,
 	return rc ? rc : split_fields(f, err, errlen);
 }
 
+void nr_hex_encode(const void *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *p = in;
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+int nr_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int nr_parse_u64(const char *s, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;

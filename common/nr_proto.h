@@ -100,6 +100,10 @@ int nr_reply_parse(const char *line, size_t len, struct nr_reply *rep, char *err
 		   size_t errlen);
 int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len);
 
+/* n bytes as 2n lowercase hex digits and a NUL (out holds 2n + 1). */
+void nr_hex_encode(const void *in, size_t n, char *out);
+/* The value of one hex digit, either case; -1 if c is none. */
+int nr_hex_digit(char c);
 /* Decimal digits only, at most max: 0, or -1 (empty, other bytes, overflow). */
 int nr_parse_u64(const char *s, uint64_t max, uint64_t *out);
 /* snprintf at buf + *off, advancing *off; NR_ESPACE (and *off unchanged) if it
