@@ -118,15 +118,22 @@ def test_watch_sends_the_save_and_it_is_live(tmp_path):
 
 
 def test_a_share_that_never_catches_up_is_reported_not_live(tmp_path):
-    """sshfs's own cache outlives netreload-share-timeout: nothing reloads, the
-    reply says stale, and the client says what to do."""
+    """A share that keeps serving old bytes past netreload-share-timeout: nothing
+    reloads, the reply says stale, and the client says what to do. To make that
+    certain, the edit keeps the size and the mtime (as `rsync -t` or a same-second
+    save can): then nothing tells the guest's page cache (kernel_cache) to let go,
+    not even the plugin's own open() that refreshes sshfs's attribute cache."""
     with share(tmp_path, "content-slow") as sh:
         s = start_server(tmp_path, sh, "graceful", False,
                          extra=["--netreload-share-timeout", "2"])
         try:
             assert s.get().startswith("v000")
             workers = sorted(s.worker_pids())
-            edit(sh.host() / "version.py", 1, "rename")
+            path = sh.host() / "version.py"
+            before = path.stat()
+            assert (sh.guest() / "version.py").read_bytes() == path.read_bytes()  # cached
+            edit(path, 1, "same-size")
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
             p = ping_changed(s, sh, "version.py")
             assert p.returncode == 1, p.stdout + p.stderr
             out = p.stdout + p.stderr
