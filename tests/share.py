@@ -227,15 +227,20 @@ class Share:
     what could not be undone (empty: nothing left behind).
     """
 
-    def __init__(self, base_dir, kind="attr", options=None):
+    def __init__(self, base_dir, kind="attr", options=None, netns=None, backing=None,
+                 mnt=None):
         if kind not in KINDS and options is None:
             raise ValueError(f"unknown share kind {kind!r} (one of {', '.join(KINDS)})")
         self.kind = kind
         self.options = options if options is not None else KINDS[kind]
         self.stale_max = STALE_MAX.get(kind)
         self.base = Path(base_dir)
-        self.backing = self.base / "host"  # the host's tree: edit here
-        self.mnt = self.base / "guest"     # the guest's view of it: read here
+        self.backing = Path(backing or self.base / "host")  # the host's tree: edit here
+        self.mnt = Path(mnt or self.base / "guest")          # the guest's view: read here
+        # (server_ns, client_ns, server_addr): sftp-server in one network namespace,
+        # sshfs talking to it from another (tests/vm.py); None: both on 127.0.0.1
+        self.netns = netns
+        self.addr = netns[2] if netns else "127.0.0.1"
         self.log = self.base / f"share-{kind}.log"
         self.port = None
         self.socat = None
@@ -246,7 +251,29 @@ class Share:
     def command(self):
         """The sshfs argv (for reports and error messages)."""
         return ["sshfs", "-f", "-o", f"directport={self.port},{self.options}",
-                f"127.0.0.1:{self.backing}", str(self.mnt)]
+                f"{self.addr}:{self.backing}", str(self.mnt)]
+
+    def _client_netns(self):
+        """preexec_fn for sshfs: only its network namespace moves (to the client's),
+        so its mount still lands in the root mount namespace, which all see."""
+        if not self.netns:
+            return None
+        path = f"/run/netns/{self.netns[1]}"
+
+        def enter():
+            fd = os.open(path, os.O_RDONLY)
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                os._exit(126)
+            os.close(fd)
+        return enter
+
+    def _listens(self):
+        if not self.netns:
+            return _listens(self.port)
+        r = subprocess.run(["ip", "netns", "exec", self.netns[0], "ss", "-Htln",
+                            f"sport = :{self.port}"], capture_output=True, text=True, timeout=10)
+        return bool(r.stdout.strip())
 
     def up(self):
         reason = missing()
@@ -265,23 +292,25 @@ class Share:
         self._logf = open(self.log, "ab")
         self.port = free_port()
         try:
+            pre = ["ip", "netns", "exec", self.netns[0]] if self.netns else []
             self.socat = subprocess.Popen(
-                ["socat", f"TCP-LISTEN:{self.port},bind=127.0.0.1,reuseaddr,fork",
-                 f"EXEC:{sftp_server()}"],
+                pre + ["socat", f"TCP-LISTEN:{self.port},bind={self.addr},reuseaddr,fork",
+                       f"EXEC:{sftp_server()}"],
                 stdin=subprocess.DEVNULL, stdout=self._logf, stderr=subprocess.STDOUT)
         except OSError as e:
             raise Unavailable(f"cannot run socat: {e}") from None
         deadline = time.monotonic() + 10
-        while not _listens(self.port):
+        while not self._listens():
             if self.socat.poll() is not None:
                 raise Unavailable(f"socat exited with {self.socat.returncode}: {self._log()}")
             if time.monotonic() > deadline:
-                raise Unavailable(f"socat did not listen on 127.0.0.1:{self.port} within 10 s")
+                raise Unavailable(f"socat did not listen on {self.addr}:{self.port} within 10 s")
             time.sleep(0.02)
         # -f: in the foreground, so the mount's daemon is our child (its pid known)
         try:
             self.sshfs = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL,
-                                          stdout=self._logf, stderr=subprocess.STDOUT)
+                                          stdout=self._logf, stderr=subprocess.STDOUT,
+                                          preexec_fn=self._client_netns())
         except OSError as e:
             raise Unavailable(f"cannot run sshfs: {e}") from None
         deadline = time.monotonic() + 10

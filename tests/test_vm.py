@@ -152,12 +152,14 @@ class Sim:
 
 
 @pytest.fixture
-def sim(tmp_path):
+def sim(tmp_path, request):
+    """The simulated VM; parametrize it indirectly with a tests/share.py kind
+    ("attr", "content") for a caching share instead of bindfs."""
     reason = vm.missing()
     if reason:
         pytest.skip(f"simulated VM share: {reason}")
     base = Path(tempfile.mkdtemp(prefix="netreload-vm-"))
-    machine = vm.VM(base)
+    machine = vm.VM(base, share_kind=getattr(request, "param", None))
     try:
         machine.up()
     except vm.Unavailable as e:
@@ -268,3 +270,40 @@ def test_netreload_watch_reloads_the_guest(sim):
     assert g.log_text().count("netreload: generation ") >= 2
     assert "error" not in w.stderr().lower(), w.stderr()
     assert w.proc.poll() is None
+
+
+@pytest.mark.parametrize("sim", ["attr", "content"], indirect=True)
+def test_caching_share_in_the_guest_every_live_is_the_saved_code(sim):
+    """The VM's share caches like NFS (attr) or vboxsf (content), its sftp-server on
+    the host side of the veth. The watcher in the host namespace lists each save;
+    the guest's plugin waits until its mount shows it: every live line is followed
+    by the saved version being served, and any other outcome says "stale share".
+
+    Saves are a second apart, as a person saves. Two same-size saves within one
+    second look identical to a share that keeps whole-second mtimes (sftp, here)
+    and keeps the page cache: the guest may never see the second one, and then
+    the only right answer is the stale failure (test_share.py makes that case)."""
+    v = sim.vm
+    atomic_write(v.src / "app.py", app_text("v00"))
+    g = sim.guest().wait_serving("v00")
+    w = sim.watcher()
+
+    def outcomes():
+        return [ln for ln in w.stdout().splitlines() if " live in " in ln or " failed " in ln]
+
+    lives = 0
+    for i in range(1, 11):
+        time.sleep(1.05)
+        version = f"v{i:02d}"  # the same size every time: a cached size still matches
+        atomic_write(v.src / "app.py", app_text(version))
+        wait_for(lambda: len(outcomes()) >= i, 30,
+                 what=f"outcome {i}; stdout={w.stdout()!r} stderr={w.stderr()!r}"
+                      f"\nguest log:\n{g.tail()}")
+        line = outcomes()[-1]
+        if " live in " in line:
+            lives += 1
+            assert g.get() == version, f"{line!r}, yet {g.get()!r} served after saving {version}"
+        else:
+            assert "stale share: app.py" in line, line
+    assert lives >= 8, w.stdout()  # a second apart, the share keeps up
+    assert "the share shows 1 changed file(s)" in g.log_text()

@@ -18,6 +18,11 @@ exist only inside them; in the root namespace they would go out of the
 default route. So http_get() refuses a 10.231 address unless it is given the
 namespace to connect from.
 
+With share_kind set, the share is instead one of tests/share.py's caching sshfs
+mounts: its sftp-server listens on the host's veth address in the host
+namespace, and sshfs reaches it from the guest namespace (only its network
+namespace moves, so the mount is in the root mount namespace like bindfs's).
+
 The namespaces are named `ip netns` namespaces (/run/netns/NAME). The FUSE
 mount lives in the root mount namespace. `ip netns exec` gives each process
 a private copy of it, a slave of the root one.
@@ -309,7 +314,7 @@ class VM:
     left behind). Stop the processes running in it before down().
     """
 
-    def __init__(self, base_dir, host_addr=HOST_ADDR, guest_addr=GUEST_ADDR):
+    def __init__(self, base_dir, host_addr=HOST_ADDR, guest_addr=GUEST_ADDR, share_kind=None):
         n = next(_seq)
         tag = f"{os.getpid()}-{n}"
         self.host_ns = f"nrh-{tag}"
@@ -325,6 +330,11 @@ class VM:
         self._bindfs_logf = None
         self.created_ns = []
         self.mounted = False
+        # None: bindfs (caches nothing); else a caching sshfs share of tests/share.py
+        # whose sftp-server runs in the host namespace and whose sshfs reaches it
+        # from the guest namespace over the veth
+        self.share_kind = share_kind
+        self.sshare = None
 
     # set-up -----------------------------------------------------------------
     def up(self):
@@ -366,6 +376,9 @@ class VM:
                 time.sleep(0.05)
 
     def _share(self):
+        if self.share_kind:
+            self._caching_share()
+            return
         self.src.mkdir(parents=True, exist_ok=True)
         self.mnt.mkdir(parents=True, exist_ok=True)
         self._bindfs_logf = open(self.bindfs_log, "ab")
@@ -395,6 +408,20 @@ class VM:
         if seen != "probe\n":
             raise Unavailable(f"the bindfs mount does not show the host's files ({seen!r})")
 
+    def _caching_share(self):
+        import share  # tests/share.py; stdlib only, like this module
+        reason = share.missing()
+        if reason:
+            raise Unavailable(f"sshfs share: {reason}")
+        self.sshare = share.Share(self.base, self.share_kind,
+                                  netns=(self.host_ns, self.guest_ns, self.host_addr),
+                                  backing=self.src, mnt=self.mnt)
+        try:
+            self.sshare.up()
+        except share.Unavailable as e:
+            raise Unavailable(f"sshfs share: {e}") from None
+        self.mounted = True
+
     # use ----------------------------------------------------------------------
     def host(self, args):
         return ns_exec(self.host_ns, args)
@@ -412,7 +439,11 @@ class VM:
     # tear-down ----------------------------------------------------------------
     def down(self):
         problems = []
-        if self.bindfs is not None or self.mounted:
+        if self.sshare is not None:
+            problems += self.sshare.down()
+            self.mounted = bool(mounts_at(self.mnt))
+            self.sshare = None
+        elif self.bindfs is not None or self.mounted:
             problems += self._unmount()
         for ns in list(self.created_ns):
             for _ in range(20):
