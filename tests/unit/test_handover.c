@@ -125,8 +125,40 @@ static void test_cut(void)
 	CHECK(nr_handover_format(&h, out, 20) == NR_ESPACE);
 }
 
+/* Files still to be seen on the share, and a failed check, cross the re-exec. */
+static void test_files(void)
+{
+	struct nr_handover h, back;
+	char out[4096], err[128];
+
+	memset(&h, 0, sizeof(h));
+	h.tcp_fd = 3;
+	h.udp_fd = 4;
+	h.nfiles = 2;
+	snprintf(h.files[0].path, sizeof(h.files[0].path), "app/views py.py");
+	h.files[0].size = 6;
+	h.files[0].mtime_sec = 1700000000;
+	h.files[0].has_hash = 1;
+	h.files[0].hash[0] = 0xab;
+	snprintf(h.files[1].path, sizeof(h.files[1].path), "gone.py");
+	h.files[1].gone = 1;
+	h.fmore = 2;
+	h.stale = 1;
+	snprintf(h.stale_reason, sizeof(h.stale_reason), "stale share: views.py still old");
+	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK);
+	CHECK(nr_handover_parse(out, &back, err, sizeof(err)) == NR_OK);
+	CHECK(back.nfiles == 2 && !strcmp(back.files[0].path, "app/views py.py"));
+	CHECK(back.files[0].size == 6 && back.files[0].hash[0] == 0xab && back.files[1].gone);
+	CHECK(back.fmore == 2 && back.stale == 1);
+	CHECK(!strcmp(back.stale_reason, "stale share: views.py still old"));
+	nr_handover_free(&back);
+	CHECK(nr_handover_parse("v=1 sreason=0a", &back, err, sizeof(err)) != NR_OK);
+	nr_handover_free(&back);
+}
+
 int main(void)
 {
+	test_files();
 	test_golden();
 	test_version();
 	test_rejects();
