@@ -80,6 +80,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from fusetools import fuse_missing, mounts_at, unmount  # noqa: F401 (bench uses mounts_at)
 from proctools import descendants, free_port, pid_alive
 
 SFTP_SERVER_PATHS = ("/usr/lib/openssh/sftp-server", "/usr/lib/sftp-server",
@@ -121,45 +122,7 @@ def missing():
             return f"no `{tool}` on PATH (Debian package {pkg})"
     if not sftp_server():
         return "no sftp-server in /usr/lib/openssh (Debian package openssh-sftp-server)"
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        return "no `fusermount3`/`fusermount` on PATH (Debian package fuse3)"
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse (FUSE is not available here)"
-    try:
-        os.close(os.open("/dev/fuse", os.O_RDWR))
-    except OSError as e:
-        return f"cannot open /dev/fuse: {e.strerror}"
-    return None
-
-
-def _run(args, timeout=10.0):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def mounts_at(path):
-    """The /proc/mounts lines mounted on path."""
-    path = os.path.realpath(path)
-    found = []
-    with open("/proc/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 3 and _unescape(fields[1]) == path:
-                found.append(line.strip())
-    return found
-
-
-def _unescape(p):
-    # /proc/mounts escapes space, tab, newline and backslash as \ooo
-    out, i = [], 0
-    while i < len(p):
-        if p[i] == "\\" and p[i + 1:i + 4].isdigit() and len(p[i + 1:i + 4]) == 3:
-            out.append(chr(int(p[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(p[i])
-            i += 1
-    return "".join(out)
+    return fuse_missing()
 
 
 # statx ------------------------------------------------------------------------
@@ -361,26 +324,7 @@ class Share:
         return problems
 
     def _unmount(self):
-        problems = []
-        fusermount = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
-        last = ""
-        for _ in range(30):  # busy right after a process in it exited: retry
-            if not mounts_at(self.mnt):
-                break
-            try:
-                r = _run([fusermount, "-u", self.mnt])
-                last = (r.stderr or r.stdout).strip()
-            except subprocess.TimeoutExpired:
-                last = "timed out"
-            if not mounts_at(self.mnt):
-                break
-            time.sleep(0.1)
-        if mounts_at(self.mnt):
-            r = _run(["umount", "-l", self.mnt])
-            problems.append(f"fusermount -u {self.mnt} kept failing ({last}); "
-                            f"umount -l: exit {r.returncode} {r.stderr.strip()}")
-            if mounts_at(self.mnt):
-                problems.append(f"{self.mnt} is still mounted")
+        problems = unmount(self.mnt)
         self.mounted = bool(mounts_at(self.mnt))
         if self.sshfs is not None:
             try:

@@ -41,6 +41,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from fusetools import fuse_missing, mounts_at, run, unmount
 from proctools import kill_tree, workers_settled  # noqa: F401 (bench/vm.py uses vm.workers_settled)
 
 CLONE_NEWNET = 0x40000000
@@ -63,27 +64,14 @@ def missing():
     for tool, pkg in (("ip", "iproute2"), ("bindfs", "bindfs"), ("uwsgi", "uwsgi-core")):
         if not shutil.which(tool):
             return f"no `{tool}` on PATH (Debian package {pkg})"
-    if not (shutil.which("fusermount3") or shutil.which("fusermount")):
-        return "no `fusermount3`/`fusermount` on PATH (Debian package fuse3)"
     if not os.path.exists("/proc/self/ns/net"):
         return "no network namespaces in this kernel (/proc/self/ns/net missing)"
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse (FUSE is not available here)"
-    try:
-        os.close(os.open("/dev/fuse", os.O_RDWR))
-    except OSError as e:
-        return f"cannot open /dev/fuse: {e.strerror}"
-    return None
-
-
-def _run(args, timeout=10.0):
-    return subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return fuse_missing()
 
 
 def _must(args, what, timeout=10.0):
     try:
-        r = _run(args, timeout)
+        r = run(args, timeout)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise Unavailable(f"{what} failed: `{' '.join(map(str, args))}`: {e}") from None
     if r.returncode != 0:
@@ -94,36 +82,8 @@ def _must(args, what, timeout=10.0):
 
 def netns_list():
     """Names of the named network namespaces (`ip netns list`)."""
-    r = _run(["ip", "netns", "list"])
+    r = run(["ip", "netns", "list"])
     return [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
-
-
-def _unescape_mount_path(p):
-    # /proc/mounts escapes space, tab, newline and backslash as \ooo
-    out, i = [], 0
-    while i < len(p):
-        if p[i] == "\\" and i + 4 <= len(p) and p[i + 1:i + 4].isdigit():
-            out.append(chr(int(p[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(p[i])
-            i += 1
-    return "".join(out)
-
-
-def mounts_at(path):
-    """The /proc/mounts lines (of this process's mount namespace) mounted on path."""
-    path = os.path.realpath(path)
-    found = []
-    try:
-        with open("/proc/mounts") as f:
-            for line in f:
-                fields = line.split()
-                if len(fields) >= 3 and _unescape_mount_path(fields[1]) == path:
-                    found.append(line.strip())
-    except OSError:
-        pass
-    return found
 
 
 def mounts_mentioning(needle):
@@ -447,7 +407,7 @@ class VM:
             problems += self._unmount()
         for ns in list(self.created_ns):
             for _ in range(20):
-                r = _run(["ip", "netns", "del", ns])
+                r = run(["ip", "netns", "del", ns])
                 if ns not in netns_list():
                     break
                 time.sleep(0.1)
@@ -465,23 +425,7 @@ class VM:
         return problems
 
     def _unmount(self):
-        problems = []
-        fusermount = shutil.which("fusermount3") or shutil.which("fusermount") or "fusermount"
-        last = ""
-        for _ in range(30):  # busy right after a process in it exited: retry
-            if not mounts_at(self.mnt):
-                break
-            r = _run([fusermount, "-u", str(self.mnt)])
-            last = (r.stderr or r.stdout).strip()
-            if not mounts_at(self.mnt):
-                break
-            time.sleep(0.1)
-        if mounts_at(self.mnt):
-            r = _run(["umount", "-l", str(self.mnt)])
-            problems.append(f"fusermount -u {self.mnt} kept failing ({last}); "
-                            f"umount -l: exit {r.returncode} {r.stderr.strip()}")
-            if mounts_at(self.mnt):
-                problems.append(f"{self.mnt} is still mounted")
+        problems = unmount(self.mnt)
         self.mounted = bool(mounts_at(self.mnt))
         if self.bindfs is not None:
             try:
