@@ -3,6 +3,7 @@
  * describe them when the ping starts, encode the file lines and their sum.
  */
 #include "files.h"
+#include "paths.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,32 +168,6 @@ static void normalize(char *p)
 	*out = '\0';
 }
 
-/* rel of full under root, or NULL if it is not strictly below it. */
-static const char *under(const char *full, const char *root)
-{
-	size_t n = strlen(root);
-
-	if (!strcmp(root, "/"))
-		return full[1] ? full + 1 : NULL;
-	return !strncmp(full, root, n) && full[n] == '/' && full[n + 1] ? full + n + 1 : NULL;
-}
-
-/* abs with its directory resolved (symlinks), the last name kept as spelled:
- * a symlink that changed is listed under its own name. As spelled if the
- * directory is gone. */
-static void resolve_dir(const char *abs, char *out, size_t len)
-{
-	const char *slash = strrchr(abs, '/');
-	char dir[PATH_MAX], real[PATH_MAX];
-
-	snprintf(out, len, "%s", abs);
-	if (!slash || !slash[1] || slash - abs >= (long)sizeof(dir))
-		return;
-	snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
-	if (realpath(dir, real))
-		snprintf(out, len, "%s/%s", strcmp(real, "/") ? real : "", slash + 1);
-}
-
 int nr_rel_to_root(const char *root, const char *arg, char *out, size_t len, char *err,
 		   size_t errlen)
 {
@@ -210,10 +185,13 @@ int nr_rel_to_root(const char *root, const char *arg, char *out, size_t len, cha
 		return -1;
 	}
 	normalize(abs);
-	resolve_dir(abs, full, sizeof(full));
+	/* a symlink that changed is listed under its own name; as spelled if its
+	 * directory is gone */
+	if (abs[strlen(abs) - 1] == '/' || nr_path_resolve_dir(abs, full, sizeof(full)))
+		snprintf(full, sizeof(full), "%s", abs);
 	if (!strcmp(full, root)) {
 		rel = ""; /* the whole tree */
-	} else if (!(rel = under(full, root))) {
+	} else if (!(rel = nr_path_under(full, root))) {
 		snprintf(err, errlen, "'%s' is not a path inside %s (give the files under --root DIR)",
 			 arg, root);
 		return -1;

@@ -9,6 +9,7 @@
  * as given (a symlink, say), or when its directory resolves to below the
  * root; any other is passed on absolute, which means outside.
  */
+#include "paths.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -39,31 +40,6 @@ static void absolute(const char *line, char *out, size_t len)
 		snprintf(out, len, "%s/%s", cwd, line[0] == '.' && line[1] == '/' ? line + 2 : line);
 }
 
-/* rel of abs under root, or NULL if abs is not below it. */
-static const char *under(const char *abs, const char *root)
-{
-	size_t n = strlen(root);
-
-	if (!strcmp(root, "/"))
-		return abs[1] ? abs + 1 : NULL;
-	return !strncmp(abs, root, n) && abs[n] == '/' && abs[n + 1] ? abs + n + 1 : NULL;
-}
-
-/* abs with its directory resolved (symlinks, "..") into out; -1 if that is gone. */
-static int resolve_dir(const char *abs, char *out, size_t len)
-{
-	const char *slash = strrchr(abs, '/');
-	char dir[PATH_MAX], real[PATH_MAX];
-
-	if (!slash)
-		return -1; /* still relative: getcwd() failed */
-	snprintf(dir, sizeof(dir), "%.*s", slash == abs ? 1 : (int)(slash - abs), abs);
-	if (!realpath(dir, real))
-		return -1;
-	snprintf(out, len, "%s/%s", strcmp(real, "/") ? real : "", slash + 1);
-	return 0;
-}
-
 /* ".." would step out of wherever the spelling says the path is. */
 static int has_dotdot(const char *rel)
 {
@@ -78,9 +54,9 @@ static const char *relative(const struct nr_watch *w, const struct in_state *s, 
 {
 	const char *rel;
 
-	if (((rel = under(abs, w->root)) || (rel = under(abs, s->given))) && !has_dotdot(rel))
+	if (((rel = nr_path_under(abs, w->root)) || (rel = nr_path_under(abs, s->given))) && !has_dotdot(rel))
 		return rel;
-	return resolve_dir(abs, buf, len) == 0 ? under(buf, w->root) : NULL;
+	return nr_path_resolve_dir(abs, buf, len) == 0 ? nr_path_under(buf, w->root) : NULL;
 }
 
 /* The root as the user spelled it, made absolute: "DIR/" and "." too. */
