@@ -227,6 +227,16 @@ def built():
 
 
 @pytest.fixture
+def code(tmp_path):
+    """A small source tree to watch, separate from the server's own directory."""
+    d = tmp_path / "code"
+    (d / "pkg").mkdir(parents=True)
+    (d / "views.py").write_text("x = 1\n")
+    (d / "pkg" / "models.py").write_text("y = 1\n")
+    return d
+
+
+@pytest.fixture
 def servers(tmp_path):
     """Factory: servers(**kw) starts a Uwsgi in its own subdir; all are stopped at teardown."""
     started = []

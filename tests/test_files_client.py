@@ -115,15 +115,6 @@ def fake():
 
 
 @pytest.fixture
-def code(tmp_path):
-    d = tmp_path / "code"
-    (d / "pkg").mkdir(parents=True)
-    (d / "views.py").write_text("x = 1\n")
-    (d / "pkg" / "models.py").write_text("y = 1\n")
-    return d
-
-
-@pytest.fixture
 def watch(tmp_path, code):
     started = []
 

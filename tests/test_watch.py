@@ -66,16 +66,6 @@ class Watcher:
 
 
 @pytest.fixture
-def code(tmp_path):
-    """A small source tree to watch, separate from the server's own directory."""
-    d = tmp_path / "code"
-    (d / "pkg").mkdir(parents=True)
-    (d / "views.py").write_text("x = 1\n")
-    (d / "pkg" / "models.py").write_text("y = 1\n")
-    return d
-
-
-@pytest.fixture
 def servers(servers, code):
     """conftest's factory, with netreload-root at the watched tree, as on a VM that
     mounts it: the watcher lists the files it saw change, relative to that tree, and
