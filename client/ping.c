@@ -1,7 +1,13 @@
 /*
- * ping.c - one non-blocking netreload request over TCP (see ping.h).
+ * ping.c - one non-blocking netreload request over TCP or UDP (see ping.h).
+ *
+ * With a secret a ping is two exchanges: a hello that asks the server's
+ * instance id, then the request signed for that instance (PROTOCOL.md,
+ * "Instances"); every answer must be signed and echo the request's id, or it
+ * is not believed.
  */
 #include "ping.h"
+#include "compat.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,20 +26,22 @@ void nr_ping_set_secret(const struct nr_secret *secret)
 	ping_secret = secret;
 }
 
-/* Append ts, nonce and mac to the encoded request (PROTOCOL.md, Authentication). */
-static int sign_request(struct nr_ping *p)
+/* req as a signed line in buf, for instance sid (NULL: a hello, which asks it).
+ * Its id is a fresh nonce, which replies echo: that ties them to this request
+ * (PROTOCOL.md, "Authentication"). Returns the length, or -1. */
+static int sign_line(struct nr_request *req, const char *sid, char *buf, size_t size)
 {
 	char nonce[NR_NONCE_HEX + 1];
 	int n;
 
 	if (nr_nonce_new(nonce))
 		return -1;
-	n = nr_auth_sign(ping_secret, p->out, p->out_len - 1, sizeof(p->out), (int64_t)time(NULL),
-			 nonce);
+	snprintf(req->id, sizeof(req->id), "%s", nonce);
+	req->version = 2;
+	n = nr_request_format(req, buf, size);
 	if (n < 0)
 		return -1;
-	p->out_len = (size_t)n;
-	return 0;
+	return nr_auth_sign(ping_secret, buf, (size_t)n - 1, size, (int64_t)time(NULL), nonce, sid);
 }
 
 uint64_t nr_mono_us(void)
@@ -123,13 +131,14 @@ static void try_next_address(struct nr_ping *p, int last_errno)
 	while (p->ai_next) {
 		struct addrinfo *ai = p->ai_next;
 		p->ai_next = ai->ai_next;
-		p->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		p->fd = nr_socket_nonblock(ai->ai_family, ai->ai_socktype);
 		if (p->fd < 0) {
 			last_errno = errno;
 			continue;
 		}
 		if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS) {
 			p->state = p->udp ? NR_PING_SENDING : NR_PING_CONNECTING;
+			p->ai_cur = ai;
 			return;
 		}
 		last_errno = errno;
@@ -172,6 +181,7 @@ void nr_addrs_forget(struct nr_addrs *a)
 	if (a->list)
 		freeaddrinfo(a->list);
 	a->list = NULL;
+	a->sid[0] = '\0';
 }
 
 void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len)
@@ -202,25 +212,74 @@ static void count_files(struct nr_request *req, const struct nr_filelist *files,
 	memcpy(req->sum, files->sum, sizeof(req->sum));
 }
 
-/* Encode (and sign) the request line into p->out, then append the file lines:
- * the signature covers them through the line's sum=. 0, or -1 after finish(). */
+/* Sign the request line at the head of p->out for instance p->sid; the file
+ * lines after it move to make room (the signature covers them through the
+ * line's sum=). 0, or -1 after finish(). */
+static int seal(struct nr_ping *p)
+{
+	char line[NR_LINE_MAX];
+	size_t files = p->out_len - p->head_len;
+	int n = sign_line(&p->req, p->sid, line, sizeof(line));
+
+	if (n < 0 || (size_t)n + files > sizeof(p->out)) {
+		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
+		return -1;
+	}
+	memmove(p->out + n, p->out + p->head_len, files);
+	memcpy(p->out, line, (size_t)n);
+	p->head_len = (size_t)n;
+	p->out_len = (size_t)n + files;
+	return 0;
+}
+
+/* A fresh signed hello in p->hello_out (each UDP resend gets a new nonce: the
+ * server takes a nonce once). 0, or -1 after finish(). */
+static int make_hello(struct nr_ping *p)
+{
+	struct nr_request hello = {.verb = NR_VERB_HELLO};
+	int n = sign_line(&hello, NULL, p->hello_out, sizeof(p->hello_out));
+
+	if (n < 0) {
+		finish(p, NR_EXIT_USAGE, "cannot sign the hello (no randomness)");
+		return -1;
+	}
+	p->hello_len = (size_t)n;
+	memcpy(p->hello_ids[p->nhello++ % NR_HELLO_IDS], hello.id, sizeof(hello.id));
+	return 0;
+}
+
+/* With a secret: sign for the instance the caller's addrs know, or ask it first. */
+static int sign_or_ask(struct nr_ping *p)
+{
+	if (p->addrs && p->addrs->sid[0]) {
+		memcpy(p->sid, p->addrs->sid, sizeof(p->sid));
+		p->sid_cached = 1;
+		return seal(p);
+	}
+	p->hello = 1;
+	return make_hello(p);
+}
+
+/* Encode the request line into p->out and append the file lines, then sign it
+ * (or ask the instance id first). 0, or -1 after finish(). */
 static int prepare(struct nr_ping *p, const struct nr_filelist *files)
 {
 	int n;
 
 	if (files)
 		count_files(&p->req, files, p->udp);
+	if (!p->req.id[0] && nr_nonce_new(p->req.id)) {
+		finish(p, NR_EXIT_USAGE, "cannot make a request id (no randomness)");
+		return -1;
+	}
 	n = nr_request_format(&p->req, p->out, sizeof(p->out));
 	if (n < 0) {
 		finish(p, NR_EXIT_USAGE, "cannot encode the request");
 		return -1;
 	}
-	p->out_len = (size_t)n;
-	if (ping_secret && sign_request(p)) {
-		finish(p, NR_EXIT_USAGE, "cannot sign the request (no randomness, or line too long)");
-		return -1;
-	}
-	if (p->req.files && files->len > sizeof(p->out) - p->out_len) {
+	p->out_len = p->head_len = (size_t)n;
+	/* room for the longest signed line, whatever the instance id turns out to be */
+	if (p->req.files && files->len > sizeof(p->out) - NR_LINE_MAX) {
 		finish(p, NR_EXIT_USAGE, "cannot encode the request: file list too long");
 		return -1;
 	}
@@ -228,7 +287,7 @@ static int prepare(struct nr_ping *p, const struct nr_filelist *files)
 		memcpy(p->out + p->out_len, files->lines, files->len);
 		p->out_len += files->len;
 	}
-	return 0;
+	return ping_secret ? sign_or_ask(p) : 0;
 }
 
 /* With cache, reuse its addresses (looking them up into it if it has none);
@@ -243,6 +302,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 	p->resend_ms = 200;
 	p->target = *t;
 	p->req = *req;
+	p->addrs = cache;
 	p->t_start_us = nr_mono_us();
 	p->t_start = p->t_start_us / 1000;
 	p->deadline = p->t_start + timeout_ms;
@@ -300,18 +360,144 @@ void nr_ping_cancel(struct nr_ping *p)
 		finish(p, NR_EXIT_TIMEOUT, "cancelled");
 }
 
-/* One reply line: accepted first, then live/failed (or a single status/error). */
+/* Whether rep answers what is in flight: the request, or (kind hello) one of
+ * the hellos sent. */
+static int ours(const struct nr_ping *p, const struct nr_reply *rep)
+{
+	if (rep->kind != NR_REPLY_HELLO)
+		return !p->hello && !strcmp(rep->id, p->req.id);
+	for (int i = 0; i < NR_HELLO_IDS; i++)
+		if (p->hello_ids[i][0] && !strcmp(rep->id, p->hello_ids[i]))
+			return 1;
+	return 0;
+}
+
+/* Decode a reply and decide whether to believe it (PROTOCOL.md, "Signed
+ * replies"): it must answer what is in flight and, with a secret, be signed
+ * with it. An error that names no request needs neither: all it can do is end
+ * the ping as failed. 0: believe rep; 1: do not, why says why; -1: not netreload. */
+static int trust(const struct nr_ping *p, const char *line, size_t len, struct nr_reply *rep,
+		 char *why, size_t whylen)
+{
+	size_t body = len;
+	int mac = ping_secret ? nr_reply_verify(ping_secret, line, len, &body) : NR_AUTH_MISSING;
+
+	if (nr_reply_parse(line, body, rep, why, whylen))
+		return -1;
+	if (rep->kind == NR_REPLY_ERROR && !rep->id[0])
+		return 0;
+	if (!ours(p, rep)) {
+		snprintf(why, whylen, "an answer to another request (id=%s)",
+			 rep->id[0] ? rep->id : "none");
+		return 1;
+	}
+	if (ping_secret && mac == NR_AUTH_MISSING) {
+		snprintf(why, whylen, "an unsigned answer (a server without netreload-secret-file, "
+				      "or older than 0.2, signs none)");
+		return 1;
+	}
+	if (ping_secret && mac != NR_AUTH_OK) {
+		snprintf(why, whylen, "an answer with a bad signature (forged, or another secret)");
+		return 1;
+	}
+	return 0;
+}
+
+/* An answer not to believe. Over TCP only the peer we connected to can have
+ * sent it: the ping ends. Over UDP anyone can: it is counted and ignored. */
+static void distrust(struct nr_ping *p, const char *why)
+{
+	if (!p->udp) {
+		finish(p, NR_EXIT_UNTRUSTED, "%s sent %s; not believed", p->target.label, why);
+		return;
+	}
+	p->untrusted++;
+	snprintf(p->untrusted_why, sizeof(p->untrusted_why), "%s", why);
+}
+
+/* Send what is in flight again from the start: over TCP on a new connection to
+ * the same address, over UDP on the same socket. */
+static void restart(struct nr_ping *p)
+{
+	p->out_off = 0;
+	p->in_len = 0;
+	if (p->udp) {
+		p->state = NR_PING_SENDING;
+		p->resend_ms = 200;
+		return;
+	}
+	close(p->fd);
+	p->fd = -1;
+	p->ai_next = p->ai_cur;
+	try_next_address(p, ECONNREFUSED);
+}
+
+/* The hello's answer: sign the request for that instance and send it. */
+static void hello_answered(struct nr_ping *p, const struct nr_reply *rep)
+{
+	if (!rep->sid[0]) {
+		finish(p, NR_EXIT_PROTOCOL, "%s answered hello without an instance id",
+		       p->target.label);
+		return;
+	}
+	memcpy(p->sid, rep->sid, sizeof(p->sid));
+	if (p->addrs)
+		memcpy(p->addrs->sid, rep->sid, sizeof(p->addrs->sid));
+	p->hello = 0;
+	if (seal(p) == 0)
+		restart(p);
+}
+
+/* The server restarted since the watcher learned its instance id: ask again, once. */
+static int ask_again(struct nr_ping *p, const struct nr_reply *rep)
+{
+	if (strcmp(rep->code, "instance") || !p->sid_cached)
+		return 0;
+	p->sid_cached = 0;
+	p->addrs->sid[0] = '\0';
+	p->hello = 1;
+	if (make_hello(p) == 0)
+		restart(p);
+	return 1;
+}
+
+static void refused(struct nr_ping *p, const struct nr_reply *rep)
+{
+	int auth = !strcmp(rep->code, "auth") || !strcmp(rep->code, "clock-skew") ||
+		   !strcmp(rep->code, "instance");
+	/* a 0.1 plugin reads protocol 1 only, and signed requests need 2 */
+	int old = !strcmp(rep->code, "version") && ping_secret;
+
+	p->final = *rep;
+	finish(p, auth ? NR_EXIT_AUTH : NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)%s",
+	       p->target.label, rep->reason, rep->code,
+	       old ? "; signed requests need netreload 0.2 or later on the server too: upgrade "
+		     "the plugin there"
+		   : "");
+}
+
+/* One reply line: a hello's answer, then accepted, then live/failed (or a
+ * single status/error). */
 static void on_line(struct nr_ping *p, const char *line, size_t len)
 {
 	struct nr_reply rep;
-	char err[128];
+	char why[160];
+	int rc = trust(p, line, len, &rep, why, sizeof(why));
 
-	if (nr_reply_parse(line, len, &rep, err, sizeof(err))) {
+	if (rc < 0 && !p->udp) {
 		finish(p, NR_EXIT_PROTOCOL, "%s answered something that is not netreload: %s",
-		       p->target.label, err);
+		       p->target.label, why);
+		return;
+	}
+	if (rc) {
+		distrust(p, why);
 		return;
 	}
 	switch (rep.kind) {
+	case NR_REPLY_HELLO:
+		if (p->hello)
+			hello_answered(p, &rep);
+		return; /* else a late answer to a hello resent over UDP */
 	case NR_REPLY_ACCEPTED:
 		p->accepted = rep;
 		p->got_accepted = 1;
@@ -321,10 +507,8 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 			finish(p, NR_EXIT_OK, NULL);
 		return;
 	case NR_REPLY_ERROR:
-		p->final = rep;
-		finish(p, !strcmp(rep.code, "auth") || !strcmp(rep.code, "clock-skew") ? NR_EXIT_AUTH
-										      : NR_EXIT_PROTOCOL,
-		       "%s refused the request: %s (%s)", p->target.label, rep.reason, rep.code);
+		if (!ask_again(p, &rep))
+			refused(p, &rep);
 		return;
 	default:
 		p->final = rep;
@@ -368,10 +552,13 @@ static void do_read(struct nr_ping *p)
 	}
 	p->in_len += (size_t)n;
 	while (p->state == NR_PING_READING && (lf = memchr(p->in, '\n', p->in_len))) {
+		char line[sizeof(p->in)];
 		size_t len = (size_t)(lf - p->in) + 1;
-		on_line(p, p->in, len);
+		/* taken out first: a hello's answer starts the request afresh */
+		memcpy(line, p->in, len);
 		memmove(p->in, p->in + len, p->in_len - len);
 		p->in_len -= len;
+		on_line(p, line, len);
 	}
 	if (p->state == NR_PING_READING && p->in_len == sizeof(p->in))
 		finish(p, NR_EXIT_PROTOCOL, "%s sent a line longer than %d bytes", p->target.label,
@@ -393,9 +580,12 @@ static void do_connected(struct nr_ping *p)
 	p->state = NR_PING_SENDING;
 }
 
+/* The hello while it is in flight, then the request. */
 static void do_send(struct nr_ping *p)
 {
-	ssize_t n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL);
+	const char *out = p->hello ? p->hello_out : p->out;
+	size_t len = p->hello ? p->hello_len : p->out_len;
+	ssize_t n = send(p->fd, out + p->out_off, len - p->out_off, NR_MSG_NOSIGNAL);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -404,10 +594,10 @@ static void do_send(struct nr_ping *p)
 		return;
 	}
 	p->out_off += (size_t)n;
-	if (p->out_off == p->out_len)
+	if (p->out_off == len)
 		p->state = NR_PING_READING;
 	if (p->udp) {
-		/* the same bytes again later: same id and nonce, so the server sees a retry */
+		/* the same request again later: same id and nonce, so the server sees a retry */
 		p->out_off = 0;
 		p->resend_at = nr_mono_ms() + p->resend_ms;
 		if (p->resend_ms < 1000)
@@ -425,8 +615,14 @@ void nr_ping_step(struct nr_ping *p, short revents)
 		do_send(p);
 	else if (revents && p->state == NR_PING_READING)
 		do_read(p);
-	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at)
+	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at &&
+	    (!p->hello || make_hello(p) == 0))
 		do_send(p);
+	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline && p->untrusted)
+		finish(p, NR_EXIT_UNTRUSTED, "%s: no answer to believe within %.1f s; %u refused, "
+					     "the last %s",
+		       p->target.label, (double)(p->deadline - p->t_start) / 1000.0, p->untrusted,
+		       p->untrusted_why);
 	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline && p->udp && p->refused &&
 	    !p->got_accepted)
 		finish(p, NR_EXIT_UNREACHABLE, "%s: UDP port closed (is uWSGI running there with "

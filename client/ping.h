@@ -25,7 +25,11 @@ enum {
 	NR_EXIT_TIMEOUT = 4,	 /* no final answer within --timeout */
 	NR_EXIT_PROTOCOL = 5,	 /* the peer is not a netreload server, or hung up */
 	NR_EXIT_AUTH = 6,	 /* the server refused our signature: secret or clock */
+	/* 7: watch cannot watch (watch.c) */
+	NR_EXIT_UNTRUSTED = 8, /* an answer not to believe: unsigned, forged, or another request's */
 };
+
+#define NR_HELLO_IDS 8 /* UDP: the last hellos sent, any of whose answers will do */
 
 #define NR_DEFAULT_PORT "9001"
 
@@ -33,6 +37,15 @@ struct nr_target {
 	char host[256];
 	char port[8];
 	char label[272]; /* host:port as the user should read it */
+};
+
+/* What the watcher keeps of a target across pings: its addresses, looked up
+ * once (a lookup can block for seconds, and the watcher's poll() loop must
+ * not), and its instance id, so a signed ping needs no hello each time. */
+struct nr_addrs {
+	struct addrinfo *list;	  /* NULL: look up at the next ping */
+	int fresh;		  /* the last ping looked them up; the caller clears it */
+	char sid[NR_SID_HEX + 1]; /* from the last hello; "": ask again */
 };
 
 enum nr_ping_state { NR_PING_IDLE, NR_PING_CONNECTING, NR_PING_SENDING, NR_PING_READING, NR_PING_DONE };
@@ -47,6 +60,20 @@ struct nr_ping {
 	uint64_t resend_at;  /* UDP: when to send again */
 	uint32_t resend_ms;  /* UDP: current retry interval */
 	int result; /* an NR_EXIT_* once state is NR_PING_DONE */
+	/* with a secret: the request names the server's instance id, asked first
+	 * with a hello unless addrs knew it (PROTOCOL.md, "Instances") */
+	int hello;		  /* the hello is in flight; the request waits in out */
+	int sid_cached;		  /* sid came from addrs: an "instance" error asks again, once */
+	char sid[NR_SID_HEX + 1];
+	struct nr_addrs *addrs;	  /* the caller's (it keeps the sid too), or NULL */
+	struct addrinfo *ai_cur;  /* the address connected to: the request follows the hello */
+	char hello_out[NR_LINE_MAX];
+	size_t hello_len;
+	char hello_ids[NR_HELLO_IDS][NR_ID_MAX + 1];
+	unsigned nhello;
+	size_t head_len;	  /* out: the request line as it stands; file lines follow */
+	unsigned untrusted;	  /* UDP: answers not believed (over TCP one ends the ping) */
+	char untrusted_why[200];
 	uint64_t t_start, t_accepted, t_done, deadline;
 	uint64_t t_start_us, t_accepted_us; /* finer, for --json */
 	int got_accepted;
@@ -60,12 +87,6 @@ struct nr_ping {
 	size_t in_len;
 };
 
-/* A target's addresses, looked up once and kept across pings (the watcher's):
- * a lookup can block for seconds, and the watcher's poll() loop must not. */
-struct nr_addrs {
-	struct addrinfo *list; /* NULL: look up at the next ping */
-	int fresh;	       /* the last ping looked them up; the caller clears it */
-};
 
 uint64_t nr_mono_ms(void);
 /* Sign every request started from now on with this secret (NULL: don't sign). */
@@ -87,7 +108,8 @@ void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct n
 			  uint32_t timeout_ms);
 /* Look up t's TCP addresses into a; -1 with err filled if the name does not resolve. */
 int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen);
-/* Drop them (the target may have moved): the next ping looks them up again. */
+/* Drop them and the instance id (the target may have moved or restarted): the
+ * next ping looks them up and asks again. */
 void nr_addrs_forget(struct nr_addrs *a);
 /* "::1, 127.0.0.1": the addresses, for a log line. */
 void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len);

@@ -9,14 +9,35 @@
 
 #include "client.h"
 
+/* Random, so a sender who cannot see our request cannot guess what its answer
+ * must echo (a signed request replaces it with its nonce anyway). */
 void nr_request_id(char *id, size_t len)
 {
 	static unsigned counter;
+	char random[NR_NONCE_HEX + 1];
 	struct timespec ts;
 
+	if (len > NR_NONCE_HEX && nr_nonce_new(random) == 0) {
+		snprintf(id, len, "%s", random);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	snprintf(id, len, "%x-%lx-%u", (unsigned)getpid(), (unsigned long)(ts.tv_nsec & 0xfffff),
 		 ++counter);
+}
+
+const char *nr_exit_name(int result)
+{
+	static const char *names[] = {
+		[NR_EXIT_OK] = "live",		[NR_EXIT_FAILED] = "failed",
+		[NR_EXIT_USAGE] = "usage",	[NR_EXIT_UNREACHABLE] = "unreachable",
+		[NR_EXIT_TIMEOUT] = "timeout",	[NR_EXIT_PROTOCOL] = "protocol",
+		[NR_EXIT_AUTH] = "auth",	[NR_EXIT_UNTRUSTED] = "untrusted",
+	};
+
+	if (result < 0 || result >= (int)(sizeof(names) / sizeof(names[0])) || !names[result])
+		return "error";
+	return names[result];
 }
 
 int nr_use_secret(const char *path)
@@ -39,21 +60,6 @@ int nr_use_secret(const char *path)
 			path, path);
 	nr_ping_set_secret(&secret);
 	return 0;
-}
-
-void nr_json_string(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
-	}
-	fputc('"', out);
 }
 
 static unsigned after(unsigned t, unsigned since)
@@ -113,14 +119,11 @@ void nr_stale_advice(const char *label, uint32_t stale)
 
 static const char *event_name(const struct nr_ping *p)
 {
-	static const char *names[] = {"live",	 "failed",   "usage", "unreachable",
-				      "timeout", "protocol", "auth"};
-
 	if (p->result == 0 && p->final.kind == NR_REPLY_STATUS)
 		return "status";
 	if (p->result == 0 && !p->req.wait && p->req.verb == NR_VERB_RELOAD)
 		return "accepted";
-	return p->result >= 0 && p->result <= 6 ? names[p->result] : "error";
+	return nr_exit_name(p->result);
 }
 
 void nr_json_result(FILE *out, const struct nr_ping *p)
@@ -129,27 +132,29 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 
 	fprintf(out, "{\"target\":");
 	nr_json_string(out, p->target.label);
-	fprintf(out, ",\"event\":\"%s\",\"exit\":%d,\"ms\":%llu", event_name(p), p->result,
+	nr_json_member(out, "event", event_name(p));
+	fprintf(out, ",\"exit\":%d,\"ms\":%llu", p->result,
 		(unsigned long long)(p->t_done - p->t_start));
-	if (p->got_accepted)
-		fprintf(out, ",\"gen\":%llu,\"mode\":\"%s\",\"accepted_ms\":%.3f",
-			(unsigned long long)p->accepted.gen, nr_mode_name(p->accepted.mode),
+	if (p->got_accepted) {
+		fprintf(out, ",\"gen\":%llu", (unsigned long long)p->accepted.gen);
+		nr_json_member(out, "mode", nr_mode_name(p->accepted.mode));
+		fprintf(out, ",\"accepted_ms\":%.3f",
 			(double)(p->t_accepted_us - p->t_start_us) / 1000.0);
+	}
 	nr_json_steps(out, f);
 	if (f->kind == NR_REPLY_STATUS) {
-		fprintf(out, ",\"gen\":%llu,\"state\":\"%s\",\"mode\":\"%s\",\"workers_live\":%u,"
-			     "\"workers_total\":%u,\"apps\":%u,\"last\":\"%s\",\"last_ms\":%u,\"pid\":%u",
-			(unsigned long long)f->gen, f->state, nr_mode_name(f->mode), f->workers_live,
-			f->workers_total, f->apps, f->last, f->last_ms, f->pid);
+		fprintf(out, ",\"gen\":%llu", (unsigned long long)f->gen);
+		nr_json_member(out, "state", f->state);
+		nr_json_member(out, "mode", nr_mode_name(f->mode));
+		fprintf(out, ",\"workers_live\":%u,\"workers_total\":%u,\"apps\":%u", f->workers_live,
+			f->workers_total, f->apps);
+		nr_json_member(out, "last", f->last);
+		fprintf(out, ",\"last_ms\":%u,\"pid\":%u", f->last_ms, f->pid);
 	}
-	if (f->reason[0]) {
-		fprintf(out, ",\"reason\":");
-		nr_json_string(out, f->reason);
-	}
-	if (p->result != 0 && p->result != 1) {
-		fprintf(out, ",\"error\":");
-		nr_json_string(out, p->err);
-	}
+	if (f->reason[0])
+		nr_json_member(out, "reason", f->reason);
+	if (p->result != 0 && p->result != 1)
+		nr_json_member(out, "error", p->err);
 	fprintf(out, "}\n");
 	fflush(out);
 }

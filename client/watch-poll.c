@@ -6,6 +6,7 @@
  * fallback when inotify runs out of watches. Costs one lstat() per file per
  * period; prune big directories with the filters.
  */
+#include "compat.h"
 #include "watch.h"
 
 #include <dirent.h>
@@ -53,8 +54,8 @@ static int snap_add(struct snap *s, const char *rel, const struct stat *st)
 	e = &s->e[s->n];
 	if (!(e->path = strdup(rel)))
 		return -1;
-	e->mtim = st->st_mtim;
-	e->ctim = st->st_ctim;
+	e->mtim = NR_ST_MTIM(st);
+	e->ctim = NR_ST_CTIM(st);
 	e->size = st->st_size;
 	e->ino = st->st_ino;
 	s->n++;

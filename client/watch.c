@@ -7,7 +7,6 @@
  * batches deliver.c sends to every target.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "compat.h"
 #include "debounce.h"
 #include "deliver.h"
 #include "filter.h"
@@ -73,7 +73,7 @@ static const char usage_watch[] =
 	"exit: 0 stopped by SIGINT/SIGTERM (or --stdin ended and the last reloads went\n"
 	"      well), 2 usage, 3 a --to name does not resolve, 7 cannot watch; at the\n"
 	"      end of --stdin, the worst of the last reloads (1 failed, 3 unreachable,\n"
-	"      4 timeout, 5 protocol, 6 auth).\n";
+	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
        OPT_ON_LIVE, OPT_NO_FILES };
@@ -248,19 +248,29 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 
 /* ---- roots and backends ------------------------------------------------ */
 
+/* "WHAT ROOT: WHY" on stderr, both escaped (names come from the disk). */
+static int watch_failed(const struct nr_watch *w, const char *what)
+{
+	char root[NR_TTY_SIZE(sizeof(w->root))], err[NR_TTY_SIZE(sizeof(w->err))];
+
+	nr_error("%s %s: %s", what, nr_tty(w->root, root, sizeof(root)),
+		 nr_tty(w->err, err, sizeof(err)));
+	return NR_EXIT_WATCH;
+}
+
 static int open_root(struct nr_watch *w, const char *dir, const struct nr_filter_opts *f)
 {
-	char real[PATH_MAX];
+	char real[PATH_MAX], shown[NR_TTY_SIZE(PATH_MAX)];
 	struct stat st;
 
 	if (!realpath(dir, real) || stat(real, &st)) {
 		fprintf(stderr, "netreload: error: cannot watch '%s': %s (give an existing directory)\n",
-			dir, strerror(errno));
+			nr_tty(dir, shown, sizeof(shown)), strerror(errno));
 		return NR_EXIT_USAGE;
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		fprintf(stderr, "netreload: error: cannot watch '%s': not a directory (give its directory, "
-				"and --include to pick files)\n", dir);
+				"and --include to pick files)\n", nr_tty(dir, shown, sizeof(shown)));
 		return NR_EXIT_USAGE;
 	}
 	memset(w, 0, sizeof(*w));
@@ -335,8 +345,7 @@ static int open_backend(struct watch_ctx *c, struct nr_watch *w)
 		rc = w->be->open(w);
 	}
 	if (rc) {
-		nr_error("cannot watch %s: %s", w->root, w->err);
-		return NR_EXIT_WATCH;
+		return watch_failed(w, "cannot watch");
 	}
 	return 0;
 }
@@ -357,21 +366,23 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 {
 	struct watch_ctx *c = ctx;
 	const char *base = strrchr(rel, '/');
-	char why[PATH_MAX];
+	char why[PATH_MAX], shown[NR_TTY_SIZE(PATH_MAX)], shown_why[NR_TTY_SIZE(PATH_MAX)];
 	int yes;
 
 	if (rel[0] == '/') {
 		/* --stdin: the other watcher may watch more than we were asked to */
 		if (c->o->verbose)
-			fprintf(stderr, "netreload: %s: ignored (outside %s)\n", rel, w->root);
+			fprintf(stderr, "netreload: %s: ignored (outside %s)\n",
+				nr_tty(rel, shown, sizeof(shown)), nr_tty(w->root, shown_why, sizeof(shown_why)));
 		return;
 	}
 	if (!strcmp(base ? base + 1 : rel, ".gitignore"))
 		nr_filter_forget(w->filter, rel);
 	yes = *rel ? nr_filter_check(w->filter, rel, is_dir, why, sizeof(why)) : 1;
 	if (c->o->verbose)
-		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? rel : ".", is_dir ? "/" : "",
-			yes ? "changed" : "ignored", *rel ? why : "rescan");
+		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? nr_tty(rel, shown, sizeof(shown)) : ".",
+			is_dir ? "/" : "", yes ? "changed" : "ignored",
+			*rel ? nr_tty(why, shown_why, sizeof(shown_why)) : "rescan");
 	/* only files of the first root are listed; a directory that went, or a
 	 * rescan (""), cannot say which files changed */
 	if (yes)
@@ -387,8 +398,7 @@ static int runtime_fallback(struct watch_ctx *c, struct nr_watch *w)
 	w->period_ms = c->o->poll_ms ? c->o->poll_ms : FALLBACK_POLL_MS;
 	inotify_limit_warning(w);
 	if (w->be->open(w)) {
-		nr_error("cannot watch %s: %s", w->root, w->err);
-		return NR_EXIT_WATCH;
+		return watch_failed(w, "cannot watch");
 	}
 	on_change(c, w, "", 1);
 	return 0;
@@ -398,10 +408,12 @@ static int runtime_fallback(struct watch_ctx *c, struct nr_watch *w)
  * over a long run it must follow the tree, not the history of the tree. */
 static void log_dirs(const struct watch_ctx *c, const struct nr_watch *w, int ndirs, size_t bytes)
 {
+	char root[NR_TTY_SIZE(sizeof(w->root))];
+
 	if (!c->o->verbose || (w->ndirs == ndirs && w->table_bytes == bytes))
 		return;
 	fprintf(stderr, "netreload: now %d dir%s watched under %s", w->ndirs,
-		w->ndirs == 1 ? "" : "s", w->root);
+		w->ndirs == 1 ? "" : "s", nr_tty(w->root, root, sizeof(root)));
 	if (w->table_bytes)
 		fprintf(stderr, " (%s table: %zu bytes)", w->be->name, w->table_bytes);
 	fputc('\n', stderr);
@@ -423,8 +435,7 @@ static int read_backend(struct watch_ctx *c, int i)
 	else if (rc == NR_WATCH_LIMIT)
 		return runtime_fallback(c, w);
 	else if (rc) {
-		nr_error("watching %s: %s", w->root, w->err);
-		return NR_EXIT_WATCH;
+		return watch_failed(w, "watching");
 	}
 	return 0;
 }
@@ -489,7 +500,7 @@ static int setup_signals(void)
 {
 	struct sigaction sa = {.sa_handler = on_signal};
 
-	if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC))
+	if (nr_pipe_nonblock(sig_pipe))
 		return -1;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -604,6 +615,7 @@ static int run_loop(struct watch_ctx *c)
 
 static void startup_line(const struct watch_ctx *c)
 {
+	char root[NR_TTY_SIZE(sizeof(c->w[0].root))];
 	int dirs = 0;
 
 	for (int i = 0; i < c->nw; i++)
@@ -613,7 +625,7 @@ static void startup_line(const struct watch_ctx *c)
 	else
 		fprintf(stderr, "netreload: watching %d dir%s under ", dirs, dirs == 1 ? "" : "s");
 	for (int i = 0; i < c->nw; i++)
-		fprintf(stderr, "%s%s", i ? ", " : "", c->w[i].root);
+		fprintf(stderr, "%s%s", i ? ", " : "", nr_tty(c->w[i].root, root, sizeof(root)));
 	if (c->w[0].period_ms)
 		fprintf(stderr, " (%s every %d ms) \u2192", c->w[0].be->name, c->w[0].period_ms);
 	else
@@ -627,6 +639,7 @@ static void startup_line(const struct watch_ctx *c)
 static int explain(struct watch_ctx *c, const char *arg)
 {
 	char full[PATH_MAX * 2], real[PATH_MAX], why[PATH_MAX];
+	char shown[NR_TTY_SIZE(PATH_MAX)], shown_why[NR_TTY_SIZE(PATH_MAX * 2)];
 	const char *root = c->w[0].root, *rel = NULL;
 	size_t rlen = strlen(root);
 	struct stat st;
@@ -643,15 +656,17 @@ static int explain(struct watch_ctx *c, const char *arg)
 		rel = full + 1;
 	if (!rel || !*rel) {
 		fprintf(stderr, "netreload: error: --explain '%s': not inside %s (give a path in the watched directory)\n",
-			arg, root);
+			nr_tty(arg, shown, sizeof(shown)), nr_tty(root, shown_why, sizeof(shown_why)));
 		return NR_EXIT_USAGE;
 	}
 	yes = nr_filter_check(c->w[0].filter, rel, stat(full, &st) == 0 && S_ISDIR(st.st_mode), why,
 			      sizeof(why));
+	nr_tty(arg, shown, sizeof(shown));
+	nr_tty(why, shown_why, sizeof(shown_why));
 	if (yes)
-		printf("%s: would trigger a reload (%s)\n", arg, why);
+		printf("%s: would trigger a reload (%s)\n", shown, shown_why);
 	else
-		printf("%s: ignored by %s\n", arg, why);
+		printf("%s: ignored by %s\n", shown, shown_why);
 	return yes ? 0 : 1;
 }
 

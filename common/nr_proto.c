@@ -24,12 +24,24 @@ static const char *mode_names[NR_MODE_COUNT] = {
 static const char *kind_names[] = {
 	[NR_REPLY_ACCEPTED] = "accepted", [NR_REPLY_LIVE] = "live",
 	[NR_REPLY_FAILED] = "failed",	  [NR_REPLY_STATUS] = "status",
-	[NR_REPLY_ERROR] = "error",
+	[NR_REPLY_ERROR] = "error",	  [NR_REPLY_HELLO] = "hello",
 };
+
+/* Request verbs, and the protocol version that brought each. */
+static const struct {
+	const char *word;
+	int since;
+} verbs[] = {
+	[NR_VERB_RELOAD] = {"reload", 1},
+	[NR_VERB_STATUS] = {"status", 1},
+	[NR_VERB_HELLO] = {"hello", 2},
+};
+#define NR_VERBS (int)(sizeof(verbs) / sizeof(verbs[0]))
 
 /* A split line: the version, the verb and up to NR_MAX_FIELDS key=value pairs. */
 #define NR_MAX_FIELDS 16
 struct fields {
+	int version;
 	char buf[NR_LINE_MAX + 1];
 	const char *word;
 	const char *key[NR_MAX_FIELDS];
@@ -134,9 +146,11 @@ static int split(const char *line, size_t len, struct fields *f, char *err, size
 	}
 	if (p < end && *p != ' ')
 		return fail(err, errlen, NR_EPARSE, "bad protocol version");
-	if (ver != NR_PROTOCOL_VERSION)
-		return fail(err, errlen, NR_EVERSION, "protocol version %lu not supported (this side speaks %d)",
-			    ver, NR_PROTOCOL_VERSION);
+	if (ver < NR_PROTOCOL_MIN || ver > NR_PROTOCOL_VERSION)
+		return fail(err, errlen, NR_EVERSION,
+			    "protocol version %lu not supported (this side speaks %d to %d)", ver,
+			    NR_PROTOCOL_MIN, NR_PROTOCOL_VERSION);
+	f->version = (int)ver;
 	return 0;
 }
 
@@ -242,15 +256,26 @@ static int copy_word(char *dst, size_t size, const char *src)
 	return 0;
 }
 
-/* A lowercase hex SHA-256 (the file list's sum=). */
-static int hash_hex_valid(const char *s)
+/* Exactly want lowercase hex digits. */
+static int lower_hex(const char *s, size_t want)
 {
 	size_t n = 0;
 
 	for (; s[n]; n++)
 		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
 			return 0;
-	return n == NR_HASH_HEX;
+	return n == want;
+}
+
+/* A lowercase hex SHA-256 (the file list's sum=). */
+static int hash_hex_valid(const char *s)
+{
+	return lower_hex(s, NR_HASH_HEX);
+}
+
+int nr_sid_valid(const char *s)
+{
+	return lower_hex(s, NR_SID_HEX);
 }
 
 static int req_id(struct nr_request *req, const char *v)
@@ -321,15 +346,16 @@ static int request_field(struct nr_request *req, const struct fields *f, int i, 
 	return NR_OK;
 }
 
-static int request_verb(const char *word, enum nr_verb *verb)
+/* The verb a word names, if the line's version has it. */
+static int request_verb(const char *word, int version, enum nr_verb *verb)
 {
-	if (!strcmp(word, "reload"))
-		*verb = NR_VERB_RELOAD;
-	else if (!strcmp(word, "status"))
-		*verb = NR_VERB_STATUS;
-	else
-		return -1;
-	return 0;
+	for (int i = NR_VERB_RELOAD; i < NR_VERBS; i++) {
+		if (!strcmp(word, verbs[i].word) && version >= verbs[i].since) {
+			*verb = (enum nr_verb)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 int nr_request_parse(const char *line, size_t len, struct nr_request *req, char *err,
@@ -342,10 +368,12 @@ int nr_request_parse(const char *line, size_t len, struct nr_request *req, char 
 	if (rc)
 		return rc;
 	memset(req, 0, sizeof(*req));
+	req->version = f.version;
 	req->wait = 1;
-	if (request_verb(f.word, &req->verb))
-		return fail(err, errlen, NR_EPARSE, "unknown verb '%.20s' (expected reload or status)",
-			    f.word);
+	if (request_verb(f.word, f.version, &req->verb))
+		return fail(err, errlen, NR_EPARSE,
+			    "unknown verb '%.20s' in protocol %d (expected reload, status%s)", f.word,
+			    f.version, f.version >= 2 ? " or hello" : "");
 	for (int i = 0; i < f.n; i++)
 		if ((rc = request_field(req, &f, i, &seen, err, errlen)))
 			return rc;
@@ -389,12 +417,15 @@ static int format_files(const struct nr_request *req, char *buf, size_t len, siz
 int nr_request_format(const struct nr_request *req, char *buf, size_t len)
 {
 	size_t off = 0;
-	int rc;
+	int version, rc;
 
 	if (len > NR_LINE_MAX)
 		len = NR_LINE_MAX;
-	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION,
-		    req->verb == NR_VERB_STATUS ? "status" : "reload");
+	version = req->version ? req->version : NR_PROTOCOL_MIN;
+	if (req->verb < NR_VERB_RELOAD || req->verb >= NR_VERBS || version < verbs[req->verb].since ||
+	    version > NR_PROTOCOL_VERSION)
+		return NR_EPARSE;
+	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s", version, verbs[req->verb].word);
 	if (!rc && req->id[0])
 		rc = nr_append(buf, len, &off, " id=%s", req->id);
 	if (!rc && req->verb == NR_VERB_RELOAD && req->mode != NR_MODE_DEFAULT)
@@ -410,7 +441,7 @@ int nr_request_format(const struct nr_request *req, char *buf, size_t len)
 
 static int reply_kind(const char *word, enum nr_kind *kind)
 {
-	for (int i = NR_REPLY_ACCEPTED; i <= NR_REPLY_ERROR; i++) {
+	for (int i = NR_REPLY_ACCEPTED; i < NR_REPLY_COUNT; i++) {
 		if (!strcmp(word, kind_names[i])) {
 			*kind = (enum nr_kind)i;
 			return 0;
@@ -464,6 +495,8 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 		return parse_u32(v, &rep->pid);
 	if (!strcmp(k, "code"))
 		return copy_word(rep->code, sizeof(rep->code), v);
+	if (!strcmp(k, "sid"))
+		return nr_sid_valid(v) ? copy_word(rep->sid, sizeof(rep->sid), v) : -1;
 	if (!strcmp(k, "reason")) {
 		nr_reason_set(rep->reason, v);
 		return 0;
@@ -481,6 +514,7 @@ int nr_reply_parse(const char *line, size_t len, struct nr_reply *rep, char *err
 	if (rc)
 		return rc;
 	memset(rep, 0, sizeof(*rep));
+	rep->version = f.version;
 	if (reply_kind(f.word, &rep->kind))
 		return fail(err, errlen, NR_EPARSE, "unknown reply '%.20s'", f.word);
 	for (int i = 0; i < f.n; i++) {
@@ -521,6 +555,10 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 		return format_status(rep, buf, len, off);
 	case NR_REPLY_ERROR:
 		return nr_append(buf, len, off, " code=%s", rep->code[0] ? rep->code : "error");
+	case NR_REPLY_HELLO:
+		return rep->sid[0] ? nr_append(buf, len, off, " sid=%s", rep->sid) : NR_OK;
+	case NR_REPLY_COUNT:
+		break;
 	}
 	return NR_EPARSE;
 }
@@ -531,11 +569,12 @@ int nr_reply_format(const struct nr_reply *rep, char *buf, size_t len)
 	char reason[NR_REASON_MAX + 1];
 	int rc;
 
-	if (rep->kind < NR_REPLY_ACCEPTED || rep->kind > NR_REPLY_ERROR)
+	if (rep->kind < NR_REPLY_ACCEPTED || rep->kind >= NR_REPLY_COUNT)
 		return NR_EPARSE;
 	if (len > NR_LINE_MAX)
 		len = NR_LINE_MAX;
-	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s", NR_PROTOCOL_VERSION, kind_names[rep->kind]);
+	rc = nr_append(buf, len, &off, NR_MAGIC "%d %s",
+		       rep->version ? rep->version : NR_PROTOCOL_MIN, kind_names[rep->kind]);
 	if (!rc && rep->id[0])
 		rc = nr_append(buf, len, &off, " id=%s", rep->id);
 	if (!rc)

@@ -13,12 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NR_PROTOCOL_VERSION 1
+#define NR_PROTOCOL_VERSION 2 /* the newest version this side speaks */
+#define NR_PROTOCOL_MIN 1     /* the oldest it still reads, and writes where that is enough */
 #define NR_MAGIC "NETRELOAD/"
 #define NR_MAGIC_LEN 10
 #define NR_LINE_MAX 512 /* including the LF */
 #define NR_ID_MAX 32
 #define NR_REASON_MAX 400
+#define NR_SID_HEX 32 /* hex chars in an instance id (128 random bits) */
 
 enum nr_err {
 	NR_OK = 0,
@@ -39,7 +41,7 @@ enum nr_mode {
 	NR_MODE_COUNT
 };
 
-enum nr_verb { NR_VERB_RELOAD = 1, NR_VERB_STATUS };
+enum nr_verb { NR_VERB_RELOAD = 1, NR_VERB_STATUS, NR_VERB_HELLO /* protocol 2 */ };
 
 enum nr_kind {
 	NR_REPLY_ACCEPTED = 1,
@@ -47,9 +49,12 @@ enum nr_kind {
 	NR_REPLY_FAILED,
 	NR_REPLY_STATUS,
 	NR_REPLY_ERROR,
+	NR_REPLY_HELLO, /* protocol 2: the server's instance id */
+	NR_REPLY_COUNT
 };
 
 struct nr_request {
+	int version; /* of the line: NR_PROTOCOL_MIN..NR_PROTOCOL_VERSION; 0 writes NR_PROTOCOL_MIN */
 	enum nr_verb verb;
 	enum nr_mode mode;
 	int wait; /* 1: answer "live"/"failed" as well as "accepted" */
@@ -62,6 +67,7 @@ struct nr_request {
 
 /* One reply line. Fields a kind does not use stay zero / empty. */
 struct nr_reply {
+	int version; /* as for a request */
 	enum nr_kind kind;
 	char id[NR_ID_MAX + 1];
 	uint64_t gen;      /* generation the request maps to, or now serving */
@@ -78,6 +84,8 @@ struct nr_reply {
 	char last[16];     /* none | live | failed */
 	uint32_t last_ms;
 	uint32_t pid;
+	/* hello only: the instance id signed requests must name (PROTOCOL.md, "Instances") */
+	char sid[NR_SID_HEX + 1];
 	/* error only */
 	char code[24];
 	/* failed, error, status (last failure): free text to end of line */
@@ -87,6 +95,8 @@ struct nr_reply {
 const char *nr_mode_name(enum nr_mode mode);
 int nr_mode_parse(const char *name, enum nr_mode *mode);
 int nr_id_valid(const char *id);
+/* NR_SID_HEX lowercase hex digits: an instance id. */
+int nr_sid_valid(const char *sid);
 
 /* Classify the first bytes of a stream: NR_OK if they are (so far) a
  * versioned request, NR_ELEGACY if they can no longer become one. */

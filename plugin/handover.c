@@ -8,7 +8,7 @@
  *   c=FD,GEN,T0,ID         a client waiting for generation GEN
  *   p=FD,OPENED,HEX        a client still sending; HEX is what it sent
  *   u=GEN,T0,ID,HEX        a UDP sender waiting; HEX is its address
- *   r=ID,GEN,T0,KIND,MS,STOP   a UDP request id taken, and how it ended
+ *   r=ID,GEN,T0,KIND,MS,STOP[,HEX]   a UDP request id taken, how it ended, its sender
  *   f=HEX                  a file to see on the share: its file line (nr_files.h)
  *   fmore=N stale=N sreason=HEX   unlisted changes; a failed check's count and why
  *
@@ -95,9 +95,15 @@ static int put_share(const struct nr_handover *h, char *buf, size_t len, size_t 
 
 static int put_recent(const struct nr_ho_recent *r, char *buf, size_t len, size_t *off)
 {
-	return nr_append(buf, len, off, " r=%s,%llu,%llu,%d,%u,%u", id_out(r->id),
-			 (unsigned long long)r->gen, (unsigned long long)r->t0, r->kind, r->ms,
-			 r->stop_ms);
+	if (nr_append(buf, len, off, " r=%s,%llu,%llu,%d,%u,%u", id_out(r->id),
+		      (unsigned long long)r->gen, (unsigned long long)r->t0, r->kind, r->ms,
+		      r->stop_ms))
+		return NR_ESPACE;
+	if (!r->alen)
+		return NR_OK;
+	if (nr_append(buf, len, off, ","))
+		return NR_ESPACE;
+	return put_hex(buf, len, off, &r->addr, r->alen);
 }
 
 /* Encode entries until one does not fit; that one and the rest are cut off.
@@ -118,14 +124,24 @@ int nr_handover_format(struct nr_handover *h, char *buf, size_t len)
 {
 	size_t off = 0;
 
+	int nwait = 0, nsend;
+
+	while (nwait < h->nconns && h->conns[nwait].waiting)
+		nwait++;
+	nsend = h->nconns - nwait;
 	if (put_fixed(h, buf, len, &off))
 		return NR_ESPACE;
-	PUT_LIST(put_conn, h->conns, h->nconns);
+	PUT_LIST(put_conn, h->conns, nwait);
 	PUT_LIST(put_udp, h->udp, h->nudp);
 	PUT_LIST(put_recent, h->recent, h->nrecent);
 	if (put_share(h, buf, len, &off))
 		return NR_ESPACE;
 	PUT_LIST(put_file, h->files, h->nfiles);
+	if (nwait + nsend == h->nconns) /* every waiting one went in */
+		PUT_LIST(put_conn, h->conns + nwait, nsend);
+	else
+		nsend = 0;
+	h->nconns = nwait + nsend;
 	return NR_OK;
 }
 
@@ -258,13 +274,23 @@ static int take_recent(struct nr_handover *h, char *v)
 	char *p[NR_HO_FIELDS];
 	struct nr_ho_recent *r = &h->recent[h->nrecent];
 
-	if (h->nrecent == NR_HO_RECENT || split_commas(v, p, 6) != 6)
+	int parts = h->nrecent == NR_HO_RECENT ? 0 : split_commas(v, p, 7);
+	long n;
+
+	if (parts != 6 && parts != 7)
 		return -1;
 	memset(r, 0, sizeof(*r));
 	if (get_id(p[0], r->id) || !r->id[0] || get_u64(p[1], &r->gen) || get_u64(p[2], &r->t0) ||
 	    get_int(p[3], NR_REPLY_FAILED, &r->kind) || get_u32(p[4], &r->ms) ||
 	    get_u32(p[5], &r->stop_ms))
 		return -1;
+	if (parts == 7) {
+		n = unhex(p[6], sizeof(r->addr));
+		if (n < (long)sizeof(sa_family_t))
+			return -1;
+		memcpy(&r->addr, p[6], (size_t)n);
+		r->alen = (socklen_t)n;
+	}
 	if (r->kind && r->kind != NR_REPLY_LIVE && r->kind != NR_REPLY_FAILED)
 		return -1;
 	h->nrecent++;

@@ -49,6 +49,8 @@ struct nr_ho_recent {
 	uint64_t gen, t0;
 	int kind; /* 0, NR_REPLY_LIVE or NR_REPLY_FAILED */
 	uint32_t ms, stop_ms;
+	struct sockaddr_storage addr; /* its sender (alen 0: unknown, from an older text) */
+	socklen_t alen;
 };
 
 struct nr_handover {
@@ -70,7 +72,11 @@ struct nr_handover {
 	char *text; /* after nr_handover_parse: owns the bytes the readers point into */
 };
 
-/* Encode h into buf. Each list is cut at its first entry that does not fit,
+/* Encode h into buf. What a hand-over must keep comes first and always fits:
+ * the clients waiting for "live" (conns that are waiting, which the caller puts
+ * first), UDP waiters, ids, the reload and its files; clients still sending a
+ * request (no one vouched for them yet) come last and are the ones cut when the
+ * text is full. Each list is cut at its first entry that does not fit,
  * and its count in h lowered to match, so the caller can tell which entries
  * stayed behind. 0, or NR_ESPACE if not even the fixed part fits. */
 int nr_handover_format(struct nr_handover *h, char *buf, size_t len);

@@ -11,6 +11,7 @@
 #include "netreload.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -18,6 +19,9 @@
 extern struct uwsgi_server uwsgi;
 
 #define NR_BATCH 64
+/* Replies the UDP port may send per second, whoever asks: what a flood of
+ * spoofed requests can make us emit is bounded. */
+#define NR_UDP_REPLY_RATE 200
 
 /* Epoll keys. A connection's key is its serial and slot, never its pointer: an
  * event can name a connection closed since (earlier in the same batch), and
@@ -75,22 +79,126 @@ static void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
 	snprintf(out, len, ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
-/* One listening socket; fds stay inheritable so they survive the re-exec. */
-static int open_socket(const struct addrinfo *ai, int type, const char *what)
+/* The inode of a socket bound to port in /proc/net/FILE (a TCP one listening). */
+static unsigned long port_inode(const char *file, int port, int tcp)
+{
+	char path[64], line[512];
+	unsigned long inode = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/net/%s", file);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (!inode && fgets(line, sizeof(line), f)) {
+		unsigned int lport, st;
+		unsigned long ino;
+		if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x %*s %*s %*s %*s %*s %lu",
+			   &lport, &st, &ino) == 3 &&
+		    (int)lport == port && (!tcp || st == 0x0A))
+			inode = ino;
+	}
+	fclose(f);
+	return inode;
+}
+
+/* "pid 1234 (nc)" for the process holding a socket on port, or "" if we
+ * cannot see it (another user's process, without root). */
+static void port_holder(int type, int port, char *out, size_t len)
+{
+	int tcp = type == SOCK_STREAM;
+	unsigned long inode = port_inode(tcp ? "tcp" : "udp", port, tcp);
+	char want[48];
+	DIR *proc;
+	struct dirent *p;
+
+	out[0] = '\0';
+	if (!inode)
+		inode = port_inode(tcp ? "tcp6" : "udp6", port, tcp);
+	if (!inode || !(proc = opendir("/proc")))
+		return;
+	snprintf(want, sizeof(want), "socket:[%lu]", inode);
+	while (!out[0] && (p = readdir(proc))) {
+		char dir[288], link[64], comm[32] = "?";
+		struct dirent *fd;
+		DIR *fds;
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(dir, sizeof(dir), "/proc/%s/fd", p->d_name);
+		if (!(fds = opendir(dir)))
+			continue;
+		while (!out[0] && (fd = readdir(fds))) {
+			char fpath[576];
+			ssize_t n;
+			snprintf(fpath, sizeof(fpath), "%s/%s", dir, fd->d_name);
+			n = readlink(fpath, link, sizeof(link) - 1);
+			if (n <= 0)
+				continue;
+			link[n] = '\0';
+			if (strcmp(link, want))
+				continue;
+			snprintf(fpath, sizeof(fpath), "/proc/%s/comm", p->d_name);
+			FILE *c = fopen(fpath, "re");
+			if (c) {
+				if (fgets(comm, sizeof(comm), c))
+					comm[strcspn(comm, "\n")] = '\0';
+				fclose(c);
+			}
+			snprintf(out, len, "pid %ld (%.32s)", strtol(p->d_name, NULL, 10), comm);
+		}
+		closedir(fds);
+	}
+	closedir(proc);
+}
+
+/* Our fds are close-on-exec, except while a re-exec hands them over. */
+static void set_cloexec(int fd, int on)
+{
+	int flags = fcntl(fd, F_GETFD);
+
+	if (flags >= 0)
+		fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+}
+
+/* One listening socket; -2 if the port is in use and the caller may wait for it.
+ * No SO_REUSEADDR on UDP: it would let any local user bind the same port and
+ * take our datagrams (and let us share a port someone else holds). On TCP it
+ * only allows a restart while old connections sit in TIME_WAIT: Linux never
+ * binds a second socket to a port another one listens on. */
+static int open_socket(const struct addrinfo *ai, int type, const char *what, int may_wait)
 {
 	int one = 1;
-	int fd = socket(ai->ai_family, type | SOCK_NONBLOCK, 0);
+	int fd = socket(ai->ai_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	char holder[96], who[128] = "";
 
 	if (fd < 0) {
 		uwsgi_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
 		return -1;
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (type == SOCK_STREAM)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) ||
 	    (type == SOCK_STREAM && listen(fd, 128))) {
-		uwsgi_log("netreload: cannot listen on %s %s:%s: %s (is another instance using "
-			  "netreload-port %s? pick a free port)\n",
-			  what, unr.bind, unr.port, strerror(errno), unr.port);
+		int err = errno;
+		if (may_wait && err == EADDRINUSE) {
+			close(fd);
+			return -2;
+		}
+		if (err == EACCES && atoi(unr.port) < 1024) {
+			uwsgi_log("netreload: cannot listen on %s %s:%s: %s (a port below 1024 needs "
+				  "root, and uWSGI has already dropped privileges to uid %d: use "
+				  "netreload-port 1024 or above, or master-as-root = true)\n",
+				  what, unr.bind, unr.port, strerror(err), (int)getuid());
+			close(fd);
+			return -1;
+		}
+		if (err == EADDRINUSE) {
+			port_holder(type, atoi(unr.port), holder, sizeof(holder));
+			snprintf(who, sizeof(who), ", held by %s", holder[0] ? holder : "another process");
+		}
+		uwsgi_log("netreload: cannot listen on %s %s:%s: %s%s (netreload-port %s is taken: "
+			  "stop what holds it or pick a free port)\n",
+			  what, unr.bind, unr.port, strerror(err), who, unr.port);
 		close(fd);
 		return -1;
 	}
@@ -111,7 +219,9 @@ static int check_port(void)
 	return 0;
 }
 
-int nr_listen_open(void)
+/* The address the options ask for, after the checks any start runs (port
+ * number, address, non-loopback needs a secret). NULL after logging why. */
+static struct addrinfo *wanted_address(void)
 {
 	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *ai = NULL;
@@ -120,13 +230,13 @@ int nr_listen_open(void)
 	if (!unr.bind)
 		unr.bind = "127.0.0.1";
 	if (check_port())
-		return -1;
+		return NULL;
 	rc = getaddrinfo(unr.bind, unr.port, &hints, &ai);
 	if (rc) {
 		uwsgi_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
 			  "address such as 127.0.0.1, 0.0.0.0 or ::, or a host name)\n",
 			  unr.bind, gai_strerror(rc));
-		return -1;
+		return NULL;
 	}
 	if (!is_loopback(ai->ai_addr) && !unr.insecure && !unr.secret) {
 		uwsgi_log("netreload: refusing to listen on non-loopback address %s without "
@@ -134,16 +244,55 @@ int nr_listen_open(void)
 			  "netreload-secret-file (or netreload-insecure = true to accept that)\n",
 			  unr.bind);
 		freeaddrinfo(ai);
+		return NULL;
+	}
+	return ai;
+}
+
+/* 0: listening; 1: the port is in use and may_wait was set; -1: an error, logged. */
+static int open_listeners(const struct addrinfo *ai, int may_wait)
+{
+	unr.tcp_fd = open_socket(ai, SOCK_STREAM, "TCP", may_wait);
+	unr.udp_fd = unr.tcp_fd < 0 ? -1 : open_socket(ai, SOCK_DGRAM, "UDP", 0);
+	if (unr.tcp_fd == -2) {
+		unr.tcp_fd = -1;
+		return 1;
+	}
+	if (unr.udp_fd < 0) {
+		if (unr.tcp_fd >= 0)
+			close(unr.tcp_fd);
+		unr.tcp_fd = -1;
 		return -1;
 	}
-	unr.tcp_fd = open_socket(ai, SOCK_STREAM, "TCP");
-	unr.udp_fd = unr.tcp_fd < 0 ? -1 : open_socket(ai, SOCK_DGRAM, "UDP");
-	freeaddrinfo(ai);
-	if (unr.udp_fd < 0)
-		return -1;
+	/* after a re-exec uWSGI closes every fd it was not told about */
+	uwsgi_add_safe_fd(unr.tcp_fd);
+	uwsgi_add_safe_fd(unr.udp_fd);
 	uwsgi_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
 		  nr_mode_name(unr.mode));
 	return 0;
+}
+
+int nr_listen_open(int may_wait)
+{
+	struct addrinfo *ai = wanted_address();
+	int rc;
+
+	if (!ai)
+		return -1;
+	rc = open_listeners(ai, may_wait);
+	freeaddrinfo(ai);
+	return rc;
+}
+
+/* Whether a listener handed over is bound where the options now ask. */
+static int bound_at(int fd, const struct addrinfo *ai)
+{
+	struct sockaddr_storage ss;
+	socklen_t alen = sizeof(ss);
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &alen) || alen != ai->ai_addrlen)
+		return 0;
+	return !memcmp(&ss, ai->ai_addr, alen);
 }
 
 static struct nr_conn *conn_new(int fd, uint64_t now)
@@ -173,12 +322,18 @@ static struct nr_conn *conn_new(int fd, uint64_t now)
 static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 {
 	struct nr_conn *c = conn_new(hc->fd, now);
+	struct sockaddr_storage ss;
+	socklen_t alen = sizeof(ss);
 
 	if (!c)
 		return NULL;
+
 	snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", hc->fd);
+	if (getpeername(hc->fd, (struct sockaddr *)&ss, &alen) == 0)
+		c->loopback = is_loopback((const struct sockaddr *)&ss);
 	snprintf(c->id, sizeof(c->id), "%s", hc->id);
 	uwsgi_add_safe_fd(hc->fd);
+	set_cloexec(hc->fd, 1);
 	if (hc->waiting) {
 		c->state = NR_CONN_WAITING;
 		c->want_gen = hc->want_gen;
@@ -209,20 +364,41 @@ static void udp_waiter_adopt(const struct nr_ho_udp *hu)
 int nr_listen_import(const struct nr_handover *h)
 {
 	uint64_t now = nr_now_ms();
+	struct addrinfo *ai;
+	int rc;
 
 	for (int i = 0; i < h->nconns; i++)
 		conn_adopt(&h->conns[i], now);
 	for (int i = 0; i < h->nudp; i++)
 		udp_waiter_adopt(&h->udp[i]);
+	/* the options may have changed with the config file: check them as a
+	 * first start would, and listen anew where they now point */
+	ai = wanted_address();
+	if (!ai)
+		return -1;
+	if (!bound_at(h->tcp_fd, ai) || !bound_at(h->udp_fd, ai)) {
+		if (h->tcp_fd >= 0 && h->udp_fd >= 0)
+			uwsgi_log("netreload: netreload-bind/netreload-port changed across the reload: "
+				  "closing the old listeners\n");
+		else
+			uwsgi_log("netreload: lost the listening sockets across the reload; "
+				  "opening new ones\n");
+		if (h->tcp_fd >= 0)
+			close(h->tcp_fd);
+		if (h->udp_fd >= 0)
+			close(h->udp_fd);
+		rc = open_listeners(ai, 0);
+		freeaddrinfo(ai);
+		return rc;
+	}
+	freeaddrinfo(ai);
 	unr.tcp_fd = h->tcp_fd;
 	unr.udp_fd = h->udp_fd;
-	if (unr.tcp_fd < 0 || unr.udp_fd < 0) {
-		uwsgi_log("netreload: lost the listening sockets across the reload; opening new ones\n");
-		return nr_listen_open();
-	}
 	uwsgi_add_safe_fd(unr.tcp_fd);
 	uwsgi_add_safe_fd(unr.udp_fd);
-	uwsgi_log("netreload: kept listening on port %s across the reload\n", unr.port);
+	set_cloexec(unr.tcp_fd, 1);
+	set_cloexec(unr.udp_fd, 1);
+	uwsgi_log("netreload: kept listening on %s port %s across the reload\n", unr.bind, unr.port);
 	return 0;
 }
 
@@ -247,7 +423,7 @@ static void drain_input(int fd)
 }
 
 /* close() alone leaves the fd in the epoll set while another copy of it is open,
- * and a worker just forked holds copies until our atfork handler runs: take it
+ * and a child just forked holds copies until our atfork handler runs: take it
  * out explicitly (a waiting client at end of file is out already). */
 void nr_conn_close(struct nr_conn *c)
 {
@@ -272,7 +448,7 @@ int nr_conn_count(void)
 void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep)
 {
 	char line[NR_LINE_MAX];
-	int n = nr_reply_format(rep, line, sizeof(line));
+	int n = nr_reply_encode(rep, line, sizeof(line));
 
 	/* a reply fits in an empty socket buffer; a peer that is gone just loses it */
 	if (n > 0 && send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
@@ -280,14 +456,56 @@ void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep)
 		nr_complain("send to %s: %s", c->peer, strerror(errno));
 }
 
+/* A token bucket over every UDP reply: NR_UDP_REPLY_RATE a second, bursts of as many. */
+static int udp_reply_allowed(void)
+{
+	static uint64_t last_ms;
+	static uint32_t tokens = NR_UDP_REPLY_RATE;
+	uint64_t now = nr_now_ms(), add = (now - last_ms) * NR_UDP_REPLY_RATE / 1000;
+
+	if (add) {
+		tokens = add + tokens > NR_UDP_REPLY_RATE ? NR_UDP_REPLY_RATE : (uint32_t)(tokens + add);
+		last_ms = now;
+	}
+	if (!tokens) {
+		nr_complain("UDP replies over %d/s dropped", NR_UDP_REPLY_RATE);
+		return 0;
+	}
+	tokens--;
+	return 1;
+}
+
 void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep)
 {
 	char line[NR_LINE_MAX];
-	int n = nr_reply_format(rep, line, sizeof(line));
+	int n;
 
+	if (!udp_reply_allowed())
+		return;
+	n = nr_reply_encode(rep, line, sizeof(line));
 	if (n > 0)
 		(void)sendto(unr.udp_fd, line, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)addr,
 			     alen);
+}
+
+/* Whether UDP may answer this source before anything vouched for it: only a
+ * loopback one, and only without a secret (with one, only a verified request
+ * gets a reply). A spoofed source never makes us a reflector. */
+static int udp_may_answer_stranger(const struct sockaddr_storage *ss)
+{
+	return !unr.secret && is_loopback((const struct sockaddr *)ss);
+}
+
+/* The status; a stranger (no secret verified it, not on this machine) learns
+ * neither the last exception text nor the master's pid. */
+static void status_reply(struct nr_reply *rep, const struct nr_request *req, int local)
+{
+	nr_status_reply(rep);
+	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
+	if (!unr.secret && !local) {
+		rep->pid = 0;
+		rep->reason[0] = '\0';
+	}
 }
 
 static void error_reply(struct nr_reply *rep, int rc, const char *why)
@@ -375,7 +593,7 @@ static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_
 		nr_send_reply(c, &rep);
 		return 0;
 	}
-	rc = nr_authorize(line, len, &rep);
+	rc = nr_authorize(&req, line, len, &rep);
 	if (rc) {
 		if (rc == 1) { /* over TCP a nonce seen before is a replay, never a retry */
 			error_reply(&rep, NR_EPARSE, "replayed request: nonce already used");
@@ -385,12 +603,18 @@ static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_
 		nr_send_reply(c, &rep);
 		return 0;
 	}
-	if (req.verb == NR_VERB_STATUS) {
-		nr_status_reply(&rep);
-		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
+	if (req.verb == NR_VERB_HELLO) {
+		nr_hello_reply(&req, &rep);
 		nr_send_reply(c, &rep);
 		return 0;
 	}
+	if (req.verb == NR_VERB_STATUS) {
+		status_reply(&rep, &req, c->loopback);
+		nr_send_reply(c, &rep);
+		return 0;
+	}
+	if (!nr_mode_loads_new_code(req.mode))
+		return conn_refuse(c, "mode", NR_MODE_NEEDS_LAZY);
 	if (req.files == 0)
 		return conn_reload(c, &req, NULL, 0, now);
 	/* the signature is good: only now is the room for its file lines worth taking */
@@ -527,6 +751,7 @@ static void accept_one(int fd, struct sockaddr_storage *ss, uint64_t now)
 		return;
 	}
 	peer_name(ss, c->peer, sizeof(c->peer));
+	c->loopback = is_loopback((const struct sockaddr *)ss);
 	ep_add(fd, conn_key(c));
 }
 
@@ -535,7 +760,7 @@ static void accept_batch(uint64_t now)
 	for (int i = 0; i < NR_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t slen = sizeof(ss);
-		int fd = accept4(unr.tcp_fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK);
+		int fd = accept4(unr.tcp_fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 				nr_complain("accept: %s", strerror(errno));
@@ -602,39 +827,61 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 	struct nr_recent *seen;
 	char err[128], peer[64];
 	uint64_t gen;
+	int quiet = 0;
 	int rc = nr_request_parse(buf, n, &req, err, sizeof(err));
 
 	if (rc) {
 		peer_name(ss, peer, sizeof(peer));
 		nr_complain("%s (udp): %s", peer, err);
 		error_reply(&rep, rc, err);
-		nr_udp_reply(ss, alen, &rep);
+		if (udp_may_answer_stranger(ss))
+			nr_udp_reply(ss, alen, &rep);
 		return;
 	}
-	rc = nr_authorize(buf, n, &rep);
+	rc = nr_authorize(&req, buf, n, &rep);
 	seen = req.verb == NR_VERB_RELOAD ? nr_recent_lookup(req.id) : NULL;
 	if (rc < 0 || (rc == 1 && !seen)) {
-		/* forged or replayed: no answer to an address nobody vouched for */
+		/* forged, skewed or replayed: no answer to an address nobody vouched
+		 * for (over TCP, which cannot be spoofed, clock-skew is still said) */
 		peer_name(ss, peer, sizeof(peer));
 		nr_complain("%s (udp): %s", peer, rc < 0 ? rep.reason : "replayed request");
-		if (rc < 0 && strcmp(rep.code, "auth"))
+		return;
+	}
+	/* past here a secret's MAC has verified, or there is no secret */
+	if (!unr.secret && !is_loopback((const struct sockaddr *)ss))
+		quiet = 1;
+	if (req.verb == NR_VERB_HELLO) {
+		nr_hello_reply(&req, &rep);
+		if (!quiet)
 			nr_udp_reply(ss, alen, &rep);
 		return;
 	}
 	if (req.verb == NR_VERB_STATUS) {
-		nr_status_reply(&rep);
+		status_reply(&rep, &req, 1);
+		if (!quiet)
+			nr_udp_reply(ss, alen, &rep);
+		return;
+	}
+	if (!nr_mode_loads_new_code(req.mode)) {
+		error_reply(&rep, NR_EPARSE, NR_MODE_NEEDS_LAZY);
+		snprintf(rep.code, sizeof(rep.code), "mode");
 		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
-		nr_udp_reply(ss, alen, &rep);
+		if (!quiet)
+			nr_udp_reply(ss, alen, &rep);
 		return;
 	}
 	if (seen) {
-		udp_retry(seen, &req, ss, alen);
+		/* a retry is answered only where the original came from */
+		if (!quiet && nr_recent_from(seen, ss, alen))
+			udp_retry(seen, &req, ss, alen);
 		return;
 	}
 	gen = nr_request_reload(req.mode, now);
 	if (req.id[0])
-		nr_recent_add(req.id, gen, now);
+		nr_recent_add(req.id, gen, now, ss, alen);
 	accepted_reply(&rep, req.id, gen, req.mode);
+	if (quiet)
+		return;
 	nr_udp_reply(ss, alen, &rep);
 	if (req.wait)
 		udp_waiter_add(ss, alen, &req, gen, now);
@@ -679,10 +926,12 @@ void nr_listen_add_wakeup(int fd)
 	ep_add(fd, NR_KEY_WAKE);
 }
 
-void nr_listen_drain(void)
+/* now: the pass's one clock reading, which every timestamp taken here gets and
+ * every later check in the pass compares against (tests/test_clock.py). */
+void nr_listen_drain(uint64_t now)
 {
 	struct epoll_event ev[NR_BATCH];
-	uint64_t now = nr_now_ms(), ticks;
+	uint64_t ticks;
 	int n = epoll_wait(unr.ep_fd, ev, NR_BATCH, 0);
 
 	for (int i = 0; i < n; i++) {
@@ -706,14 +955,27 @@ void nr_listen_expire(uint64_t now)
 {
 	for (int i = 0; i < NR_MAX_CONNS; i++) {
 		struct nr_conn *c = unr.conns[i];
-		if (c && c->state == NR_CONN_READING && now - c->opened > NR_READ_TIMEOUT_MS) {
+		if (c && c->state == NR_CONN_READING && nr_ms_since(now, c->opened) > NR_READ_TIMEOUT_MS) {
 			nr_complain("%s: no complete request within %d ms", c->peer, NR_READ_TIMEOUT_MS);
 			nr_conn_close(c);
 		}
 	}
 }
 
-/* In a forked child: drop every fd without touching the shared epoll set. */
+/* In a forked child: drop the client connections without touching the
+ * shared epoll set (the master still watches its own copies). Only close():
+ * a child of a threaded master may call nothing that takes a lock. */
+void nr_listen_close_conns(void)
+{
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		if (unr.conns[i]) {
+			close(unr.conns[i]->fd);
+			unr.conns[i] = NULL; /* the child's copy of the memory just stays */
+		}
+	}
+}
+
+/* In a worker or the spooler: drop every fd of ours, the same way. */
 void nr_listen_close_all(void)
 {
 	int fds[] = {unr.tcp_fd, unr.udp_fd, unr.ep_fd, unr.timer_fd};
@@ -721,24 +983,18 @@ void nr_listen_close_all(void)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	for (int i = 0; i < NR_MAX_CONNS; i++)
-		if (unr.conns[i])
-			close(unr.conns[i]->fd);
+	unr.tcp_fd = unr.udp_fd = unr.ep_fd = unr.timer_fd = -1;
+	nr_listen_close_conns();
 	unr.enabled = 0;
 }
 
-/* Before exec: hand listeners, waiting clients, clients still sending and UDP
- * waiters to the next master; every fd handed over must survive the exec. */
-void nr_listen_export(struct nr_handover *h)
+/* The TCP clients that wait for "live" (waiting) or still send (!waiting). */
+static void export_conns(struct nr_handover *h, int waiting)
 {
-	h->tcp_fd = unr.tcp_fd;
-	h->udp_fd = unr.udp_fd;
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
 	for (int i = 0; i < NR_MAX_CONNS && h->nconns < NR_HO_CONNS; i++) {
 		struct nr_conn *c = unr.conns[i];
 		struct nr_ho_conn *hc;
-		if (!c)
+		if (!c || (c->state == NR_CONN_WAITING) != waiting)
 			continue;
 		if (c->files) {
 			/* its signed line was taken here: the next master would call it a replay */
@@ -753,6 +1009,20 @@ void nr_listen_export(struct nr_handover *h)
 		snprintf(hc->id, sizeof(hc->id), "%s", c->id);
 		uwsgi_add_safe_fd(c->fd);
 	}
+}
+
+/* Before exec: hand listeners, waiting clients, clients still sending and UDP
+ * waiters to the next master; nr_listen_export_done lets their fds survive it. */
+void nr_listen_export(struct nr_handover *h)
+{
+	h->tcp_fd = unr.tcp_fd;
+	h->udp_fd = unr.udp_fd;
+	uwsgi_add_safe_fd(unr.tcp_fd);
+	uwsgi_add_safe_fd(unr.udp_fd);
+	/* clients waiting for "live" first: the hand-over keeps them before anyone
+	 * still sending an unverified request (handover.h) */
+	export_conns(h, 1);
+	export_conns(h, 0);
 	for (int i = 0; i < NR_MAX_UDP_WAITERS && h->nudp < NR_HO_UDP; i++) {
 		struct nr_udp_waiter *w = &unr.udpw[i];
 		struct nr_ho_udp *hu;
@@ -765,7 +1035,8 @@ void nr_listen_export(struct nr_handover *h)
 	}
 }
 
-/* After nr_handover_format: close the clients that found no room in the text. */
+/* After nr_handover_format: close the clients that found no room in the text,
+ * and let the fds the text names survive the exec. */
 void nr_listen_export_done(const struct nr_handover *h, int exported)
 {
 	for (int i = h->nconns; i < exported; i++) {
@@ -773,4 +1044,8 @@ void nr_listen_export_done(const struct nr_handover *h, int exported)
 		nr_complain("%s: no room to keep the connection across the reload", c->peer);
 		nr_conn_close(c);
 	}
+	set_cloexec(h->tcp_fd, 0);
+	set_cloexec(h->udp_fd, 0);
+	for (int i = 0; i < h->nconns; i++)
+		set_cloexec(h->conns[i].fd, 0);
 }

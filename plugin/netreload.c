@@ -8,6 +8,10 @@
  */
 #include "netreload.h"
 
+#include "abi.h"
+#include "logs.h"
+#include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
+
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -107,10 +111,39 @@ static int int_option(const char *name, const char *val, int def, int min, int m
 	return (int)v;
 }
 
+/* The value of a uWSGI option the user set (config file, command line, env), or NULL. */
+static const char *uwsgi_option_set(const char *key)
+{
+	for (int i = 0; i < uwsgi.exported_opts_cnt; i++)
+		if (!strcmp(uwsgi.exported_opts[i]->key, key))
+			return uwsgi.exported_opts[i]->value ? uwsgi.exported_opts[i]->value : "";
+	return NULL;
+}
+
+/* Without netreload-grace, the user's own worker-reload-mercy (or reload-mercy)
+ * says how long an old worker may finish its requests: theirs wins over ours. */
+static void nr_grace_from_uwsgi(void)
+{
+	static const char *keys[] = {"worker-reload-mercy", "reload-mercy"};
+	const int *secs[] = {&uwsgi.worker_reload_mercy, &uwsgi.reload_mercy};
+
+	if (opt_grace)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (!uwsgi_option_set(keys[i]) || *secs[i] <= 0)
+			continue;
+		unr.grace_ms = *secs[i] > 3600 ? 3600000 : *secs[i] * 1000;
+		uwsgi_log("netreload: old workers get %d s to finish their requests (%s; "
+			  "netreload-grace overrides it)\n",
+			  unr.grace_ms / 1000, keys[i]);
+		return;
+	}
+}
+
 static void nr_check_options(void)
 {
 	unr.timeout = int_option("netreload-timeout", opt_timeout, 30, 1, 86400);
-	unr.grace_ms = int_option("netreload-grace", opt_grace, 3000, 0, 3600000);
+	unr.grace_ms = int_option("netreload-grace", opt_grace, NR_GRACE_MS, 0, 3600000);
 	unr.auth_window = int_option("netreload-auth-window", opt_window, NR_AUTH_WINDOW, 1, 86400);
 	unr.share_timeout_ms =
 		int_option("netreload-share-timeout", opt_share_timeout, 10, 0, 3600) * 1000;
@@ -130,11 +163,32 @@ static void nr_check_options(void)
 		uwsgi_log("netreload: needs the uWSGI master: add --master\n");
 		exit(1);
 	}
-	if (nr_mode_needs_lazy(unr.mode) && !uwsgi.lazy_apps && !uwsgi.lazy)
-		uwsgi_log("netreload: WARNING: netreload-mode = %s without lazy-apps: workers are "
-			  "forked from a master that holds the old code, so new code will NOT load; "
-			  "add lazy-apps = true or use netreload-mode = graceful\n",
+	if (!nr_mode_loads_new_code(unr.mode)) {
+		uwsgi_log("netreload: netreload-mode = %s cannot load new code without lazy-apps "
+			  "(new workers fork from a master that holds the old code): add lazy-apps = "
+			  "true or use netreload-mode = graceful\n",
 			  nr_mode_name(unr.mode));
+		exit(1);
+	}
+	nr_grace_from_uwsgi();
+}
+
+/* The id signed requests must name: kept across a re-exec (it came with the
+ * nonces), new at a cold start, so what was signed for another instance or an
+ * earlier start is refused (PROTOCOL.md, "Instances"). */
+static void nr_instance_id(void)
+{
+	if (unr.nonces->sid[0]) {
+		uwsgi_log("netreload: instance %s (kept across the reload)\n", unr.nonces->sid);
+		return;
+	}
+	if (nr_sid_new(unr.nonces->sid)) {
+		uwsgi_log("netreload: no randomness for the instance id (RAND_bytes failed)\n");
+		exit(1);
+	}
+	uwsgi_log("netreload: instance %s (new: requests signed for an earlier start are "
+		  "refused)\n",
+		  unr.nonces->sid);
 }
 
 /* A missing, empty or unreadable secret stops startup: never run half-configured. */
@@ -154,55 +208,147 @@ static void nr_load_secret(void)
 	if (uwsgi.is_a_reload)
 		nr_nonce_load(unr.nonces, getenv(NR_ENV_NONCES));
 	unsetenv(NR_ENV_NONCES);
+	nr_instance_id();
 	if (loose)
 		uwsgi_log("netreload: WARNING: secret file %s is readable by group or others; "
 			  "run: chmod 600 %s\n",
 			  unr.secret_file, unr.secret_file);
 }
 
-/* Check a signed request. 0: go on; 1: a UDP retry of a request already taken;
- * -1: refused, rep holds the error reply. */
-int nr_authorize(const char *line, size_t len, struct nr_reply *rep)
+/* What a refused signed request is told, by nr_auth_verify's answer (the
+ * clock skew, which says by how much, aside); anything else is "auth". */
+static const struct {
+	int rc;
+	const char *code, *reason;
+} auth_refusals[] = {
+	{NR_AUTH_FULL, "busy", "too many signed requests; try again"},
+	{NR_AUTH_INSTANCE, "instance",
+	 "signed for another netreload instance, or for this one before it restarted: ask "
+	 "its instance id again (hello)"},
+	{NR_AUTH_UNBOUND, "bad-request", "a signed protocol 2 request must have its nonce as id"},
+	{0, "auth",
+	 "authentication failed: this server needs requests signed with its "
+	 "netreload-secret-file (netreload --secret-file FILE)"},
+};
+
+static int auth_refuse(struct nr_reply *rep, const char *code, const char *reason)
+{
+	rep->kind = NR_REPLY_ERROR;
+	snprintf(rep->code, sizeof(rep->code), "%s", code);
+	snprintf(rep->reason, sizeof(rep->reason), "%s", reason);
+	return -1;
+}
+
+/* Check a signed request; req is its decoding. 0: go on; 1: a UDP retry of a
+ * request already taken; -1: refused, rep holds the error reply. */
+int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep)
 {
 	int64_t skew = 0;
+	size_t i = 0;
 	int rc;
 
 	memset(rep, 0, sizeof(*rep));
 	if (!unr.secret)
 		return 0;
-	rc = nr_auth_verify(unr.secret, line, len, (int64_t)time(NULL), unr.auth_window, unr.nonces,
-			    &skew);
+	rc = nr_auth_verify(unr.secret, req, line, len, (int64_t)time(NULL), unr.auth_window,
+			    unr.nonces, &skew);
+	if (req->version < 2 && rc != NR_AUTH_MISSING && rc != NR_AUTH_BAD)
+		/* signed by a 0.1 client: it names no instance, and cannot read signed replies */
+		return auth_refuse(rep, "version",
+				   "signed requests need protocol 2 (netreload 0.2 or later), which "
+				   "binds them to this instance: upgrade the netreload client");
 	if (rc == NR_AUTH_OK)
 		return 0;
 	if (rc == NR_AUTH_REPLAY)
 		return 1;
-	rep->kind = NR_REPLY_ERROR;
 	if (rc == NR_AUTH_SKEW) {
-		snprintf(rep->code, sizeof(rep->code), "clock-skew");
+		auth_refuse(rep, "clock-skew", "");
 		snprintf(rep->reason, sizeof(rep->reason),
 			 "clock skew: the request's clock is %lld s %s the server's (limit %d s, "
 			 "netreload-auth-window); sync both clocks (chrony, systemd-timesyncd)",
 			 (long long)llabs(skew), skew > 0 ? "ahead of" : "behind", unr.auth_window);
-	} else if (rc == NR_AUTH_FULL) {
-		snprintf(rep->code, sizeof(rep->code), "busy");
-		snprintf(rep->reason, sizeof(rep->reason), "too many signed requests; try again");
-	} else {
-		snprintf(rep->code, sizeof(rep->code), "auth");
-		snprintf(rep->reason, sizeof(rep->reason),
-			 "authentication failed: this server needs requests signed with its "
-			 "netreload-secret-file (netreload --secret-file FILE)");
+		return -1;
 	}
-	return -1;
+	while (auth_refusals[i].rc && auth_refusals[i].rc != rc)
+		i++;
+	return auth_refuse(rep, auth_refusals[i].code, auth_refusals[i].reason);
 }
 
-/* Children of the master (workers, gateways, mules, daemons) must not hold our fds:
- * a client connection held by a worker would never see its end. */
-static void nr_atfork_child(void)
+/* A reply as it goes out: signed, as protocol 2, when a secret is set and it
+ * answers a verified request, which is what every reply with an id does (errors
+ * about a request carry none); otherwise as protocol 1, which 0.1 clients read. */
+int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len)
+{
+	struct nr_reply r;
+	int n;
+
+	if (!unr.secret || !rep->id[0])
+		return nr_reply_format(rep, buf, len);
+	r = *rep;
+	r.version = 2;
+	if (len > NR_LINE_MAX)
+		len = NR_LINE_MAX;
+	n = nr_reply_format(&r, buf, len - NR_REPLY_TAIL);
+	return n < 0 ? n : nr_reply_sign(unr.secret, buf, (size_t)n - 1, len);
+}
+
+/* The answer to a hello: the id this start of the instance goes by. */
+void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep)
+{
+	memset(rep, 0, sizeof(*rep));
+	rep->kind = NR_REPLY_HELLO;
+	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
+	if (unr.nonces)
+		snprintf(rep->sid, sizeof(rep->sid), "%s", unr.nonces->sid);
+}
+
+/* Workers and the spooler run on without exec: they drop every fd of ours
+ * (children that exec lose them by close-on-exec). The listener must not be
+ * closed in every fork child: --daemonize2 forks after init, and that child
+ * becomes the master. */
+static void nr_post_fork(void)
 {
 	if (unr.enabled) {
 		nr_listen_close_all();
 		nr_share_forget();
 	}
+}
+
+/* No fork child ever answers a client, and one that keeps a connection open
+ * (a mule or gateway, which have no plugin hook, or a process the app forks)
+ * would hide its end from the client: drop the connections in every child. */
+static void nr_forked(void)
+{
+	if (unr.enabled)
+		nr_listen_close_conns();
+}
+
+/* uWSGI calls these by name (call-pre-app, call-post-app) around
+ * uwsgi_init_all_apps(), in whichever process loads the apps: the master, or
+ * each worker with lazy-apps. The output in between holds the reason an app
+ * failed to load (logs.c). */
+void nr_apps_loading(void);
+void nr_apps_loaded(void);
+
+void nr_apps_loading(void)
+{
+	nr_logs_begin(uwsgi.mywid);
+}
+
+void nr_apps_loaded(void)
+{
+	nr_logs_end();
+}
+
+static void nr_logs_setup(void)
+{
+	if (nr_logs_init(uwsgi.numproc + 1)) {
+		uwsgi_error("netreload: cannot start the log relay for failure reasons");
+		return; /* reloads still work; a failure just cannot say why */
+	}
+	uwsgi_add_safe_fd(nr_logs_fd()); /* a re-exec'd master closes fds it does not know */
+	uwsgi_string_new_list(&uwsgi.call_pre_app, "nr_apps_loading");
+	uwsgi_string_new_list(&uwsgi.call_post_app, "nr_apps_loaded");
 }
 
 static int nr_make_queue(void)
@@ -238,6 +384,39 @@ static struct nr_handover *nr_take_handover(void)
 	return &h;
 }
 
+/* Runs when uWSGI dlopen()s the plugin, before uWSGI or the plugin reads any
+ * field of `uwsgi`: in another uWSGI build those fields sit elsewhere, and the
+ * first ping would crash the master. Stop at once, saying how to fix it. */
+__attribute__((constructor)) static void nr_abi_guard(void)
+{
+	struct nr_abi built, running;
+	char msg[NR_ABI_MSG_MAX], exe[512];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n > 0)
+		exe[n] = '\0';
+	else
+		snprintf(exe, sizeof(exe), "/path/to/uwsgi");
+	nr_abi_from(&built, NR_ABI_DOT_H_MD5, NR_ABI_CFLAGS);
+	if (nr_abi_running(&running, msg, sizeof(msg)) == 0 &&
+	    nr_abi_compare(&built, NR_ABI_UWSGI, &running, exe, msg, sizeof(msg)) == 0)
+		return;
+	fprintf(stderr, "%s\n", msg);
+	_exit(1);
+}
+
+/* uWSGI 2.1 turns need-app on by default: a save that does not import would
+ * end the instance instead of being reported as failed and fixed by the next
+ * save. While netreload reloads this instance, a broken app is its job. */
+static void nr_need_app_off(void)
+{
+	if (!uwsgi.need_app)
+		return;
+	uwsgi.need_app = 0;
+	uwsgi_log("netreload: need-app turned off: a save that fails to load is reported "
+		  "to the client and the next save reloads again\n");
+}
+
 static int nr_init(void)
 {
 	struct nr_handover *h;
@@ -249,23 +428,47 @@ static int nr_init(void)
 		return 0;
 	}
 	nr_check_options();
+	nr_need_app_off();
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);
 	h = nr_take_handover();
 	unsetenv(NR_ENV_STATE);
-	rc = h ? nr_listen_import(h) : nr_listen_open();
-	if (rc)
+	/* a reload that handed nothing over: the master FIFO `f` forked this
+	 * master from one that still holds the port */
+	rc = h ? nr_listen_import(h) : nr_listen_open(uwsgi.is_a_reload);
+	if (rc < 0)
 		exit(1);
 	if (h) {
 		nr_reload_import(h);
 		nr_handover_free(h);
 	}
 	unr.enabled = 1;
-	nr_listen_register();
-	nr_logtap_start();
-	pthread_atfork(NULL, NULL, nr_atfork_child);
+	if (rc == 0)
+		nr_listen_register();
+	else
+		uwsgi_log("netreload: port %s is in use, most likely by the master this one was "
+			  "forked from (master FIFO `f`); listening as soon as it is free\n",
+			  unr.port);
+	nr_logs_setup();
+	pthread_atfork(NULL, NULL, nr_forked);
 	return 0;
+}
+
+/* Waiting for the port (see nr_init): try once a second. */
+static int nr_port_ready(uint64_t now)
+{
+	static uint64_t tried;
+
+	if (unr.tcp_fd >= 0)
+		return 1;
+	if (now - tried < 1000)
+		return 0;
+	tried = now;
+	if (nr_listen_open(1) != 0)
+		return 0;
+	nr_listen_register();
+	return 1;
 }
 
 static void nr_master_cycle(void)
@@ -278,8 +481,10 @@ static void nr_master_cycle(void)
 		event_queue_add_fd_read(uwsgi.master_queue, unr.ep_fd);
 		unr.queued = 1;
 	}
-	nr_listen_drain();
-	now = nr_now_ms();
+	now = nr_now_ms(); /* read once: a second reading would be later than this one */
+	if (!nr_port_ready(now))
+		return;
+	nr_listen_drain(now);
 	nr_listen_expire(now);
 	nr_complain_flush(now);
 	nr_reload_tick(now);
@@ -293,9 +498,9 @@ static void nr_master_cleanup(void)
 	static char buf[NR_HANDOVER_MAX + 1];
 	int exported;
 
-	if (!unr.enabled || !uwsgi_instance_is_reloading)
+	if (!unr.enabled || !uwsgi_instance_is_reloading || unr.tcp_fd < 0)
 		return;
-	nr_listen_drain();
+	nr_listen_drain(nr_now_ms());
 	memset(&h, 0, sizeof(h));
 	nr_listen_export(&h);
 	nr_reload_export(&h);
@@ -313,7 +518,6 @@ static void nr_master_cleanup(void)
 		setenv(NR_ENV_NONCES, nonces, 1);
 		free(nonces);
 	}
-	nr_logtap_stop();
 }
 
 struct uwsgi_plugin netreload_plugin = {
@@ -322,4 +526,6 @@ struct uwsgi_plugin netreload_plugin = {
 	.init = nr_init,
 	.master_cycle = nr_master_cycle,
 	.master_cleanup = nr_master_cleanup,
+	.post_fork = nr_post_fork,
+	.spooler_init = nr_post_fork,
 };

@@ -4,7 +4,7 @@
  * netreload.c: options, hooks and the plugin struct.
  * listen.c:    sockets, connections and requests; keeping them across re-exec.
  * reload.c:    the reload state machine: modes, liveness, coalescing, replies.
- * logtap.c:    a copy of the last log bytes, to tell why an app failed to load.
+ * logs.c:      why an app failed to load, from the output of its loading (logs.h).
  */
 #ifndef NR_PLUGIN_H
 #define NR_PLUGIN_H
@@ -22,6 +22,11 @@
 #define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
 #define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
+/* why a reload in a mode that only replaces workers is refused without lazy-apps */
+#define NR_MODE_NEEDS_LAZY                                                                   \
+	"this mode cannot load new code here: without lazy-apps new workers fork from a "  \
+	"master that holds the old code; use mode graceful, or add lazy-apps = true"
+#define NR_GRACE_MS 3000 /* netreload-grace: old workers get this long to finish */
 #define NR_SLOW_TICK_MS 250	 /* ... while connections are open but nothing reloads */
 #define NR_ENV_STATE "NETRELOAD_STATE"
 #define NR_ENV_NONCES "NETRELOAD_NONCES"
@@ -40,6 +45,7 @@ struct nr_conn {
 	uint64_t want_gen; /* answer once this generation is live or failed */
 	char id[NR_ID_MAX + 1];
 	char peer[64];
+	int loopback; /* the peer is on this machine */
 	size_t len;
 	char buf[NR_LINE_MAX];
 	/* a request that lists changed files: its line, then the file lines */
@@ -63,6 +69,8 @@ struct nr_recent {
 	uint64_t gen, t0;
 	enum nr_kind kind;
 	uint32_t ms, stop_ms;
+	struct sockaddr_storage addr; /* who sent it: retries are answered there only */
+	socklen_t alen;
 };
 
 struct uwsgi_netreload {
@@ -125,18 +133,26 @@ struct uwsgi_netreload {
 extern struct uwsgi_netreload unr;
 
 uint64_t nr_now_ms(void);
+/* Milliseconds from then to now; 0 if then is the later one (never 2^64 - 1). */
+static inline uint64_t nr_ms_since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
 uint64_t nr_now_us(void);
 void nr_complain(const char *fmt, ...);
 void nr_complain_flush(uint64_t now);
-int nr_authorize(const char *line, size_t len, struct nr_reply *rep);
+int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep);
+int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len);
+void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep);
 
 /* listen.c */
-int nr_listen_open(void);
+int nr_listen_open(int may_wait);
 int nr_listen_import(const struct nr_handover *h);
 void nr_listen_register(void);
-void nr_listen_drain(void);
+void nr_listen_drain(uint64_t now);
 void nr_listen_expire(uint64_t now);
 void nr_listen_close_all(void);
+void nr_listen_close_conns(void);
 void nr_listen_export(struct nr_handover *h);
 void nr_listen_export_done(const struct nr_handover *h, int exported);
 void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep);
@@ -151,20 +167,16 @@ uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
 uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
 				 int n, uint32_t more);
 struct nr_recent *nr_recent_lookup(const char *id);
-void nr_recent_add(const char *id, uint64_t gen, uint64_t t0);
+void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
+		   socklen_t alen);
+int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen);
 void nr_reload_tick(uint64_t now);
 void nr_reload_export(struct nr_handover *h);
 void nr_share_export(struct nr_handover *h);
 void nr_reload_import(const struct nr_handover *h);
 void nr_status_reply(struct nr_reply *rep);
-int nr_mode_needs_lazy(enum nr_mode mode);
+int nr_mode_loads_new_code(enum nr_mode mode);
 int nr_mode_reexecs(enum nr_mode mode);
 void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
-
-/* logtap.c */
-void nr_logtap_start(void);
-void nr_logtap_reason(char *dst, size_t len);
-void nr_logtap_mark(void);
-void nr_logtap_stop(void);
 
 #endif

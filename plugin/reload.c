@@ -12,12 +12,49 @@
  */
 #include "netreload.h"
 
+#include "logs.h"
+
+#include <errno.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 extern struct uwsgi_server uwsgi;
 
+/* Before a re-exec uWSGI stops every --attach-daemon by signalling it, then
+ * sleeping a whole second before it looks again (uwsgi_detach_daemons), so a
+ * daemon that exits at once still costs the reload 1 s. Stop them the same way
+ * (same signal, same mercy) but look every NR_FAST_TICK_MS; uWSGI then finds
+ * them gone. One that outlives the mercy is left to uWSGI, which kills it. */
+static void stop_daemons(void)
+{
+	uint64_t deadline = nr_now_ms() + (uint64_t)(uwsgi.reload_mercy ? uwsgi.reload_mercy : 3) * 1000;
+	struct uwsgi_daemon *ud;
+	int left = 0;
+
+	for (ud = uwsgi.daemons; ud; ud = ud->next) {
+		if (ud->pid <= 0 || ud->pidfile)
+			continue; /* smart daemons outlive the master; uWSGI only notifies them */
+		kill(-ud->pid, ud->reload_signal > 0 ? ud->reload_signal : ud->stop_signal);
+		left++;
+	}
+	while (left > 0 && nr_now_ms() < deadline) {
+		usleep(NR_FAST_TICK_MS * 1000);
+		left = 0;
+		for (ud = uwsgi.daemons; ud; ud = ud->next) {
+			int st;
+			if (ud->pid <= 0 || ud->pidfile)
+				continue;
+			if (waitpid(ud->pid, &st, WNOHANG) == ud->pid || (kill(ud->pid, 0) && errno == ESRCH))
+				continue;
+			left++;
+		}
+	}
+}
+
 static void start_graceful(void)
 {
+	stop_daemons();
 	uwsgi_block_signal(SIGHUP);
 	grace_them_all(0);
 	uwsgi_unblock_signal(SIGHUP);
@@ -25,6 +62,7 @@ static void start_graceful(void)
 
 static void start_brutal(void)
 {
+	stop_daemons();
 	uwsgi_block_signal(SIGTERM);
 	uwsgi_block_signal(SIGQUIT);
 	reap_them_all(0);
@@ -72,9 +110,14 @@ static const struct nr_mode_def *mode_def(enum nr_mode mode)
 	return &nr_modes[0];
 }
 
-int nr_mode_needs_lazy(enum nr_mode mode)
+/* Whether a reload in this mode can serve new code in this instance: the modes
+ * that only replace workers fork them from the master, which holds the old
+ * code unless apps load in each worker (lazy-apps). */
+int nr_mode_loads_new_code(enum nr_mode mode)
 {
-	return mode_def(mode)->needs_lazy;
+	if (mode == NR_MODE_DEFAULT)
+		mode = unr.mode;
+	return !mode_def(mode)->needs_lazy || uwsgi.lazy_apps || uwsgi.lazy;
 }
 
 /* In lazy mode a graceful reload only restarts the workers, like "workers". */
@@ -96,12 +139,23 @@ struct nr_recent *nr_recent_lookup(const char *id)
 	return NULL;
 }
 
-void nr_recent_add(const char *id, uint64_t gen, uint64_t t0)
+void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
+		   socklen_t alen)
 {
 	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
 
 	*r = (struct nr_recent){.gen = gen, .t0 = t0};
 	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (alen <= sizeof(r->addr)) {
+		memcpy(&r->addr, from, alen);
+		r->alen = alen;
+	}
+}
+
+/* Whether ss sent the request r remembers. */
+int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen)
+{
+	return r->alen == alen && !memcmp(&r->addr, ss, alen);
 }
 
 /* Remember how a generation ended, so a UDP retry whose answer was lost gets it again. */
@@ -297,7 +351,6 @@ static void start_reload(uint64_t now)
 	unr.t_start = now;
 	unr.t_stop = unr.t_spawn = unr.t_load = 0;
 	unr.pending = 0;
-	nr_logtap_mark();
 	if (sc.stale) {
 		/* the share never showed the saved code: a reload would serve the old */
 		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
@@ -452,6 +505,40 @@ static struct worker_count count_workers(void)
 	return wc;
 }
 
+/* Whether new workers must hold an app to serve: not for request plugins that
+ * load their code per request (PHP, CGI), which have no init_apps hook. */
+static int apps_expected(void)
+{
+	static int known, expected;
+
+	if (known)
+		return expected;
+	for (int i = 0; i < 256; i++) {
+		struct uwsgi_plugin *p = uwsgi.p[i];
+		if (p && p->init_apps && p->name && strcmp(p->name, "unconfigured"))
+			expected = 1;
+	}
+	known = 1;
+	return expected;
+}
+
+/* Why the new workers run without an app: the exception printed where the
+ * apps loaded, in a new worker (lazy-apps) or else in this master. */
+static void failure_reason(char *reason, size_t len)
+{
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		if (w->cheaped || w->pid <= 0 || w->pid == unr.old_pids[i] || w->apps_cnt > 0)
+			continue;
+		if (nr_logs_reason(i, w->pid, reason, len))
+			return;
+	}
+	if (nr_logs_reason(0, 0, reason, len))
+		return;
+	snprintf(reason, len, "app failed to load: workers run without an application "
+			      "(no exception in the log; see the uWSGI log)");
+}
+
 static void check_progress(uint64_t now)
 {
 	struct worker_count wc;
@@ -466,12 +553,24 @@ static void check_progress(uint64_t now)
 	wc = count_workers();
 	if (!unr.t_spawn && wc.started)
 		unr.t_spawn = now;
-	if (wc.total > 0 && wc.ready == wc.total) {
-		if (wc.with_app == wc.total) {
+	if (wc.total == 0 && unr.t_stop) {
+		/* cheap/idle: no worker runs at all, so none runs old code; the
+		 * next request spawns one with the new code, loaded by this master
+		 * (or by the worker itself with lazy-apps) */
+		if (uwsgi.lazy_apps || uwsgi.lazy || !apps_expected() || uwsgi.workers[0].apps_cnt > 0) {
 			finish(NR_REPLY_LIVE, NULL, 0, now);
 			return;
 		}
-		nr_logtap_reason(reason, sizeof(reason));
+		failure_reason(reason, sizeof(reason));
+		finish(NR_REPLY_FAILED, reason, 0, now);
+		return;
+	}
+	if (wc.total > 0 && wc.ready == wc.total) {
+		if (wc.with_app == wc.total || !apps_expected()) {
+			finish(NR_REPLY_LIVE, NULL, 0, now);
+			return;
+		}
+		failure_reason(reason, sizeof(reason));
 		finish(NR_REPLY_FAILED, reason, 0, now);
 		return;
 	}
@@ -552,7 +651,8 @@ void nr_reload_export(struct nr_handover *h)
 			continue;
 		hr = &h->recent[h->nrecent++];
 		*hr = (struct nr_ho_recent){.gen = r->gen, .t0 = r->t0, .kind = (int)r->kind,
-					    .ms = r->ms, .stop_ms = r->stop_ms};
+					    .ms = r->ms, .stop_ms = r->stop_ms, .alen = r->alen};
+		memcpy(&hr->addr, &r->addr, r->alen);
 		snprintf(hr->id, sizeof(hr->id), "%s", r->id);
 	}
 }
@@ -575,7 +675,9 @@ void nr_reload_import(const struct nr_handover *h)
 		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
 		*r = (struct nr_recent){.gen = h->recent[i].gen, .t0 = h->recent[i].t0,
 					.kind = (enum nr_kind)h->recent[i].kind,
-					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms};
+					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms,
+					.alen = h->recent[i].alen};
+		memcpy(&r->addr, &h->recent[i].addr, h->recent[i].alen);
 		snprintf(r->id, sizeof(r->id), "%s", h->recent[i].id);
 	}
 	ensure_slots();

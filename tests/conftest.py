@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import uwsgibin
 # re-exported: the test modules import these from conftest
+from uwsgibin import UWSGI, uwsgi_cmd  # noqa: F401
 from proctools import (children_of, descendants, free_port, kill_tree, kill_trees,  # noqa: F401
                        pid_alive, workers_settled)
 
@@ -30,6 +32,7 @@ def uwsgi_env(preload=(), **extra):
     """Environment for uWSGI processes: the sanitizer runtime when testing an ASan
     build (it must come first), then any test shims in preload, then extra vars."""
     env = dict(os.environ)
+    env.update(uwsgibin.env_vars())
     libs = ([PRELOAD] if PRELOAD else []) + [str(p) for p in preload]
     if libs:
         env["LD_PRELOAD"] = ":".join(libs)
@@ -45,6 +48,12 @@ def slowfork_env(ms):
     """uwsgi_env arguments that make every child of uWSGI hold its inherited fds
     for ms milliseconds after fork (tests/shim/slowfork.c)."""
     return {"preload": [BUILD / "slowfork.so"], "SLOWFORK_MS": str(ms)}
+
+
+def tickclock_env():
+    """uwsgi_env arguments that make every monotonic clock reading in uWSGI at
+    least 1 ms later than the one before (tests/shim/tickclock.c)."""
+    return {"preload": [BUILD / "tickclock.so"]}
 CLIENT = BUILD / "netreload"
 PLUGIN = BUILD / "netreload_plugin.so"
 
@@ -101,6 +110,15 @@ def http_get(port, path="/", timeout=2.0):
         return None
 
 
+def accepts_tcp(port):
+    """Whether something accepts TCP connections on 127.0.0.1:port now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -119,12 +137,10 @@ class Uwsgi:
         self.http_port = free_port()
         self.target = f"127.0.0.1:{self.port}"
         self.proc = None
-        # python3 comes from uWSGI's plugin dir, so load it before --plugins-dir
-        self.args = ["uwsgi", "--plugin", "python3", "--plugins-dir", str(BUILD),
-                     "--master", "--processes", str(processes),
-                     "--http-socket", f"127.0.0.1:{self.http_port}",
-                     "--wsgi-file", str(self.app), "--max-fd", "1024",
-                     "--chdir", str(self.dir)]
+        self.args = uwsgi_cmd(BUILD, "--master", "--processes", str(processes),
+                              "--http-socket", f"127.0.0.1:{self.http_port}",
+                              "--wsgi-file", str(self.app), "--max-fd", "1024",
+                              "--chdir", str(self.dir))
         if netreload:
             self.args += ["--plugin", "netreload", "--netreload-port", str(self.port)]
         if mode:
@@ -156,11 +172,7 @@ class Uwsgi:
             wait_for(lambda: self.accepts_tcp(), timeout, what="netreload to listen")
 
     def accepts_tcp(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return accepts_tcp(self.port)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -220,9 +232,10 @@ def tcp_exchange(port, data, timeout=10.0, shutdown=True):
 
 @pytest.fixture(scope="session", autouse=True)
 def built():
-    shim = BUILD / "slowfork.so"
-    if not PLUGIN.exists() or not CLIENT.exists() or not shim.exists():
-        subprocess.run(["make", "-C", str(ROOT), f"BUILD={BUILD}", "all", str(shim)], check=True)
+    shims = [BUILD / "slowfork.so", BUILD / "tickclock.so"]
+    if not PLUGIN.exists() or not CLIENT.exists() or not all(s.exists() for s in shims):
+        subprocess.run(["make", "-C", str(ROOT), f"UWSGI={UWSGI}", f"BUILD={BUILD}", "all",
+                        *map(str, shims)], check=True)
     return True
 
 
@@ -238,13 +251,14 @@ def code(tmp_path):
 
 @pytest.fixture
 def servers(tmp_path):
-    """Factory: servers(**kw) starts a Uwsgi in its own subdir; all are stopped at teardown."""
+    """Factory: servers(cls=Uwsgi, **kw) starts a Uwsgi (or a subclass) in its own
+    subdir; all are stopped at teardown."""
     started = []
 
-    def make(start=True, **kw):
+    def make(cls=None, start=True, **kw):
         d = tmp_path / f"srv{len(started)}"
         d.mkdir()
-        s = Uwsgi(d, **kw)
+        s = (cls or Uwsgi)(d, **kw)
         started.append(s)
         return s.start() if start else s
 

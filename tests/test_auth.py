@@ -4,8 +4,6 @@ Signed requests reload; unsigned, forged, replayed and skewed ones never do,
 and each gets the error a user can act on. A flood of them leaves the master
 as healthy as the attacks in test_hostile.py do (health.assert_healthy).
 """
-import hashlib
-import hmac
 import os
 import re
 import socket
@@ -15,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import BUILD, run_client, tcp_exchange, uwsgi_env, wait_for
+from authtools import hello, key_of, reply_body, sign_request
+from conftest import BUILD, run_client, tcp_exchange, uwsgi_cmd, uwsgi_env, wait_for
 from health import assert_healthy, baseline_fds, wait_idle
 
 GEN_LINE = re.compile(r"netreload: generation \d+: [\w-]+ reload")
@@ -37,14 +36,11 @@ def auth_server(servers, secret):
     return servers(extra=["--netreload-secret-file", str(secret)])
 
 
-def signed(secret_path, body, ts=None, nonce=None):
-    """A request line signed the way PROTOCOL.md says, built independently of the C code."""
-    key = secret_path.read_bytes().rstrip()
-    ts = int(time.time()) if ts is None else ts
-    nonce = nonce or os.urandom(8).hex()
-    line = f"{body} ts={ts} nonce={nonce}".encode()
-    mac = hmac.new(key, line, hashlib.sha256).hexdigest().encode()
-    return line + b" mac=" + mac + b"\n"
+def signed(secret_path, server, body, ts=None):
+    """body signed for server's instance the way PROTOCOL.md says (tests/authtools.py,
+    independent of the C code). Returns (line, id): the id is the nonce."""
+    key = key_of(secret_path)
+    return sign_request(key, body, sid=hello(server.port, key), ts=ts)
 
 
 def reloads(server):
@@ -88,12 +84,14 @@ def test_plain_pings_do_not_reload_with_a_secret(auth_server):
 
 
 def test_forged_and_replayed_requests(auth_server, secret, tmp_path):
-    good = signed(secret, "NETRELOAD/1 reload id=r1 wait=1")
-    forged = good.replace(b"id=r1", b"id=r2")
+    good, rid = signed(secret, auth_server, "NETRELOAD/2 reload wait=1")
+    forged = good.replace(b"wait=1", b"wait=0")
     assert "error code=auth" in tcp_exchange(auth_server.port, forged)
     assert reloads(auth_server) == 0
     out = tcp_exchange(auth_server.port, good)
-    assert "accepted id=r1" in out and "live id=r1" in out
+    assert f"accepted id={rid}" in out and f"live id={rid}" in out
+    # both answers are signed (PROTOCOL.md, "Signed replies")
+    assert all(reply_body(key_of(secret), l.encode()) for l in out.splitlines()), out
     assert reloads(auth_server) == 1
     # the same bytes again, before and after a re-exec, are a replay
     assert "replayed" in tcp_exchange(auth_server.port, good)
@@ -108,16 +106,17 @@ def test_forged_and_replayed_flood_leaves_the_master_healthy(auth_server, secret
     pid0 = auth_server.pid
     wait_idle(auth_server)
     base = baseline_fds(pid0)
-    good = signed(secret, "NETRELOAD/1 reload id=once wait=0")
-    assert "accepted id=once" in tcp_exchange(auth_server.port, good)
+    good, rid = signed(secret, auth_server, "NETRELOAD/2 reload wait=0")
+    assert f"accepted id={rid}" in tcp_exchange(auth_server.port, good)
     wait_idle(auth_server)
-    wrong = make_secret(tmp_path / "wrong", "not the secret")
+    wrong = key_of(make_secret(tmp_path / "wrong", "not the secret"))
+    sid = hello(auth_server.port, key_of(secret))
     # TCP: replays of the good line, lines signed with another key, the good
-    # line with its id changed (its mac no longer matches), all at once
+    # line with a field changed (its mac no longer matches), all at once
     attacks = []
     for i in range(240):
-        attacks.append([good, signed(wrong, f"NETRELOAD/1 reload id=f{i}"),
-                        good.replace(b"id=once", b"id=evil")][i % 3])
+        attacks.append([good, sign_request(wrong, "NETRELOAD/2 reload", sid=sid)[0],
+                        good.replace(b"wait=0", b"wait=1")][i % 3])
     with ThreadPoolExecutor(max_workers=8) as ex:
         replies = list(ex.map(lambda line: tcp_exchange(auth_server.port, line), attacks))
     for line, rep in zip(attacks, replies):
@@ -138,7 +137,8 @@ def test_forged_and_replayed_flood_leaves_the_master_healthy(auth_server, secret
 
 def test_clock_skew_is_reported_with_the_amount(auth_server, secret):
     out = tcp_exchange(auth_server.port,
-                       signed(secret, "NETRELOAD/1 reload", ts=int(time.time()) - 500))
+                       signed(secret, auth_server, "NETRELOAD/2 reload",
+                              ts=int(time.time()) - 500)[0])
     assert "code=clock-skew" in out
     m = re.search(r"clock is (\d+) s behind", out)
     assert m and 495 <= int(m.group(1)) <= 505, out
@@ -146,15 +146,15 @@ def test_clock_skew_is_reported_with_the_amount(auth_server, secret):
 
 
 def test_udp_signed_retry_reloads_once_forged_is_silent(auth_server, secret):
-    line = signed(secret, "NETRELOAD/1 reload id=udp1 wait=0")
+    line, rid = signed(secret, auth_server, "NETRELOAD/2 reload wait=0")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.settimeout(5)
         u.sendto(line, ("127.0.0.1", auth_server.port))
-        assert b"accepted id=udp1" in u.recv(600)
+        assert b"accepted id=%s" % rid.encode() in u.recv(600)
         wait_for(lambda: reloads(auth_server) == 1, what="the signed UDP reload")
         u.sendto(line, ("127.0.0.1", auth_server.port))  # a retry: same id, same nonce
-        assert b"accepted id=udp1" in u.recv(600)
-        u.sendto(line.replace(b"id=udp1", b"id=udp2"), ("127.0.0.1", auth_server.port))
+        assert b"accepted id=%s" % rid.encode() in u.recv(600)
+        u.sendto(line.replace(b"wait=0", b"wait=1"), ("127.0.0.1", auth_server.port))
         u.settimeout(0.5)
         with pytest.raises(socket.timeout):
             u.recv(600)
@@ -164,7 +164,7 @@ def test_udp_signed_retry_reloads_once_forged_is_silent(auth_server, secret):
 
 def uwsgi_startup_error(tmp_path, *extra):
     (tmp_path / "app.py").write_text("def application(e, s):\n    return []\n")
-    r = subprocess.run(["uwsgi", "--plugin", "python3", "--plugins-dir", str(BUILD),
+    r = subprocess.run([*uwsgi_cmd(BUILD),
                         "--plugin", "netreload", "--netreload-port", "1", "--master",
                         "--http-socket", "127.0.0.1:0", "--wsgi-file", str(tmp_path / "app.py"),
                         *extra], capture_output=True, text=True, timeout=20,
@@ -179,6 +179,19 @@ def test_missing_or_empty_secret_stops_startup(tmp_path):
     empty.write_text("\n")
     rc, log = uwsgi_startup_error(tmp_path, "--netreload-secret-file", str(empty))
     assert rc != 0 and "is empty" in log
+
+
+def test_fifo_or_directory_as_secret_stops_startup_at_once(tmp_path):
+    """open() of a FIFO waits for a writer: it used to hang startup for good."""
+    fifo = tmp_path / "secret.fifo"
+    os.mkfifo(fifo, 0o600)
+    for path, kind in ((fifo, "FIFO"), (tmp_path, "directory")):
+        t0 = time.monotonic()
+        rc, log = uwsgi_startup_error(tmp_path, "--netreload-secret-file", str(path))
+        assert rc != 0 and f"is a {kind}, not a regular file" in log, log
+        assert time.monotonic() - t0 < 10
+    r = run_client("ping", "--secret-file", str(fifo), "127.0.0.1:1", timeout=10)
+    assert r.returncode != 0 and "is a FIFO, not a regular file" in r.stderr, r.stderr
 
 
 def test_loose_secret_warns_and_non_loopback_needs_no_insecure(servers, tmp_path):

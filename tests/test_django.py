@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (BUILD, CLIENT, ROOT, atomic_write, children_of, free_port, http_get,
+from conftest import (BUILD, CLIENT, ROOT, UWSGI, atomic_write, children_of, free_port, http_get,
                       kill_tree, run_client, uwsgi_env, wait_for)
 
 EXAMPLE = ROOT / "examples" / "django"
@@ -46,7 +46,7 @@ class Site:
         ini.write_text(text)
         self.log = tmp_path / "uwsgi.log"
         logf = open(self.log, "wb")
-        self.proc = subprocess.Popen(["uwsgi", "--ini", str(ini), *extra], cwd=tmp_path,
+        self.proc = subprocess.Popen([UWSGI, "--ini", str(ini), *extra], cwd=tmp_path,
                                      stdin=subprocess.DEVNULL, stdout=logf,
                                      stderr=subprocess.STDOUT, env=uwsgi_env())
         logf.close()

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import (APP_TEMPLATE, BUILD, SANITIZER_MARKS, atomic_write, children_of, free_port,
+from conftest import (APP_TEMPLATE, BUILD, SANITIZER_MARKS, UWSGI, atomic_write, children_of, free_port,
                       http_get, kill_tree, pid_alive, run_client, uwsgi_env, wait_for)
 
 VASSAL_INI = """\
@@ -64,7 +64,7 @@ def emperor(tmp_path):
         (vassals_dir / f"{v.name}.ini").write_text(v.ini_text)
     log = tmp_path / "emperor.log"
     logf = open(log, "ab")
-    proc = subprocess.Popen(["uwsgi", "--emperor", str(vassals_dir), "--emperor-freq", "1"],
+    proc = subprocess.Popen([UWSGI, "--emperor", str(vassals_dir), "--emperor-freq", "1"],
                             stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                             cwd=tmp_path, env=uwsgi_env())
     try:

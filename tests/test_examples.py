@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (BUILD, ROOT, atomic_write, free_port, http_get, kill_tree, run_client,
+from conftest import (BUILD, ROOT, UWSGI, atomic_write, free_port, http_get, kill_tree, run_client,
                       uwsgi_env, wait_for)
 
 EXAMPLES = ROOT / "examples"
@@ -23,7 +23,7 @@ EXAMPLES = ROOT / "examples"
 
 def start_uwsgi(args, cwd, log):
     logf = open(log, "wb")
-    proc = subprocess.Popen(["uwsgi", *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=logf,
+    proc = subprocess.Popen([UWSGI, *args], cwd=cwd, stdin=subprocess.DEVNULL, stdout=logf,
                             stderr=subprocess.STDOUT, env=uwsgi_env())
     logf.close()
     return proc

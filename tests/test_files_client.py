@@ -4,8 +4,9 @@ sends them: `netreload watch` after editor saves, deletions and bursts, and
 
 The server here is a stand-in: a Python socket on a free port that records the
 bytes of each request (its line and the file lines after it) and answers
-`accepted` then `live` (or a given final line). Every expectation about the
-bytes is computed here, independently of the C code.
+`accepted` then `live` (or a given final line), echoing the request's id (and,
+given the secret, answering hello and signing as PROTOCOL.md says). Every
+expectation about the bytes is computed here, independently of the C code.
 """
 import hashlib
 import hmac
@@ -19,6 +20,7 @@ import time
 
 import pytest
 
+from authtools import sign_reply
 from conftest import CLIENT, wait_for
 from test_watch import QUIET, Watcher, save_atomic, save_jetbrains, save_vim
 
@@ -40,11 +42,22 @@ class Request:
         return [f.split(" ")[4].rstrip("\n") for f in self.files]
 
 
-class FakeServer:
-    """Records each TCP request; answers accepted, then final (after hold is set)."""
+def answer_to(line, reply, key=None):
+    """reply (a line without id) as the answer to the request line: with its id, and
+    signed (protocol 2) when there is a key."""
+    m = re.search(rb" id=([\w.-]+)", line)
+    head, kind, rest = reply.rstrip(b"\n").split(b" ", 2)
+    text = b" ".join([head, kind] + ([b"id=" + m.group(1)] if m else []) + [rest])
+    return sign_reply(key, text.replace(b"NETRELOAD/1", b"NETRELOAD/2")) if key else text + b"\n"
 
-    def __init__(self, final=LIVE):
+
+class FakeServer:
+    """Records each TCP request; answers accepted, then final (after hold is set).
+    With key, it answers hello with a made-up instance id and signs its answers."""
+
+    def __init__(self, final=LIVE, key=None):
         self.final = final
+        self.key = key
         self.requests = []
         self.hold = threading.Event()
         self.hold.set()
@@ -78,6 +91,9 @@ class FakeServer:
                 return
             buf += chunk
         line, _, rest = buf.partition(b"\n")
+        if line.startswith(b"NETRELOAD/2 hello"):
+            conn.sendall(answer_to(line, b"NETRELOAD/2 hello sid=" + b"5a" * 16, self.key))
+            return
         m = re.search(rb" files=(\d+)", line)
         n = int(m.group(1)) if m else 0
         while rest.count(b"\n") < n:
@@ -86,9 +102,9 @@ class FakeServer:
                 break
             rest += chunk
         self.requests.append(Request(line + b"\n", rest))
-        conn.sendall(b"NETRELOAD/1 accepted gen=1 mode=graceful\n")
+        conn.sendall(answer_to(line, b"NETRELOAD/1 accepted gen=1 mode=graceful\n", self.key))
         self.hold.wait(10)
-        conn.sendall(self.final)
+        conn.sendall(answer_to(line, self.final, self.key))
 
     def wait_requests(self, n, timeout=10):
         wait_for(lambda: len(self.requests) >= n, timeout, what=f"{n} request(s)")
@@ -104,8 +120,8 @@ class FakeServer:
 def fake():
     servers = []
 
-    def make(final=LIVE):
-        s = FakeServer(final)
+    def make(final=LIVE, key=None):
+        s = FakeServer(final, key)
         servers.append(s)
         return s
 
@@ -262,17 +278,18 @@ def test_signed_request_covers_the_list(fake, code, tmp_path, watch):
     secret = tmp_path / "secret"
     secret.write_text("correct horse battery staple\n")
     secret.chmod(0o600)
-    srv = fake()
+    key = secret.read_bytes().rstrip()
+    srv = fake(key=key)
     watch("--to", srv.target, "--secret-file", str(secret))
     (code / "views.py").write_text("x = 2\n")
     req = srv.wait_requests(1)[0]
     check_list(req)
     line = req.line.rstrip(b"\n")
     signed, _, mac = line.rpartition(b" mac=")
-    key = secret.read_bytes().rstrip()
     assert hmac.compare_digest(hmac.new(key, signed, hashlib.sha256).hexdigest().encode(), mac)
-    # the MAC covers sum=, which covers the lines
-    assert list(req.fields)[-3:] == ["ts", "nonce", "mac"]
+    # the MAC covers sum=, which covers the lines; the request names the instance
+    assert list(req.fields)[-4:] == ["sid", "ts", "nonce", "mac"]
+    assert req.fields["sid"] == "5a" * 16 and req.fields["id"] == req.fields["nonce"]
     assert req.fields["sum"] == hashlib.sha256(req.rest).hexdigest()
     assert req.files == [file_line(code, "views.py")]
 
@@ -346,8 +363,8 @@ def test_ping_over_udp_only_counts_the_files(code):
     def answer():
         data, peer = sock.recvfrom(4096)
         got.append(data)
-        sock.sendto(b"NETRELOAD/1 accepted gen=1 mode=graceful\n", peer)
-        sock.sendto(LIVE, peer)
+        sock.sendto(answer_to(data, b"NETRELOAD/1 accepted gen=1 mode=graceful\n"), peer)
+        sock.sendto(answer_to(data, LIVE), peer)
 
     t = threading.Thread(target=answer, daemon=True)
     t.start()

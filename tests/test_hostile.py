@@ -472,7 +472,7 @@ def test_fragmented_requests_are_reassembled(attacked):
     assert server.get() == "v-frag1"
     # odd-sized pieces, the magic itself cut in the middle, a status request too
     server.set_version("v-frag2")
-    out = _send_in_pieces(server.port, b"NETRELOAD/1 reload id=frag2 mode=workers wait=1\n",
+    out = _send_in_pieces(server.port, b"NETRELOAD/1 reload id=frag2 mode=brutal wait=1\n",
                           [4, 7, 1, 13], 0.02)
     assert "accepted id=frag2" in out and "live id=frag2" in out, out
     out = _send_in_pieces(server.port, b"NETRELOAD/1 status id=frag3\n", [5, 3], 0.02)

@@ -1,12 +1,14 @@
 """Options, startup errors, build and install paths, and fd hygiene of workers."""
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, ROOT, children_of, free_port, run_client, uwsgi_env, wait_for
+from conftest import (BUILD, ROOT, UWSGI, children_of, free_port, run_client, uwsgi_cmd, uwsgi_env,
+                      wait_for, workers_settled)
 
 
 # helpers ---------------------------------------------------------------------------
@@ -153,12 +155,28 @@ def test_plugin_without_port_is_idle(servers):
     assert not any("timerfd" in l for l in links), links
 
 
-# 12. workers mode without lazy-apps warns ---------------------------------------------------
-def test_workers_mode_without_lazy_apps_warns(servers):
-    s = servers(mode="workers")
-    assert s.get() == "v1"
-    warn = [l for l in netreload_lines(s.log_text()) if "WARNING" in l]
-    assert len(warn) == 1 and "lazy-apps" in warn[0], warn
+# 12. a mode that cannot load new code is refused, never answered "live" ---------------------
+def test_workers_mode_without_lazy_apps_stops_startup(servers):
+    s = servers(mode="workers", start=False)
+    s.start(wait=False)
+    rc = s.proc.wait(timeout=30)
+    lines = netreload_lines(s.log_text())
+    assert rc != 0 and len(lines) == 1, lines
+    assert "netreload-mode = workers cannot load new code without lazy-apps" in lines[0]
+    assert "add lazy-apps = true or use netreload-mode = graceful" in lines[0]
+
+
+@pytest.mark.parametrize("mode", ["workers", "chain", "brutal-workers"])
+@pytest.mark.parametrize("udp", [False, True])
+def test_per_request_mode_without_lazy_apps_is_refused(servers, mode, udp):
+    """It used to answer "live" while every worker still served the old code."""
+    s = servers()  # graceful, no lazy-apps
+    s.set_version("v2")
+    r = s.ping("-m", mode, *(["--udp"] if udp else []))
+    assert r.returncode != 0 and "live" not in r.stdout, r.stdout + r.stderr
+    assert "cannot load new code here" in r.stderr and "(mode)" in r.stderr, r.stderr
+    assert s.get() == "v1" and "netreload: generation 1" not in s.log_text()
+    assert s.ping().returncode == 0 and s.get() == "v2"  # the default mode still works
 
 
 def test_workers_mode_with_lazy_apps_does_not_warn(servers):
@@ -193,7 +211,7 @@ def test_port_in_use(servers, proto):
 
 # 14. --help lists every option ------------------------------------------------------------
 def test_help_lists_options(tmp_path):
-    r = subprocess.run(["uwsgi", "--plugins-dir", str(BUILD), "--plugin", "netreload", "--help"],
+    r = subprocess.run([UWSGI, "--plugins-dir", str(BUILD), "--plugin", "netreload", "--help"],
                        capture_output=True, text=True, timeout=15, cwd=tmp_path,
                        stdin=subprocess.DEVNULL, env=uwsgi_env())
     out = r.stdout + r.stderr
@@ -208,11 +226,18 @@ def test_help_lists_options(tmp_path):
 def test_build_plugin_with_uwsgi(tmp_path, servers):
     out = tmp_path / "bp"
     out.mkdir()
-    r = subprocess.run(["uwsgi", "--build-plugin", str(ROOT)], capture_output=True, text=True,
+    r = subprocess.run([UWSGI, "--build-plugin", str(ROOT)], capture_output=True, text=True,
                        timeout=180, cwd=out, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     so = out / "netreload_plugin.so"
     assert so.is_file()
+    # what `uwsgi --build-plugin .` leaves in a checkout is all in .gitignore
+    made = sorted(p.name + "/" * p.is_dir() for p in out.iterdir())
+    assert made == [".uwsgi_plugins_builder/", "netreload_plugin.so"], made
+    ign = subprocess.run(["git", "-C", str(ROOT), "check-ignore", *made], capture_output=True,
+                         text=True, timeout=30)
+    if ign.returncode != 128:  # 128: not a git checkout (a release tarball)
+        assert ign.stdout.split() == made, ign.stdout + ign.stderr
     # the freshly built .so loads (from that dir, not build/) and works
     s = servers(start=False)
     s.args[s.args.index(str(BUILD))] = str(out)
@@ -225,18 +250,54 @@ def test_build_plugin_with_uwsgi(tmp_path, servers):
     assert s.get() == "v2"
 
 
-def test_make_install_destdir(tmp_path):
-    dest = tmp_path / "dest"
-    r = subprocess.run(["make", "-C", str(ROOT), "install", f"DESTDIR={dest}", "PREFIX=/usr"],
-                       capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    plugin = dest / "usr/lib/uwsgi/plugins/netreload_plugin.so"
-    client = dest / "usr/bin/netreload"
-    assert plugin.is_file(), r.stdout + r.stderr
-    assert client.is_file() and os.access(client, os.X_OK), r.stdout + r.stderr
-    v = subprocess.run([str(client), "--version"], capture_output=True, text=True, timeout=10)
-    assert v.returncode == 0 and v.stdout.startswith("netreload "), v.stdout + v.stderr
-    assert r.returncode == 0, f"make install failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
-    assert (dest / "usr/share/man/man1/netreload.1").is_file()
+def test_make_never_installs_packages_and_names_a_missing_uwsgi(tmp_path):
+    dry = subprocess.run(["make", "-C", str(ROOT), "-n", f"BUILD={tmp_path / 'b'}", "all"],
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    assert "ensure-deps" not in dry.stdout and "apt-get" not in dry.stdout, dry.stdout
+    r = subprocess.run(["make", "-C", str(ROOT), f"BUILD={tmp_path / 'b'}",
+                        f"UWSGI={tmp_path / 'no-such-uwsgi'}", "plugin"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "cannot find uWSGI" in r.stderr and "make deps" in r.stderr, r.stderr
+    assert "make UWSGI=/path/to/uwsgi" in r.stderr, r.stderr
+
+
+def compiled_plugin_dir():
+    out = subprocess.run([UWSGI, "--cflags"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r'-DUWSGI_PLUGIN_DIR="\\"([^"\\]*)\\""', out)
+    assert m, out
+    return m.group(1)
+
+
+def test_make_install_and_uninstall_destdir(tmp_path):
+    """The plugin goes where `plugin = netreload` finds it (uWSGI's compiled-in dir),
+    or, with PREFIX given or a relative compiled-in dir (pip's "."), into
+    PREFIX/lib/uwsgi/plugins with a hint; uninstall removes what install put."""
+    def make(*args):
+        r = subprocess.run(["make", "-C", str(ROOT), f"UWSGI={UWSGI}", f"BUILD={tmp_path / 'b'}",
+                            *args], capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"make {args} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}"
+        return r.stdout
+
+    pdir = compiled_plugin_dir()
+    for dest, prefix, plugins in (
+            (tmp_path / "d1", "/usr", "/usr/lib/uwsgi/plugins"),
+            (tmp_path / "d2", None, pdir if pdir.startswith("/") else "/usr/local/lib/uwsgi/plugins")):
+        args = [f"DESTDIR={dest}"] + ([f"PREFIX={prefix}"] if prefix else [])
+        out = make("install", *args)
+        bindir = dest / (prefix or "/usr/local").lstrip("/") / "bin"
+        files = [dest / plugins.lstrip("/") / "netreload_plugin.so", bindir / "netreload",
+                 bindir.parent / "share/man/man1/netreload.1"]
+        for f in files:
+            assert f.is_file(), f"{f} not installed:\n{out}"
+        assert ("plugins-dir = " in out) == (plugins != pdir), out
+        v = subprocess.run([str(files[1]), "--version"], capture_output=True, text=True,
+                           timeout=10)
+        assert v.returncode == 0 and v.stdout.startswith("netreload "), v.stdout + v.stderr
+        make("uninstall", *args)
+        assert not [f for f in files if f.exists()]
 
 
 # 16. workers never hold the listener -------------------------------------------------------
@@ -251,6 +312,8 @@ def test_workers_do_not_hold_netreload_sockets(servers):
         assert set(inodes) <= master, f"{phase}: the master does not hold {inodes}"
         workers = wait_for(lambda: (w := children_of(s.pid)) and len(w) == 3 and w, 10,
                            what="3 workers")
+        # a worker drops them in uWSGI's post-fork hook, a moment after fork
+        wait_for(lambda: workers_settled(s.pid), 10, what="the workers to start")
         for w in workers:
             held = socket_inodes(w) & set(inodes)
             assert not held, f"{phase}: worker {w} holds netreload sockets {held}"
@@ -262,3 +325,36 @@ def test_workers_do_not_hold_netreload_sockets(servers):
     assert r.returncode == 0, r.stderr
     after = check("after a reload")
     assert not set(before) & set(after)
+
+
+# 17. a privileged port after uWSGI dropped privileges: the cause, not "in use" ----------------
+def test_privileged_port_after_uid_drop_says_why(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start uWSGI and drop to nobody")
+    port = None
+    for p in range(1000, 1024):
+        with socket.socket() as t:
+            try:
+                t.bind(("127.0.0.1", p))
+                port = p
+                break
+            except OSError:
+                continue
+    if port is None:
+        pytest.skip("no free port below 1024")
+    d = tmp_path / "world"
+    d.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(d, 0o755)
+    (d / "app.py").write_text("def application(e, s):\n    return []\n")
+    r = subprocess.run(uwsgi_cmd(BUILD, "--plugin", "netreload", "--netreload-port", str(port),
+                                 "--master", "--uid", "nobody", "--gid", "nogroup",
+                                 "--http-socket", f"127.0.0.1:{free_port()}",
+                                 "--wsgi-file", str(d / "app.py")),
+                       capture_output=True, text=True, timeout=30, cwd=d,
+                       stdin=subprocess.DEVNULL, env=uwsgi_env())
+    log = r.stdout + r.stderr
+    assert r.returncode != 0, log
+    assert f"cannot listen on TCP 127.0.0.1:{port}: Permission denied (a port below 1024 needs " \
+        "root" in log and "master-as-root = true" in log, log
+    assert "is taken" not in log, log

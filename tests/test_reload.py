@@ -48,8 +48,8 @@ def gen_lines(server):
 
 
 def wait_log(server, needle, timeout=10):
-    """The plugin copies stderr through a pipe (logtap), so log lines land in the
-    file a moment after the reply that follows them: poll, bounded."""
+    """A worker's lines can land in the file a moment after the reply that
+    follows them: poll, bounded."""
     return wait_for(lambda: server.count(needle), timeout, what=f"{needle!r} in {server.log}")
 
 
@@ -138,10 +138,15 @@ BROKEN_APPS = {
 }
 
 
+# need-app (on by default in uWSGI 2.1) would end the instance on a broken save:
+# the plugin turns it off and says so.
 @pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True)])
-@pytest.mark.parametrize("broken", sorted(BROKEN_APPS))
-def test_broken_app_fails_then_recovers(servers, mode, lazy, broken):
-    s = servers(mode=mode, lazy=lazy)
+@pytest.mark.parametrize("broken,need_app", [("import", False), ("syntax", False),
+                                             ("import", True)])
+def test_broken_app_fails_then_recovers(servers, mode, lazy, broken, need_app):
+    s = servers(mode=mode, lazy=lazy, extra=("--need-app",) if need_app else ())
+    if need_app:
+        assert "netreload: need-app turned off" in s.log_text()
     src, needles = BROKEN_APPS[broken]
     atomic_write(s.app, src)
     r = s.ping(timeout=60)
@@ -434,3 +439,73 @@ def test_reload_timeout_is_reported(servers):
             except ProcessLookupError:
                 pass
         wait_for(lambda: not any(pid_alive(p) for p in pids), 10, what="uWSGI to die")
+
+
+# 9. the user's worker-reload-mercy wins over netreload's default grace ------------------
+
+SLOW_APP = '''\
+import os, time
+VERSION = {version!r}
+
+def application(env, start_response):
+    if env.get("PATH_INFO") == "/slow":
+        open(os.path.join({dir!r}, "slow.started"), "w").close()
+        time.sleep(4)
+        body = "slow done"
+    else:
+        body = VERSION
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body.encode()]
+'''
+
+
+@pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True)])
+def test_worker_reload_mercy_lets_a_long_request_finish(servers, mode, lazy):
+    """netreload-grace (3 s) used to kill a 4 s request although the user had set
+    worker-reload-mercy: uWSGI itself would have waited."""
+    s = servers(start=False, mode=mode, lazy=lazy, processes=1,
+                extra=["--worker-reload-mercy", "10"])
+    atomic_write(s.app, SLOW_APP.format(version="v1", dir=str(s.dir)))
+    s.start()
+    assert "netreload: old workers get 10 s to finish their requests (worker-reload-mercy" \
+        in s.log_text()
+    got = {}
+    t = threading.Thread(target=lambda: got.update(body=s.get("/slow", timeout=15)), daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: (s.dir / "slow.started").exists(), 10, what="the slow request")
+        atomic_write(s.app, SLOW_APP.format(version="v2", dir=str(s.dir)))
+        r = s.ping(timeout=40)
+        assert_live(r)
+        assert s.get() == "v2"
+    finally:
+        t.join(20)
+    assert got.get("body") == "slow done", got
+    assert "killing it" not in s.log_text()
+
+
+# 10. --cheap: no worker runs between requests -------------------------------------------
+
+@pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True)])
+def test_cheap_instance_goes_live_at_once(servers, mode, lazy):
+    """With --cheap uWSGI runs no worker until a request comes: every ping used to
+    wait 30 s and answer "failed: 0 of 0 workers running new code"."""
+    s = servers(mode=mode, lazy=lazy, extra=["--cheap"])
+    s.set_version("v2")
+    t0 = time.monotonic()
+    r = s.ping(timeout=40)
+    assert_live(r)
+    assert time.monotonic() - t0 < 10
+    assert s.get() == "v2"
+
+
+def test_cheap_instance_broken_save_fails_with_the_reason(servers):
+    s = servers(extra=["--cheap"])
+    src, needles = BROKEN_APPS["import"]
+    atomic_write(s.app, src)
+    r = s.ping(timeout=40)
+    assert r.returncode == 1 and "reload failed" in r.stderr, r.stdout + r.stderr
+    assert needles[1] in r.stderr, r.stderr
+    s.set_version("v3")
+    assert_live(s.ping(timeout=40))
+    assert s.get() == "v3"

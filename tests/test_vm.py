@@ -20,8 +20,10 @@ mount is removed (fusermount -u, retried, then umount -l) and the namespaces
 are deleted at teardown, also when the test failed. Teardown fails the test
 if a namespace or a mount is left behind.
 """
+import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -45,13 +47,14 @@ def app_text(version):
 class Guest:
     """A uWSGI master in the guest namespace serving MNT/app.py."""
 
-    def __init__(self, sim, n, netreload=True, extra=()):
+    def __init__(self, sim, n, netreload=True, extra=(), secret=True):
         self.sim, self.vm = sim, sim.vm
         self.log = self.vm.base / f"guest{n}.log"
         args = vm.uwsgi_args(BUILD, self.vm.mnt / "app.py", self.vm.guest_addr, HTTP_PORT,
                              nr_port=NR_PORT if netreload else None,
-                             nr_bind=self.vm.guest_addr, secret_file=sim.guest_secret,
-                             extra=extra)
+                             nr_bind=self.vm.guest_addr,
+                             secret_file=sim.guest_secret if secret else None,
+                             insecure=not secret, extra=extra)
         self.netreload = netreload
         self.logf = open(self.log, "ab")
         self.proc = subprocess.Popen(self.vm.guest(args), stdin=subprocess.DEVNULL,
@@ -270,6 +273,43 @@ def test_netreload_watch_reloads_the_guest(sim):
     assert g.log_text().count("netreload: generation ") >= 2
     assert "error" not in w.stderr().lower(), w.stderr()
     assert w.proc.poll() is None
+
+
+def test_strangers_without_a_secret_get_no_udp_answer_and_no_pid(sim):
+    """Without a secret (netreload-insecure on the guest's address) a sender on
+    another machine is a stranger: UDP acts on its reloads but answers nothing
+    (a spoofed source must not be a reflector), and its status shows neither
+    the master's pid nor the last exception text."""
+    v = sim.vm
+    target = f"{v.guest_addr}:{NR_PORT}"
+    atomic_write(v.src / "app.py", app_text("v1"))
+    g = sim.guest(secret=False).wait_serving("v1")
+
+    def status():
+        r = sim.host_client("status", "--json", target)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout.splitlines()[-1])
+
+    with vm.in_netns(v.host_ns):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.settimeout(0.5)
+        u.sendto(b"NETRELOAD/1 status id=s1\n", (v.guest_addr, NR_PORT))
+        with pytest.raises(socket.timeout):
+            u.recv(2048)
+        atomic_write(v.src / "app.py", "import nonexistent_module_xyz\n")
+        u.sendto(b"NETRELOAD/1 reload id=r1\n", (v.guest_addr, NR_PORT))
+        with pytest.raises(socket.timeout):
+            u.recv(2048)
+        st = wait_for(lambda: (lambda s: s if s["last"] == "failed" else None)(status()), 30,
+                      what="the broken save's reload to fail")
+        assert st["pid"] == 0 and "reason" not in st, st
+        assert "nonexistent_module_xyz" in g.log_text()  # there was a reason to hide
+        atomic_write(v.src / "app.py", app_text("v2"))
+        u.sendto(b"NETRELOAD/1 reload id=r2\n", (v.guest_addr, NR_PORT))
+        g.wait_serving("v2")
+    finally:
+        u.close()
 
 
 @pytest.mark.parametrize("sim", ["attr", "content"], indirect=True)

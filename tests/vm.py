@@ -42,6 +42,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from fusetools import fuse_missing, mounts_at, run, unmount
+from uwsgibin import UWSGI, uwsgi_cmd
 from proctools import kill_tree, workers_settled  # noqa: F401 (bench/vm.py uses vm.workers_settled)
 
 CLONE_NEWNET = 0x40000000
@@ -61,7 +62,7 @@ def missing():
     if os.geteuid() != 0:
         return (f"needs root for network namespaces, veth and FUSE mounts "
                 f"(running as uid {os.geteuid()})")
-    for tool, pkg in (("ip", "iproute2"), ("bindfs", "bindfs"), ("uwsgi", "uwsgi-core")):
+    for tool, pkg in (("ip", "iproute2"), ("bindfs", "bindfs"), (UWSGI, "uwsgi-core")):
         if not shutil.which(tool):
             return f"no `{tool}` on PATH (Debian package {pkg})"
     if not os.path.exists("/proc/self/ns/net"):
@@ -240,7 +241,7 @@ def uwsgi_args(build, app, http_addr, http_port, nr_port=None, nr_bind=None,
     --plugins-dir so that uWSGI finds it in its own plugin directory). uWSGI runs in
     chdir, by default the app's dir."""
     app = Path(app)
-    a = ["uwsgi", "--plugin", "python3", "--plugins-dir", str(build)]
+    a = uwsgi_cmd(build)
     if nr_port:
         a += ["--plugin", "netreload", "--netreload-port", str(nr_port)]
         if nr_bind:

@@ -1,7 +1,9 @@
 /*
  * fuzz_auth.c - libFuzzer target for what nr_auth_verify does after the MAC
- * check (clock window, nonce field, replay cache) and for the nonce list
- * that crosses a re-exec (nr_nonce_save / nr_nonce_load).
+ * check (the signed tail read from the end, clock window, what binds a
+ * protocol 2 request: its id and the instance id, replay cache), for the
+ * nonce list and instance id that cross a re-exec (nr_nonce_save /
+ * nr_nonce_load), and for signed replies (nr_reply_sign / nr_reply_verify).
  *
  * A fuzzed line never carries a MAC made with the fuzz key, so the target
  * signs it: whatever follows its last " mac=" is replaced by the right MAC.
@@ -9,11 +11,17 @@
  * windows, so requests fall both inside and outside the window; the replay
  * cache lives across runs, so replays happen too, and now and then it is
  * handed a full list of nonces so that it refuses requests as full. The same
- * bytes are also read as a saved nonce list. Besides crashes and sanitizer
- * reports it checks three properties:
+ * bytes are also read as a saved nonce list, and as a reply. The caches
+ * belong to instance FUZZ_SID, which the seeds name. Besides crashes and
+ * sanitizer reports it checks these properties:
  *   - a request accepted once is a replay the second time;
- *   - a nonce accepted before a re-exec is a replay after it (save, load);
- *   - saving what a load read gives text that loads and saves to itself.
+ *   - a request refused for its binding (another instance, an id that is not
+ *     its nonce) left no nonce behind: it is refused the same way again;
+ *   - a nonce accepted before a re-exec is a replay after it (save, load),
+ *     and the instance id comes through;
+ *   - saving what a load read gives text that loads and saves to itself;
+ *   - a reply signed verifies, exactly over its bytes, and a signed request
+ *     never verifies as a reply.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -28,6 +36,8 @@
 #define MIN_CLOCK (2 * 86400)
 #define MAX_CLOCK ((int64_t)1 << 40)
 #define SAVE_MAX (NR_NONCE_CACHE * 40) /* what the plugin hands over */
+
+#define FUZZ_SID "00112233445566778899aabbccddeeff"
 
 static const struct nr_secret secret = {.key = "fuzz", .len = 4};
 static struct nr_nonce_cache seen; /* across runs: replays and a full cache */
@@ -109,30 +119,77 @@ static void fill(int64_t now)
 	nr_nonce_load(&seen, text);
 }
 
+/* The line as the server decodes it; one that does not decode is checked as
+ * a protocol 2 reload without id, so the binding is exercised all the same. */
+static void decode(const char *line, size_t len, struct nr_request *req)
+{
+	char err[128];
+
+	if (nr_request_parse(line, len, req, err, sizeof(err)) != NR_OK)
+		*req = (struct nr_request){.version = 2, .verb = NR_VERB_RELOAD};
+}
+
+/* An empty cache of instance FUZZ_SID, as after a cold start. */
+static void cold(struct nr_nonce_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+	memcpy(c->sid, FUZZ_SID, sizeof(c->sid));
+}
+
 /* A signed line, checked against the cache that persists and against a
  * fresh one that is then handed over as across a re-exec. */
 static void verify(const char *line, size_t len, int64_t now, int window)
 {
 	char *text = malloc(SAVE_MAX);
+	struct nr_request req;
 	int64_t skew;
 	int rc;
 
 	if (!text)
 		abort();
-	rc = nr_auth_verify(&secret, line, len, now, window, &seen, &skew);
+	decode(line, len, &req);
+	rc = nr_auth_verify(&secret, &req, line, len, now, window, &seen, &skew);
 	if (rc == NR_AUTH_OK &&
-	    nr_auth_verify(&secret, line, len, now, window, &seen, &skew) != NR_AUTH_REPLAY)
+	    nr_auth_verify(&secret, &req, line, len, now, window, &seen, &skew) != NR_AUTH_REPLAY)
 		abort();
-	memset(&fresh, 0, sizeof(fresh));
-	if (nr_auth_verify(&secret, line, len, now, window, &fresh, &skew) == NR_AUTH_OK) {
+	if ((rc == NR_AUTH_INSTANCE || rc == NR_AUTH_UNBOUND) &&
+	    nr_auth_verify(&secret, &req, line, len, now, window, &seen, &skew) != rc)
+		abort();
+	cold(&fresh);
+	if (nr_auth_verify(&secret, &req, line, len, now, window, &fresh, &skew) == NR_AUTH_OK) {
 		if (nr_nonce_save(&fresh, now, window, text, SAVE_MAX))
 			abort();
 		memset(&back, 0, sizeof(back));
 		nr_nonce_load(&back, text);
-		if (nr_auth_verify(&secret, line, len, now, window, &back, &skew) != NR_AUTH_REPLAY)
+		if (strcmp(back.sid, FUZZ_SID) ||
+		    nr_auth_verify(&secret, &req, line, len, now, window, &back, &skew) != NR_AUTH_REPLAY)
 			abort();
 	}
 	free(text);
+}
+
+/* The input as a reply: checked (anything goes), then signed, which must verify
+ * over exactly its bytes; the signed request line must not pass for a reply. */
+static void reply(const uint8_t *data, size_t n, const char *request, size_t request_len)
+{
+	char buf[NR_LINE_MAX];
+	size_t body;
+	int len;
+
+	(void)nr_reply_verify(&secret, (const char *)data, n, &body);
+	if (body > n)
+		abort();
+	if (nr_reply_verify(&secret, request, request_len, &body) == NR_AUTH_OK)
+		abort();
+	if (n >= sizeof(buf) || memchr(data, '\n', n) || memchr(data, '\r', n))
+		return;
+	memcpy(buf, data, n);
+	len = nr_reply_sign(&secret, buf, n, sizeof(buf));
+	if (len < 0)
+		return;
+	if (nr_reply_verify(&secret, buf, (size_t)len, &body) != NR_AUTH_OK || body != n ||
+	    memcmp(buf, data, n))
+		abort();
 }
 
 /* size bytes that end where their allocation ends, so that ASan sees a write
@@ -156,6 +213,8 @@ static void nonce_text(const uint8_t *data, size_t n, int64_t now, int window, s
 	in[n] = '\0';
 	memset(&fresh, 0, sizeof(fresh));
 	nr_nonce_load(&fresh, in);
+	if (fresh.sid[0] && !nr_sid_valid(fresh.sid))
+		abort();
 	nr_nonce_save(&fresh, now, window, one, size);
 	/* 0 bytes cannot even hold the empty list: of those, only no overflow is asked */
 	if (size > 0) {
@@ -180,8 +239,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (((h >> 12) & 31) == 0)
 		fill(now);
+	if (!seen.sid[0])
+		memcpy(seen.sid, FUZZ_SID, sizeof(seen.sid));
 	verify(line, len, now, window);
 	nonce_text(data, size, now, window, room);
+	reply(data, size, line, len);
 	free(line);
 	return 0;
 }

@@ -1,8 +1,10 @@
 /*
  * fuzz_proto.c - libFuzzer target for everything that decodes bytes from the
- * network: request and reply decoding, plain-ping sniffing, and signature
- * checks. Besides crashes and sanitizer reports it checks one property: a
- * request that decodes re-encodes to a line that decodes to the same request.
+ * network: request and reply decoding (protocols 1 and 2, hello and its
+ * instance id), plain-ping sniffing, and signature checks of requests and
+ * replies. Besides crashes and sanitizer reports it checks one property: a
+ * request that decodes re-encodes to a line that decodes to the same request
+ * (version included).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@ static void round_trip(const struct nr_request *req)
 		abort(); /* every decodable request must be encodable */
 	if (nr_request_parse(line, (size_t)n, &back, err, sizeof(err)) != NR_OK)
 		abort();
-	if (back.verb != req->verb || strcmp(back.id, req->id) ||
+	if (back.version != req->version || back.verb != req->verb || strcmp(back.id, req->id) ||
 	    (req->verb == NR_VERB_RELOAD && (back.mode != req->mode || back.wait != req->wait)))
 		abort();
 }
@@ -45,21 +47,28 @@ static void file_round_trip(const char *buf, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct nr_nonce_cache cache;
+	static struct nr_nonce_cache cache = {.sid = "00112233445566778899aabbccddeeff"};
 	static const struct nr_secret secret = {.key = "fuzz", .len = 4};
 	const char *buf = (const char *)data;
 	struct nr_request req;
 	struct nr_reply rep;
 	char err[128], out[NR_LINE_MAX];
+	size_t body;
 	int64_t skew;
 
 	(void)nr_sniff(buf, size);
-	if (nr_request_parse(buf, size, &req, err, sizeof(err)) == NR_OK)
+	if (nr_request_parse(buf, size, &req, err, sizeof(err)) == NR_OK) {
 		round_trip(&req);
+		(void)nr_auth_verify(&secret, &req, buf, size, 1700000000, 60, &cache, &skew);
+	}
 	if (nr_reply_parse(buf, size, &rep, err, sizeof(err)) == NR_OK &&
 	    nr_reply_format(&rep, out, sizeof(out)) < 0)
 		abort();
-	(void)nr_auth_verify(&secret, buf, size, 1700000000, 60, &cache, &skew);
+	/* as the client takes a reply: the MAC first, then what it signs */
+	if (nr_reply_verify(&secret, buf, size, &body) == NR_AUTH_OK &&
+	    nr_reply_parse(buf, body, &rep, err, sizeof(err)) == NR_OK &&
+	    nr_reply_format(&rep, out, sizeof(out)) < 0)
+		abort();
 	file_round_trip(buf, size);
 	return 0;
 }

@@ -371,18 +371,29 @@ static void test_signed_vector(void)
 {
 	struct nr_secret s = {.len = 6};
 	struct nr_nonce_cache *cache = calloc(1, sizeof(*cache));
-	char buf[NR_LINE_MAX];
+	struct nr_request req;
+	char buf[NR_LINE_MAX], err[128];
 	int64_t skew;
 	int n;
 
 	memcpy(s.key, "s3cret", 6);
 	strcpy(buf, REQ12);
-	n = nr_auth_sign(&s, buf, strlen(buf), sizeof(buf), 1700000000, "0123456789abcdef");
+	n = nr_auth_sign(&s, buf, strlen(buf), sizeof(buf), 1700000000, "0123456789abcdef", NULL);
 	CHECK(n > 0 && !strcmp(buf, REQ12 " ts=1700000000 nonce=0123456789abcdef mac=" MAC12 "\n"));
-	CHECK(cache && nr_auth_verify(&s, buf, (size_t)n, 1700000000, 60, cache, &skew) == NR_AUTH_OK);
+	CHECK(rparse(buf, &req, err, sizeof(err)) == NR_OK);
+	CHECK(cache &&
+	      nr_auth_verify(&s, &req, buf, (size_t)n, 1700000000, 60, cache, &skew) == NR_AUTH_OK);
 	/* another list is another sum, so the old MAC no longer fits */
 	buf[strlen("NETRELOAD/1 reload id=a1 wait=1 files=2 more=3 sum=")] = 'f';
-	CHECK(cache && nr_auth_verify(&s, buf, (size_t)n, 1700000000, 60, cache, &skew) == NR_AUTH_BAD);
+	CHECK(cache &&
+	      nr_auth_verify(&s, &req, buf, (size_t)n, 1700000000, 60, cache, &skew) == NR_AUTH_BAD);
+	/* the same list as protocol 2 signs it, for an instance (PROTOCOL.md's vector) */
+	strcpy(buf, "NETRELOAD/2 reload id=0123456789abcdef wait=1 files=2 more=3 sum=" SUM12);
+	n = nr_auth_sign(&s, buf, strlen(buf), sizeof(buf), 1700000000, "0123456789abcdef",
+			 "00112233445566778899aabbccddeeff");
+	CHECK(n > 0 && strstr(buf, " sid=00112233445566778899aabbccddeeff ts=1700000000 nonce="
+				   "0123456789abcdef mac=9e44c3531e662c164961a47a60015cfb0729eda1de30"
+				   "aaf61b413b417fe04fbb\n"));
 	free(cache);
 }
 

@@ -9,8 +9,8 @@
 
 static const char *golden =
 	"v=1 tcp=5 udp=6 gen=3 active=1 mode=graceful first=100 start=101 stop=150 pending=1 "
-	"pmode=workers pfirst=140 last=2 last_ms=42 c=9,3,120,a1 p=10,130,4e45 "
-	"u=4,141,~,0200 r=a1,3,120,0,0,0";
+	"pmode=workers pfirst=140 last=2 last_ms=42 c=9,3,120,a1 u=4,141,~,0200 "
+	"r=a1,3,120,0,0,0,0200 p=10,130,4e45";
 
 static void test_golden(void)
 {
@@ -28,8 +28,13 @@ static void test_golden(void)
 	      h.conns[1].opened == 130);
 	CHECK(h.nudp == 1 && h.udp[0].alen == 2 && h.udp[0].id[0] == '\0' && h.udp[0].t0 == 141);
 	CHECK(h.nrecent == 1 && h.recent[0].gen == 3 && h.recent[0].kind == 0);
+	CHECK(h.recent[0].alen == 2 && h.recent[0].addr.ss_family == 2);
 	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK);
 	CHECK(!strcmp(out, golden));
+	nr_handover_free(&h);
+	/* what 0.2.0 wrote: no sender on r= */
+	CHECK(nr_handover_parse("v=1 r=a1,3,120,0,0,0", &h, err, sizeof(err)) == NR_OK);
+	CHECK(h.nrecent == 1 && h.recent[0].alen == 0);
 	nr_handover_free(&h);
 }
 
@@ -125,6 +130,58 @@ static void test_cut(void)
 	CHECK(nr_handover_format(&h, out, 20) == NR_ESPACE);
 }
 
+/* The most a hand-over can hold of what it must keep, with every slot of the
+ * connection table taken by clients half-way through an unsigned request: the
+ * waiting client, UDP waiters, ids and files all go in; only sending clients
+ * are cut (an attacker's 127 half-sent lines used to squeeze out the waiter). */
+static void test_squeeze(void)
+{
+	static struct nr_handover h, back;
+	static char out[NR_HANDOVER_MAX + 1], line[NR_LINE_MAX];
+	char err[128];
+
+	memset(&h, 0, sizeof(h));
+	memset(line, 'x', sizeof(line));
+	h.tcp_fd = 3;
+	h.udp_fd = 4;
+	h.nconns = NR_HO_CONNS;
+	h.conns[0] = (struct nr_ho_conn){.fd = 5, .waiting = 1, .want_gen = 2, .id = "signed"};
+	for (int i = 1; i < NR_HO_CONNS; i++)
+		h.conns[i] = (struct nr_ho_conn){.fd = 5 + i, .buf = line, .len = NR_LINE_MAX - 1};
+	h.nudp = NR_HO_UDP;
+	for (int i = 0; i < NR_HO_UDP; i++) {
+		h.udp[i] = (struct nr_ho_udp){.want_gen = 2, .alen = 28, .id = "0123456789abcdef"};
+		h.udp[i].addr.ss_family = 10;
+	}
+	h.nrecent = NR_HO_RECENT;
+	for (int i = 0; i < NR_HO_RECENT; i++) {
+		h.recent[i] = (struct nr_ho_recent){.gen = 2, .alen = 28};
+		snprintf(h.recent[i].id, sizeof(h.recent[i].id), "%032d", i);
+		h.recent[i].addr.ss_family = 10;
+	}
+	h.nfiles = NR_FILES_MAX;
+	for (int i = 0; i < NR_FILES_MAX; i++) {
+		memset(h.files[i].path, 'p', 400);
+		h.files[i].path[400] = '\0';
+		h.files[i].has_hash = 1;
+	}
+	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK);
+	CHECK(h.nudp == NR_HO_UDP && h.nrecent == NR_HO_RECENT && h.nfiles == NR_FILES_MAX);
+	CHECK(h.nconns >= 1 && h.nconns < NR_HO_CONNS);
+	CHECK(nr_handover_parse(out, &back, err, sizeof(err)) == NR_OK);
+	CHECK(back.conns[0].waiting && !strcmp(back.conns[0].id, "signed"));
+	CHECK(back.nudp == NR_HO_UDP && back.nrecent == NR_HO_RECENT && back.nfiles == NR_FILES_MAX);
+	nr_handover_free(&back);
+	/* and with every connection waiting, nothing at all is cut */
+	h.nconns = NR_HO_CONNS;
+	for (int i = 0; i < NR_HO_CONNS; i++)
+		h.conns[i] = (struct nr_ho_conn){.fd = 5 + i, .waiting = 1, .want_gen = 2,
+						 .id = "0123456789abcdef0123456789abcdef"};
+	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK);
+	CHECK(h.nconns == NR_HO_CONNS && h.nudp == NR_HO_UDP && h.nrecent == NR_HO_RECENT &&
+	      h.nfiles == NR_FILES_MAX);
+}
+
 /* Files still to be seen on the share, and a failed check, cross the re-exec. */
 static void test_files(void)
 {
@@ -163,5 +220,6 @@ int main(void)
 	test_version();
 	test_rejects();
 	test_cut();
+	test_squeeze();
 	return check_summary();
 }

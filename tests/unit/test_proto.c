@@ -30,7 +30,14 @@ static void test_request_vectors(void)
 	CHECK(parse("NETRELOAD/1 reload future=1 id=b\n", &r) == NR_OK && !strcmp(r.id, "b"));
 	CHECK(parse("NETRELOAD/1   reload   mode=brutal-workers  \n", &r) == NR_OK &&
 	      r.mode == NR_MODE_BRUTAL_WORKERS);
-	CHECK(parse("NETRELOAD/2 reload\n", &r) == NR_EVERSION);
+	CHECK(parse("NETRELOAD/2 reload\n", &r) == NR_OK && r.version == 2);
+	CHECK(parse("NETRELOAD/1 reload\n", &r) == NR_OK && r.version == 1);
+	CHECK(parse("NETRELOAD/3 reload\n", &r) == NR_EVERSION);
+	CHECK(parse("NETRELOAD/0 reload\n", &r) == NR_EVERSION);
+	CHECK(parse("NETRELOAD/2 hello id=0123456789abcdef ts=1 nonce=0123456789abcdef mac=00\n", &r) ==
+		      NR_OK &&
+	      r.verb == NR_VERB_HELLO && !strcmp(r.id, "0123456789abcdef"));
+	CHECK(parse("NETRELOAD/1 hello\n", &r) == NR_EPARSE); /* hello came with protocol 2 */
 	CHECK(parse("NETRELOAD/01 reload\n", &r) == NR_OK);
 	CHECK(parse("NETRELOAD/99999 reload\n", &r) == NR_EVERSION);
 	CHECK(parse("NETRELOAD/1 reload mode=fast\n", &r) == NR_EPARSE);
@@ -85,6 +92,43 @@ static void test_request_format(void)
 	r.id[0] = 0;
 	CHECK(nr_request_format(&r, buf, sizeof(buf)) > 0 && !strcmp(buf, "NETRELOAD/1 status\n"));
 	CHECK(nr_request_format(&r, tiny, sizeof(tiny)) == NR_ESPACE);
+	r.version = 2;
+	CHECK(nr_request_format(&r, buf, sizeof(buf)) > 0 && !strcmp(buf, "NETRELOAD/2 status\n"));
+	r.verb = NR_VERB_HELLO;
+	strcpy(r.id, "0123456789abcdef");
+	CHECK(nr_request_format(&r, buf, sizeof(buf)) > 0 &&
+	      !strcmp(buf, "NETRELOAD/2 hello id=0123456789abcdef\n"));
+	r.version = 1; /* a hello cannot be written as protocol 1, nor anything as 3 */
+	CHECK(nr_request_format(&r, buf, sizeof(buf)) == NR_EPARSE);
+	r.version = 3;
+	CHECK(nr_request_format(&r, buf, sizeof(buf)) == NR_EPARSE);
+}
+
+static void test_hello_reply(void)
+{
+	struct nr_reply rep;
+	char buf[NR_LINE_MAX], err[128];
+	const char *hello = "NETRELOAD/2 hello id=0123456789abcdef sid=00112233445566778899aabbccddeeff\n";
+
+	CHECK(nr_reply_parse(hello, strlen(hello), &rep, err, sizeof(err)) == NR_OK);
+	CHECK(rep.kind == NR_REPLY_HELLO && rep.version == 2 &&
+	      !strcmp(rep.sid, "00112233445566778899aabbccddeeff"));
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, hello));
+	CHECK(nr_reply_parse("NETRELOAD/2 hello sid=0011\n", 27, &rep, err, sizeof(err)) ==
+	      NR_EPARSE);
+	CHECK(nr_reply_parse("NETRELOAD/2 hello sid=00112233445566778899AABBCCDDEEFF\n", 56, &rep,
+			     err, sizeof(err)) == NR_EPARSE);
+	/* a reply is written as protocol 1 unless told otherwise: what 0.1 clients read */
+	memset(&rep, 0, sizeof(rep));
+	rep.kind = NR_REPLY_ACCEPTED;
+	rep.gen = 1;
+	rep.mode = NR_MODE_GRACEFUL;
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 &&
+	      !strcmp(buf, "NETRELOAD/1 accepted gen=1 mode=graceful\n"));
+	rep.version = 2;
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 &&
+	      !strcmp(buf, "NETRELOAD/2 accepted gen=1 mode=graceful\n"));
+	CHECK(nr_reply_parse("NETRELOAD/3 live gen=1\n", 23, &rep, err, sizeof(err)) == NR_EVERSION);
 }
 
 static void test_replies(void)
@@ -188,6 +232,7 @@ int main(void)
 	test_hostile();
 	test_request_format();
 	test_replies();
+	test_hello_reply();
 	test_reason();
 	test_modes();
 	return check_summary();

@@ -1,0 +1,291 @@
+/*
+ * test_logs.c - the load-window relay (plugin/logs.c) without uWSGI: fd 2 is
+ * a temp file (or a pipe) standing in for the log. What is printed while
+ * "apps load" must reach it whole and in order, also from a child forked
+ * meanwhile, one started in the background that outlives the window, and a
+ * loader that exits, crashes or is killed; the reason comes out of the slot;
+ * a log whose reader is stalled does not hold the loader up.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* posix_spawn with environ */
+#endif
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../plugin/logs.h"
+#include "check.h"
+
+#define TRACEBACK                                                                             \
+	"Traceback (most recent call last):\n"                                                \
+	"  File \"/srv/app/app.py\", line 5, in <module>\n"                                    \
+	"    import nonexistent\n"                                                            \
+	"ModuleNotFoundError: No module named 'nonexistent'\n"                                 \
+	"unable to load app 0 (mountpoint='') (callable not found or import error)\n"
+
+extern char **environ;
+
+static char logpath[] = "/tmp/nr-logs-XXXXXX";
+static int saved_stderr;
+static volatile int *volatile bad_address = (int *)16;
+
+/* A fresh, empty "log" as fd 2. CHECK reports on stderr: real_stderr() first. */
+static void new_log(void)
+{
+	int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0600);
+
+	dup2(fd, 2);
+	close(fd);
+}
+
+static void real_stderr(void)
+{
+	dup2(saved_stderr, 2);
+}
+
+static char *read_log(void)
+{
+	static char buf[1 << 16];
+	int fd = open(logpath, O_RDONLY);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Wait (up to 3 s) until the log is exactly want; the relay may still write. */
+static int log_becomes(const char *want)
+{
+	for (int i = 0; i < 300; i++) {
+		if (!strcmp(read_log(), want))
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static void say(const char *s)
+{
+	(void)!write(2, s, strlen(s));
+}
+
+static void test_parse(void)
+{
+	char r[512];
+
+	CHECK(nr_logs_parse_reason(TRACEBACK, r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: ModuleNotFoundError: No module named 'nonexistent' "
+			 "(/srv/app/app.py:5)"));
+	CHECK(nr_logs_parse_reason("  File \"a.py\", line 1\n    def f(:\n         ^\n"
+				   "SyntaxError: invalid syntax\n",
+				   r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: SyntaxError: invalid syntax (a.py:1)"));
+	CHECK(nr_logs_parse_reason("*** no app loaded. going in full dynamic mode ***\n", r,
+				   sizeof(r)) == 0);
+	CHECK(nr_logs_parse_reason("", r, sizeof(r)) == 0);
+}
+
+/* The bytes arrive unchanged and in order, and are all out when nr_logs_end
+ * returns; fd 2 is the same file afterwards. */
+static void test_window(void)
+{
+	struct stat before, after;
+	char r[512];
+	int all_out;
+
+	new_log();
+	fstat(2, &before);
+	say("before\n");
+	nr_logs_begin(1);
+	say("during 1\n");
+	say(TRACEBACK);
+	say("no newline at the end");
+	nr_logs_end();
+	all_out = !strcmp(read_log(), "before\nduring 1\n" TRACEBACK "no newline at the end");
+	say("\nafter\n");
+	fstat(2, &after);
+	real_stderr();
+	CHECK(all_out);
+	CHECK(before.st_ino == after.st_ino && before.st_dev == after.st_dev);
+	CHECK(!strcmp(read_log(), "before\nduring 1\n" TRACEBACK "no newline at the end\nafter\n"));
+	CHECK(nr_logs_reason(1, getpid(), r, sizeof(r)) == 1);
+	CHECK(strstr(r, "ModuleNotFoundError: No module named 'nonexistent'") != NULL);
+	CHECK(nr_logs_reason(1, 0, r, sizeof(r)) == 1);
+	CHECK(nr_logs_reason(1, getpid() + 1, r, sizeof(r)) == 0); /* another process's slot */
+	CHECK(nr_logs_reason(2, 0, r, sizeof(r)) == 0);		   /* nothing loaded there */
+	CHECK(nr_logs_reason(7, 0, r, sizeof(r)) == 0);		   /* no such slot */
+}
+
+/* A long load keeps only the tail, which still holds the exception; text
+ * with NUL bytes and most of the mark passes through as it is. */
+static void test_tail(void)
+{
+	char line[100], r[512];
+	static const char odd[] = "odd \0netreload:load\n";
+
+	new_log();
+	nr_logs_begin(2);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(line, sizeof(line), "noise line %d\n", i);
+		say(line);
+	}
+	(void)!write(2, odd, sizeof(odd) - 1);
+	say(TRACEBACK);
+	nr_logs_end();
+	real_stderr();
+	CHECK(strlen(read_log()) > NR_LOGS_TAIL);
+	CHECK(nr_logs_reason(2, getpid(), r, sizeof(r)) == 1);
+}
+
+/* A child forked while loading writes through the relay too, in order. */
+static void test_fork(void)
+{
+	pid_t pid;
+	int st;
+
+	new_log();
+	nr_logs_begin(1);
+	say("parent 1\n");
+	pid = fork();
+	if (pid == 0) {
+		say("child\n");
+		_exit(0);
+	}
+	waitpid(pid, &st, 0);
+	say("parent 2\n");
+	nr_logs_end();
+	real_stderr();
+	CHECK(!strcmp(read_log(), "parent 1\nchild\nparent 2\n"));
+}
+
+/* A process started in the background while loading keeps its output after. */
+static void test_background(void)
+{
+	char *argv[] = {"sh", "-c", "sleep 0.2; echo late >&2", NULL};
+	pid_t pid;
+	int st;
+
+	new_log();
+	nr_logs_begin(1);
+	say("loading\n");
+	posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ); /* no fork handlers */
+	nr_logs_end();
+	say("loaded\n");
+	real_stderr();
+	CHECK(log_becomes("loading\nloaded\nlate\n"));
+	waitpid(pid, &st, 0);
+}
+
+/* A loader that ends while loading: exit(), a crash, a signal, SIGKILL. */
+static void end_while_loading(int how, int *status)
+{
+	pid_t pid;
+
+	new_log();
+	pid = fork();
+	if (pid == 0) {
+		nr_logs_begin(1);
+		say("last words\n");
+		if (how == 0)
+			exit(3);
+		if (how == 1)
+			*bad_address = 1; /* not NULL: UBSan would catch that and _exit() */
+		kill(getpid(), how == 2 ? SIGTERM : SIGKILL);
+		_exit(9); /* not reached */
+	}
+	waitpid(pid, status, 0);
+	real_stderr();
+	CHECK(log_becomes("last words\n") || (how == 1 && strstr(read_log(), "last words\n")));
+}
+
+static void test_endings(void)
+{
+	int st;
+
+	end_while_loading(0, &st);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 3);
+	end_while_loading(1, &st);
+	CHECK(!(WIFEXITED(st) && WEXITSTATUS(st) == 0)); /* SIGSEGV, or ASan's report and exit */
+	end_while_loading(2, &st);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+	end_while_loading(3, &st);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* The log is a pipe nobody reads for now, and full: loading ends at once
+ * anyway (without netreload the loader itself would block on it); the lines
+ * and the reason are there, and the lines arrive once the reader is back. */
+static void test_stalled_reader(void)
+{
+	int p[2], filler, ended_fast, got_reason, found = 0;
+	char path[64], r[512], buf[65536];
+	struct timespec t0, t1;
+
+	if (pipe(p))
+		return;
+	dup2(p[1], 2);
+	close(p[1]);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", 2);
+	filler = open(path, O_WRONLY | O_NONBLOCK); /* its own O_NONBLOCK */
+	while (write(filler, "filler filler filler\n", 21) > 0)
+		;
+	while (write(filler, "\n", 1) > 0)
+		;
+	close(filler);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	nr_logs_begin(1);
+	say(TRACEBACK);
+	nr_logs_end();
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	real_stderr(); /* the relay holds the pipe's last write end now */
+	ended_fast = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500;
+	got_reason = nr_logs_reason(1, getpid(), r, sizeof(r));
+	for (ssize_t n; !found && (n = read(p[0], buf, sizeof(buf) - 1)) > 0;) {
+		buf[n] = '\0';
+		found = strstr(buf, "ModuleNotFoundError") != NULL;
+	}
+	close(p[0]);
+	CHECK(ended_fast);
+	CHECK(got_reason);
+	CHECK(found);
+}
+
+/* With fd 2 closed there is nothing to relay, and nothing breaks. */
+static void test_closed_stderr(void)
+{
+	int still_closed;
+
+	close(2);
+	nr_logs_begin(1);
+	nr_logs_end();
+	still_closed = fcntl(2, F_GETFD) < 0;
+	real_stderr();
+	CHECK(still_closed);
+}
+
+int main(void)
+{
+	int fd = mkstemp(logpath);
+
+	saved_stderr = dup(2);
+	close(fd);
+	CHECK(nr_logs_init(3) == 0);
+	test_parse();
+	test_window();
+	test_tail();
+	test_fork();
+	test_background();
+	test_endings();
+	test_stalled_reader();
+	test_closed_stderr();
+	unlink(logpath);
+	return check_summary();
+}
