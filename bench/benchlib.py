@@ -33,6 +33,15 @@ def cmd_output(args):
         return "?"
 
 
+def loadavg():
+    """The load averages (1, 5, 15 min) from /proc/loadavg, as one string."""
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:

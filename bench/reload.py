@@ -40,12 +40,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+# a relative uWSGI path (make UWSGI=build/...) would be looked up from each server's dir
+if "/" in os.environ.get("NETRELOAD_UWSGI", ""):
+    os.environ["NETRELOAD_UWSGI"] = os.path.abspath(os.environ["NETRELOAD_UWSGI"])
 from proctools import free_port, kill_trees  # noqa: E402
+import uwsgibin  # noqa: E402
 import benchlib  # noqa: E402
-from benchlib import cmd_output, csv_cells, fmt, machine, pct  # noqa: E402
+from benchlib import csv_cells, fmt, machine, pct  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build"
+# the plugin build made for the uWSGI that runs (make bench-reload UWSGI=... BUILD=...);
+# a relative NETRELOAD_BUILD is taken from the repository root, as the Makefile gives it
+BUILD = (ROOT / os.environ.get("NETRELOAD_BUILD", "build")).resolve()
 CLIENT = BUILD / "netreload"
 PLUGIN = BUILD / "netreload_plugin.so"
 RESULTS = ROOT / "bench" / "results"
@@ -137,11 +143,19 @@ def poll_until(port, want, deadline, interval, req_timeout):
 
 # servers --------------------------------------------------------------------
 class Server:
-    """A private uWSGI master for one row, in its own dir, with its own ports."""
+    """A private uWSGI master for one row, in its own dir, with its own ports.
 
-    def __init__(self, method, base_dir):
+    method says how it reloads (one of METHODS); name is the row (default: method).
+    ub is the uWSGI to run, as a tests/uwsgibin.py module; build and client are the
+    plugin build dir and the client binary of the run (default: the run's copies)."""
+
+    def __init__(self, method, base_dir, name=None, ub=uwsgibin, build=None, client=None):
         self.method = method
-        slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+        self.name = name or method
+        self.ub = ub
+        self.build = build or RUN_BUILD
+        self.client = client or RUN_CLIENT
+        slug = re.sub(r"[^a-z0-9]+", "-", self.name.lower()).strip("-")
         self.dir = Path(base_dir) / slug
         self.dir.mkdir()
         self.app = self.dir / "app.py"
@@ -158,7 +172,7 @@ class Server:
 
     def args(self):
         self.http_port = free_port()
-        a = ["uwsgi", "--plugin", "python3", "--plugins-dir", str(RUN_BUILD)]
+        a = self.ub.uwsgi_cmd(self.build)
         if self.method.startswith("netreload"):
             self.nr_port = free_port()
             a += ["--plugin", "netreload", "--netreload-port", str(self.nr_port)]
@@ -208,7 +222,7 @@ class Server:
 
     def next_version(self):
         self.save_counter += 1
-        return f"{self.method}#{self.save_counter}-{random.getrandbits(32):08x}"
+        return f"{self.name}#{self.save_counter}-{random.getrandbits(32):08x}"
 
     def launch(self):
         """Start the process (do not wait); returns time.monotonic() just before."""
@@ -218,7 +232,8 @@ class Server:
         self.logf = open(self.log, "ab")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.logf,
-                                     stderr=subprocess.STDOUT, cwd=self.dir)
+                                     stderr=subprocess.STDOUT, cwd=self.dir,
+                                     env={**os.environ, **self.ub.env_vars()})
         if self.method == PIPELINE and not self.helpers:
             self.start_pipeline()
         return t0
@@ -226,7 +241,7 @@ class Server:
     def start(self, timeout=30.0):
         self.launch()
         if poll_until(self.http_port, self.version, time.monotonic() + timeout, 0.02, 1.0) is None:
-            raise RuntimeError(f"{self.method}: uWSGI did not serve within {timeout} s "
+            raise RuntimeError(f"{self.name}: uWSGI did not serve within {timeout} s "
                                f"(log: {self.log})\n{self.tail()}")
         if self.nr_port:
             deadline = time.monotonic() + timeout
@@ -236,7 +251,7 @@ class Server:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"{self.method}: netreload does not listen")
+                        raise RuntimeError(f"{self.name}: netreload does not listen")
                     time.sleep(0.02)
         if self.method == "master FIFO r":
             self.fifo_ready(timeout)
@@ -309,22 +324,28 @@ class Server:
 
 # rounds ---------------------------------------------------------------------
 class Bench:
+    """The rounds of a run. opts.methods lists the rows; make_server gives each row its
+    Server (here one per method, named after it; bench/compat.py has other rows)."""
+
     def __init__(self, opts, base_dir):
         self.o = opts
         self.base = base_dir
         self.servers = {}
-        self.last_live = {}  # method -> time.monotonic() the last reload went live
-        self.rows = []       # dicts: method, round, ms, stalled, timeout, client_ms, ...
+        self.last_live = {}  # row -> time.monotonic() the last reload went live
+        self.rows = []       # dicts: method (the row), round, ms, stalled, timeout, client_ms, ...
         self.client = None    # the `netreload ping` of the round in flight
 
-    def server(self, method):
-        return self.servers[method]
+    def server(self, row):
+        return self.servers[row]
+
+    def make_server(self, row):
+        return Server(row, self.base)
 
     def setup(self):
         for m in self.o.methods:
-            s = Server(m, self.base)
+            s = self.make_server(m)
             self.servers[m] = s
-            if m != "cold start":
+            if s.method != "cold start":
                 s.start()
                 self.last_live[m] = time.monotonic()
 
@@ -338,16 +359,16 @@ class Bench:
             s.proc = None
             s.stop()
 
-    def settle(self, method):
+    def settle(self, row):
         """Wait until the server is idle before the next save."""
-        pause = self.o.settle_native if method in NATIVE else self.o.settle
-        t = self.last_live.get(method)
+        s = self.server(row)
+        pause = self.o.settle_native if s.method in NATIVE else self.o.settle
+        t = self.last_live.get(row)
         if t is not None:
             left = t + pause - time.monotonic()
             if left > 0:
                 time.sleep(left)
-        if method == "touch-reload":
-            s = self.server(method)
+        if s.method == "touch-reload":
             # uWSGI compares st_mtime in whole seconds: the save must land in a later
             # second than the last one, then at a random phase of the 1 s master tick.
             while int(time.time()) <= (s.last_save_sec or 0):
@@ -384,21 +405,21 @@ class Bench:
         log(f"  {method:<20} round {rnd:>2}: {ms:9.1f} ms{flag}{more}")
 
     def round(self, method, rnd):
-        if method == "cold start":
+        s = self.server(method)
+        if s.method == "cold start":
             return self.round_cold(rnd)
         self.ensure_current(method)
         self.settle(method)
-        s = self.server(method)
         version = s.next_version()
         client = None
         t0 = time.monotonic()
         s.write_app(version)
-        if method == "SIGHUP":
+        if s.method == "SIGHUP":
             os.kill(s.proc.pid, signal.SIGHUP)
-        elif method == "master FIFO r":
+        elif s.method == "master FIFO r":
             s.write_fifo(b"r")
-        elif method.startswith("netreload"):
-            client = self.client = subprocess.Popen([str(RUN_CLIENT), "ping", "--json", "--timeout",
+        elif s.method.startswith("netreload"):
+            client = self.client = subprocess.Popen([str(s.client), "ping", "--json", "--timeout",
                                        str(int(self.o.timeout) + 5), f"127.0.0.1:{s.nr_port}"],
                                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True)
@@ -446,13 +467,28 @@ class Bench:
             time.sleep(self.o.settle_native)
         s.stop()
 
+    def order(self, rnd):
+        """The rows in the order round rnd goes through them."""
+        return self.o.methods
+
     def run(self):
+        """opts.rounds rounds of every row, interleaved. With opts.budget (s), no round is
+        begun that would likely end past the budget (if it took as long as the last)."""
         self.rng = random.Random(self.o.seed)
+        t_start = time.monotonic()
         self.setup()
+        self.rounds_done = 0
+        last = 0.0
         for rnd in range(1, self.o.rounds + 1):
+            t = time.monotonic()
+            if self.o.budget and rnd > 1 and t + last - t_start > self.o.budget:
+                log(f"stopping after {rnd - 1} rounds: --budget {self.o.budget:g} s")
+                break
             log(f"round {rnd}/{self.o.rounds}")
-            for m in self.o.methods:
+            for m in self.order(rnd):
                 self.round(m, rnd)
+            self.rounds_done = rnd
+            last = time.monotonic() - t
 
 
 # report ---------------------------------------------------------------------
@@ -463,9 +499,14 @@ def plugin_hash(path=PLUGIN):
         return "?"
 
 
+def uwsgi_desc(ub=uwsgibin):
+    """The uWSGI a run used: version, binary, and how it gets Python."""
+    how = "Python built in" if ub.builtin_python() else "python3 plugin"
+    return f"uWSGI {ub.version()} ({ub.UWSGI}, {how})"
+
+
 def machine_line(opts):
-    return (machine(f"uWSGI {cmd_output(['uwsgi', '--version'])}; "
-                    f"Python {platform.python_version()}")
+    return (machine(f"{uwsgi_desc()}; Python {platform.python_version()}")
             + f" (plugin build sha256 {opts.plugin_hash}, copied at the start of the run)")
 
 
@@ -516,13 +557,20 @@ def report(bench, opts, elapsed):
         start_lines = ["", "netreload rows, server and client figures (stalled rounds left out):", "",
                        "| row | figure | n | median ms | p90 ms | min ms | max ms |",
                        "|---|---|---:|---:|---:|---:|---:|"] + extra_lines
-    head = (f"Save → new code served, {opts.rounds} rounds per row (interleaved), GET polled every "
+    head = (f"Save → new code served, {rounds_note(bench, opts)} (interleaved), GET polled every "
             f"{opts.poll_ms:g} ms; cold start = process start → first 200. Run took {elapsed:.0f} s.")
     md = "\n".join([head, ""] + lines + ([""] + [f"- {n}" for n in notes] if notes else []) +
                    start_lines +
                    ["", machine_line(opts),
                     "", "Other jobs may share this machine; figures from one run can be noisy."]) + "\n"
     return md
+
+
+def rounds_note(bench, opts):
+    note = f"{bench.rounds_done} rounds per row"
+    if bench.rounds_done < opts.rounds:
+        note += f" (of {opts.rounds}; stopped by --budget {opts.budget:g} s)"
+    return note
 
 
 def write_results(bench, md, out_dir):
@@ -532,9 +580,13 @@ def write_results(bench, md, out_dir):
                                   [csv_cells(r, cols) for r in bench.rows], md)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=10, help="rounds per row (default 10)")
+def add_run_options(ap, rounds, native=True):
+    """The options of a run of rounds (bench/compat.py has them too); native: also the
+    ones only uWSGI's own reload triggers need."""
+    ap.add_argument("--rounds", type=int, default=rounds, help=f"rounds per row (default {rounds})")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="begin no round that would likely end after this many seconds "
+                         "(default: no limit)")
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="give up on a round after this many seconds (default 30)")
     ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
@@ -542,48 +594,77 @@ def main():
                     help="timeout of one polled GET, s (default 0.25)")
     ap.add_argument("--settle", type=float, default=0.3,
                     help="pause after a reload went live before the next round, s (default 0.3)")
-    ap.add_argument("--settle-native", type=float, default=0.6,
-                    help="same for touch-reload/SIGHUP/FIFO rows (>= 0.5: uWSGI drops a SIGHUP "
-                         "in a worker's first ~100 ms; default 0.6)")
-    ap.add_argument("--only", action="append", choices=METHODS, metavar="ROW",
-                    help="run only this row (repeatable); touch-reload is the ratio reference")
-    ap.add_argument("--seed", type=int, default=None, help="seed for the touch-reload save phase")
+    if native:
+        ap.add_argument("--settle-native", type=float, default=0.6,
+                        help="same for touch-reload/SIGHUP/FIFO rows (>= 0.5: uWSGI drops a "
+                             "SIGHUP in a worker's first ~100 ms; default 0.6)")
+        ap.add_argument("--seed", type=int, default=None,
+                        help="seed for the touch-reload save phase")
+    else:
+        ap.set_defaults(settle_native=None, seed=None)
     ap.add_argument("--out", type=Path, default=RESULTS, help="results dir (default bench/results)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (uWSGI logs)")
-    opts = ap.parse_args()
-    opts.methods = [m for m in METHODS if not opts.only or m in opts.only]
-    if opts.rounds < 1:
-        ap.error("--rounds must be >= 1")
 
-    if not PLUGIN.exists() or not CLIENT.exists():
-        subprocess.run(["make", "-C", str(ROOT), "all"], check=True)
-    if not shutil.which("uwsgi"):
-        sys.exit("reload.py: uwsgi not found (make deps-test)")
 
-    global RUN_BUILD, RUN_CLIENT
-    base = Path(tempfile.mkdtemp(prefix="netreload-bench-"))
-    bench = Bench(opts, base)
+def private_build(build, dst):
+    """Copy a build's plugin and client into dst (the run uses only these copies).
+    Returns dst, the client's copy, and the plugin's short sha256."""
+    dst.mkdir(parents=True)
+    client = dst / CLIENT.name
+    shutil.copy2(build / PLUGIN.name, dst / PLUGIN.name)
+    shutil.copy2(build / CLIENT.name, client)
+    return dst, client, plugin_hash(dst / PLUGIN.name)
+
+
+def run_in_tmp(opts, make_bench, prefix="netreload-bench-"):
+    """Run the rounds in a fresh temp dir: make_bench(dir) gives the Bench. Every uWSGI
+    is stopped on the way out, also on Ctrl-C or SIGTERM, and the dir removed unless
+    opts.keep_tmp. Returns the bench and the seconds the run took."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     t_start = time.monotonic()
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    bench = None
     try:
-        RUN_BUILD = base / "build"
-        RUN_BUILD.mkdir()
-        RUN_CLIENT = RUN_BUILD / CLIENT.name
-        shutil.copy2(PLUGIN, RUN_BUILD / PLUGIN.name)
-        shutil.copy2(CLIENT, RUN_CLIENT)
-        opts.plugin_hash = plugin_hash(RUN_BUILD / PLUGIN.name)
+        bench = make_bench(base)
         bench.run()
     finally:
-        bench.teardown()
+        if bench is not None:
+            bench.teardown()
         if opts.keep_tmp:
             log(f"kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
-    md = report(bench, opts, time.monotonic() - t_start)
+    return bench, time.monotonic() - t_start
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_options(ap, rounds=10)
+    ap.add_argument("--only", action="append", choices=METHODS, metavar="ROW",
+                    help="run only this row (repeatable); touch-reload is the ratio reference")
+    opts = ap.parse_args()
+    opts.methods = [m for m in METHODS if not opts.only or m in opts.only]
+    if opts.rounds < 1:
+        ap.error("--rounds must be >= 1")
+
+    if not shutil.which(uwsgibin.UWSGI):
+        sys.exit(f"reload.py: {uwsgibin.UWSGI} not found (make deps-test, or make bench-reload "
+                 "UWSGI=/path/to/uwsgi)")
+    if not PLUGIN.exists() or not CLIENT.exists():
+        subprocess.run(["make", "-C", str(ROOT), f"UWSGI={uwsgibin.UWSGI}", f"BUILD={BUILD}",
+                        "all"], check=True)
+
+    def make_bench(base):
+        global RUN_BUILD, RUN_CLIENT
+        RUN_BUILD, RUN_CLIENT, opts.plugin_hash = private_build(BUILD, base / "build")
+        return Bench(opts, base)
+
+    bench, elapsed = run_in_tmp(opts, make_bench)
+    md = report(bench, opts, elapsed)
     csv_path, md_path = write_results(bench, md, opts.out)
     print(md, end="")
     log(f"wrote {csv_path} and {md_path}")
