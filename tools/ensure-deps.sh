@@ -17,6 +17,14 @@ else
 	exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q >/dev/null
+# Another apt-get on the machine holds the lock: wait for it (up to 10 min; a failing update is retried for 2 min)
+# instead of failing the build.
+wait_lock="-o DPkg::Lock::Timeout=600"
+tries=0
+until $SUDO apt-get $wait_lock update -q >/dev/null; do
+	tries=$((tries + 1))
+	[ $tries -lt 12 ] || exit 1
+	sleep 10
+done
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -q --no-install-recommends $missing >/dev/null
+$SUDO apt-get $wait_lock install -y -q --no-install-recommends $missing >/dev/null
