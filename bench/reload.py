@@ -78,9 +78,10 @@ METHODS = ["touch-reload", "py-autoreload=1", "fs-reload", "SIGHUP", "master FIF
 # uWSGI's own triggers: they signal workers, so they need the 0.5 s settle (see --settle-native)
 NATIVE = {"touch-reload", "py-autoreload=1", "fs-reload", "SIGHUP", "master FIFO r",
           "inotifywait|nc -> touch-reload"}
-# the fast recipe of README.md: imports the python plugin repeats in every new worker are
-# done once in the master, and old workers skip the interpreter teardown
-FAST = ["--shared-import", "random", "--shared-import", "threading", "--skip-atexit-teardown"]
+# the fast switch of README.md (the old hand-written recipe in one option): imports the
+# python plugin repeats in every new worker are done once in the master, and old workers
+# skip the interpreter teardown
+FAST = ["--netreload-fast"]
 PIPELINE = "inotifywait|nc -> touch-reload"
 
 

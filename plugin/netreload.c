@@ -52,6 +52,10 @@ static struct uwsgi_option nr_options[] = {
 	 "seconds to wait for a shared folder to show the saved files before reloading "
 	 "(default 10; 0: do not wait)",
 	 uwsgi_opt_set_str, &opt_share_timeout, UWSGI_OPT_MASTER},
+	{"netreload-fast", no_argument, 0,
+	 "import random and threading once in the master and skip old workers' interpreter "
+	 "teardown (python; atexit handlers then do not run in workers)",
+	 uwsgi_opt_true, &unr.fast, UWSGI_OPT_MASTER},
 	{"netreload-insecure", no_argument, 0,
 	 "allow netreload to listen on a non-loopback address without authentication",
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
@@ -417,6 +421,30 @@ static void nr_need_app_off(void)
 		  "to the client and the next save reloads again\n");
 }
 
+/* netreload-fast: the fast recipe of the README in one switch. uWSGI's python
+ * plugin imports random and threading again in every new worker, and an old
+ * worker finalizes its interpreter before it exits. Import them once in the
+ * master (python's shared-import, through its own option handler, before it
+ * loads anything) and skip the teardown. */
+static void nr_apply_fast(void)
+{
+	static char *const imports[] = {"random", "threading"};
+	size_t i;
+
+	if (!unr.fast)
+		return;
+	if (!uwsgi_opt_get("shared-import")) {
+		uwsgi_log("netreload: netreload-fast changes nothing here: it speeds up the "
+			  "python plugin, which is not loaded\n");
+		return;
+	}
+	for (i = 0; i < sizeof imports / sizeof imports[0]; i++)
+		uwsgi_manage_opt("shared-import", imports[i]);
+	uwsgi.skip_atexit_teardown = 1;
+	uwsgi_log("netreload: netreload-fast: shared-import = random, shared-import = threading, "
+		  "skip-atexit-teardown = true\n");
+}
+
 static int nr_init(void)
 {
 	struct nr_handover *h;
@@ -429,6 +457,7 @@ static int nr_init(void)
 	}
 	nr_check_options();
 	nr_need_app_off();
+	nr_apply_fast();
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);

@@ -81,6 +81,7 @@ struct uwsgi_netreload {
 	int timeout;
 	int grace_ms;
 	int insecure;
+	int fast; /* netreload-fast: the fast recipe, applied at startup */
 	char *secret_file;
 	int auth_window;
 	char *root;	      /* netreload-root: the watched directory as this machine sees it */
