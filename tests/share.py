@@ -328,7 +328,7 @@ class Share:
         self.mounted = bool(mounts_at(self.mnt))
         if self.sshfs is not None:
             try:
-                self.sshfs.wait(timeout=5)  # sshfs -f exits once unmounted
+                self.sshfs.wait(timeout=20)  # sshfs -f exits once unmounted (slow under load)
             except subprocess.TimeoutExpired:
                 problems += _stop_tree(self.sshfs, "sshfs")
                 problems.append("sshfs did not exit after the unmount; killed")

@@ -7,6 +7,7 @@ if that fails) at teardown. "No reload" is asserted after a bounded wait.
 """
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -417,13 +418,20 @@ def test_explain(code):
 
 # ---- debounce -----------------------------------------------------------------
 
-def test_burst_of_500_files_is_one_reload(server, code, watch):
+def test_burst_of_500_files_is_at_most_two_reloads(server, code, watch):
+    """One reload when the 500 writes fit in --max-delay; on a loaded machine
+    the cap may cut the burst once, and the second reload carries the rest."""
     w = watch("--to", server.target)
     g0 = gen(server)
     for i in range(500):
         (code / "pkg" / f"m{i}.py").write_text(f"v = {i}\n")
-    one_reload(w, server, g0)
-    assert "(+499)" in w.stdout()
+    w.wait_lives(1)
+    time.sleep(QUIET)
+    lives = w.lives()
+    assert 1 <= lives <= 2, w.stdout()
+    assert gen(server) == g0 + lives
+    # each live line names one file and counts the others: every file is in one
+    assert sum(1 + int(n) for n in re.findall(r"\(\+(\d+)\)", w.stdout())) == 500, w.stdout()
 
 
 def test_waits_for_git_index_lock(server, code, watch):
