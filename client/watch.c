@@ -37,11 +37,13 @@ static const char usage_watch[] =
 	"Watch DIR (default .) and ping every target when a source file changes.\n"
 	"\n"
 	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel)\n"
-	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt\n"
+	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt (any case)\n"
 	"  -i, --include GLOB  only (or also, with --ext) paths matching GLOB; repeatable;\n"
-	"                      beats .gitignore, except inside an ignored directory\n"
+	"                      beats .gitignore, except inside an ignored directory, and\n"
+	"                      the default ignores (node_modules/mylib/*.js reaches in)\n"
 	"  -x, --exclude GLOB  never paths matching GLOB; repeatable\n"
 	"      --no-gitignore  do not read .gitignore files\n"
+	"      --no-default-ignore  drop the default ignores listed below\n"
 	"      --explain PATH  say whether PATH would reload and which rule decides;\n"
 	"                      exit 0 if it would, 1 if not\n"
 	"      --debounce MS   wait for MS quiet milliseconds before pinging (default 20)\n"
@@ -49,8 +51,9 @@ static const char usage_watch[] =
 	"                      last), wait for MS quiet milliseconds instead (default 250)\n"
 	"      --max-delay MS  but never more than MS after the first change (default 10000)\n"
 	"      --poll MS       scan the tree every MS ms instead of using inotify\n"
-	"      --stdin         read changed paths from stdin, one per line\n"
-	"                      (e.g. fswatch -r DIR | netreload watch --stdin --to ...)\n"
+	"      --stdin         read changed paths from stdin, one per line, absolute or\n"
+	"                      relative to DIR (not to the current directory), e.g.\n"
+	"                      fswatch -r -l 0.1 DIR | netreload watch --stdin --to ... DIR\n"
 	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
 	"  -n, --no-wait       do not wait until the new code is live\n"
 	"      --no-files      do not list the changed files in requests (see below)\n"
@@ -69,6 +72,7 @@ static const char usage_watch[] =
 	"\n"
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
 	"dir with pyvenv.cfg) .tox caches, *.pyc, editor swap/backup/lock files, *.log.\n"
+	"A change of mode only (chmod) does not reload; touch does.\n"
 	"Each request lists the changed files of the first DIR (size, mtime, SHA-256);\n"
 	"the server waits until it sees them under its netreload-root. If it gives up,\n"
 	"the reload fails with stale=N, and netreload says (once) what to change.\n"
@@ -78,7 +82,7 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES, OPT_BURST_QUIET };
+       OPT_ON_LIVE, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE };
 
 /* Timing defaults; NR_UNSET marks one the user did not give. */
 #define DEFAULT_DEBOUNCE_MS 20
@@ -155,14 +159,24 @@ static int add_target(struct watch_opts *o, const char *spec)
 	return 0;
 }
 
+static int set_exts(struct watch_opts *o, const char *exts)
+{
+	char err[400];
+
+	if (nr_filter_check_exts(exts, err, sizeof(err)))
+		return usage_error("%s", err);
+	o->f.exts = exts;
+	return 0;
+}
+
 /* Options that only set something in o; 1 if c was not one of them. */
 static int simple_option(struct watch_opts *o, int c)
 {
 	uint32_t v;
 
 	switch (c) {
-	case 'e': o->f.exts = optarg; return 0;
 	case OPT_NO_GITIGNORE: o->f.gitignore = 0; return 0;
+	case OPT_NO_DEFAULT_IGNORE: o->f.no_defaults = 1; return 0;
 	case OPT_EXPLAIN: o->explain = optarg; return 0;
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
@@ -188,6 +202,7 @@ static int one_option(struct watch_opts *o, int c)
 		return 0;
 	switch (c) {
 	case 't': return add_target(o, optarg);
+	case 'e': return set_exts(o, optarg);
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
 	case OPT_DEBOUNCE:
@@ -269,6 +284,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"to", required_argument, 0, 't'},	     {"ext", required_argument, 0, 'e'},
 		{"include", required_argument, 0, 'i'},	     {"exclude", required_argument, 0, 'x'},
 		{"no-gitignore", no_argument, 0, OPT_NO_GITIGNORE},
+		{"no-default-ignore", no_argument, 0, OPT_NO_DEFAULT_IGNORE},
 		{"explain", required_argument, 0, OPT_EXPLAIN},
 		{"debounce", required_argument, 0, OPT_DEBOUNCE},
 		{"max-delay", required_argument, 0, OPT_MAX_DELAY},
@@ -682,7 +698,7 @@ static void startup_line(const struct watch_ctx *c)
 	for (int i = 0; i < c->nw; i++)
 		dirs += c->w[i].ndirs;
 	if (c->o->use_stdin)
-		fprintf(stderr, "netreload: watching paths read from stdin, relative to ");
+		fprintf(stderr, "netreload: watching paths read from stdin, absolute or relative to ");
 	else
 		fprintf(stderr, "netreload: watching %d dir%s under ", dirs, dirs == 1 ? "" : "s");
 	for (int i = 0; i < c->nw; i++)
