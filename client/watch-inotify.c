@@ -225,7 +225,7 @@ static int attrib_only(const struct nr_watch *w, const struct inotify_event *ev,
 	struct stat st;
 	struct timespec m, c;
 
-	if ((ev->mask & ~(uint32_t)IN_ATTRIB) & (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE))
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE))
 		return 0;
 	if (nr_path_join(path, sizeof(path), w->root, rel) || lstat(path, &st))
 		return 1;
