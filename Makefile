@@ -90,6 +90,12 @@ $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
 
+$(BUILD)/test_debounce: tests/unit/test_debounce.c tests/unit/check.h client/debounce.c client/debounce.h \
+		client/files.c client/files.h client/paths.c $(COMMON_SRC) common/nr_files.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_debounce.c client/debounce.c client/files.c \
+		client/paths.c $(COMMON_SRC) -lcrypto
+
 # unit tests of plugin files that know nothing of uWSGI
 $(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
 		plugin/%.c plugin/%.h $(COMMON_SRC) common/nr_proto.h common/nr_files.h

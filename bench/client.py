@@ -16,6 +16,15 @@ For generated trees of 10,000 and 100,000 .py files (10 files per directory,
              the request line; both from this process's time.monotonic().
              "beyond debounce" = (t1 - t0) - the watcher's --debounce
 
+and, on small trees, how many pings a burst of writes becomes (the watcher's
+defaults, inotify): a formatter rewriting 200 files in place one by one with
+25-40 ms between files, a code generator writing 300 new files (temp file +
+rename) in chunks of 10 with 60 ms of work between chunks, and a checkout
+writing 500 files at once. --compare-client PATH runs the same bursts with
+another build (the one before, say) as a second row. --bursts-only runs only
+these, writes client-bursts.csv and puts the table into the existing
+client.md in place of the last one.
+
 The fake server listens on 127.0.0.1 only and answers every request with
 "accepted" and "live" at once, so the watcher is never kept waiting.
 
@@ -261,8 +270,8 @@ class Watcher:
     """One `netreload watch --json --to 127.0.0.1:PORT [opts] DIR`, with both output
     streams read line by line (with arrival times) by threads."""
 
-    def __init__(self, root, port, backend, debounce):
-        self.args = [str(RUN_CLIENT), "watch", "--json", "--to", f"127.0.0.1:{port}"]
+    def __init__(self, root, port, backend, debounce, client=None):
+        self.args = [str(client or RUN_CLIENT), "watch", "--json", "--to", f"127.0.0.1:{port}"]
         if backend.startswith("poll"):
             self.args += ["--poll", backend.split()[1]]
         if debounce is not None:
@@ -343,6 +352,51 @@ class Watcher:
         return "\n".join(line for _, line in self.stderr_lines[-n:])
 
 
+# bursts ---------------------------------------------------------------------
+FORMAT_FILES = 200
+BURST_SETTLE_S = 2.0  # no ping for this long after the last write: the burst is over
+
+
+def burst_formatter(root, rng):
+    """black on FORMAT_FILES files: each rewritten in place, 25-40 ms apart."""
+    for i in range(FORMAT_FILES):
+        with open(os.path.join(root, f"pkg{i % 10}", f"mod{i}.py"), "w") as f:
+            f.write(f"x = {i}  # formatted\n")
+        t_last = time.monotonic()
+        time.sleep(rng.uniform(0.025, 0.040))
+    return FORMAT_FILES, t_last
+
+
+def burst_generator(root, rng):
+    """300 new modules in new directories, temp file + rename, in chunks of 10
+    with 60 ms of work between chunks."""
+    for chunk in range(30):
+        d = os.path.join(root, "generated", f"part{chunk // 10}")
+        os.makedirs(d, exist_ok=True)
+        for k in range(10):
+            p = os.path.join(d, f"gen{chunk * 10 + k}.py")
+            with open(p + ".tmp1", "w") as f:
+                f.write(f"N = {chunk * 10 + k}\n")
+            os.replace(p + ".tmp1", p)
+        t_last = time.monotonic()
+        time.sleep(0.06)
+    return 300, t_last
+
+
+def burst_checkout(root, rng):
+    """git checkout: 500 files written as fast as possible."""
+    d = os.path.join(root, "checkout")
+    os.makedirs(d)
+    for i in range(500):
+        with open(os.path.join(d, f"c{i}.py"), "w") as f:
+            f.write(f"c = {i}\n")
+    return 500, time.monotonic()
+
+
+BURSTS = [("formatter", burst_formatter), ("code generator", burst_generator),
+          ("checkout", burst_checkout)]
+
+
 # the benchmark --------------------------------------------------------------
 class Bench:
     def __init__(self, opts, base):
@@ -357,6 +411,7 @@ class Bench:
         self.notes = []
         self.save_n = 0
         self.floor_rows = {}
+        self.burst_rows = []
 
     def sample(self, files, backend, debounce, run, metric, value, rnd="", note=""):
         self.samples.append({"files": files, "backend": backend,
@@ -586,6 +641,57 @@ class Bench:
                 shutil.rmtree(root, ignore_errors=True)
                 self.sample(files, "", None, "", "remove_tree_ms", (time.monotonic() - t) * 1000)
 
+    # bursts ------------------------------------------------------------------
+    def bursts(self):
+        """Each burst on a fresh tree, with each client: how many pings it became,
+        and whether the last one came after the last write (the final tree)."""
+        if self.server is None:
+            self.server = FakeServer()
+        clients = [("this build", RUN_CLIENT)]
+        if self.o.compare_client:
+            clients.append((f"compared: {self.o.compare_label}", self.o.compare_client))
+        for name, fn in BURSTS:
+            for label, client in clients:
+                self.one_burst(name, fn, label, client)
+
+    def one_burst(self, name, fn, label, client):
+        root = os.path.join(self.base, f"burst-{name}")
+        shutil.rmtree(root, ignore_errors=True)
+        for i in range(FORMAT_FILES):
+            p = os.path.join(root, f"pkg{i % 10}", f"mod{i}.py")
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            with open(p, "w") as f:
+                f.write(f"x={i}\n")
+        log(f"  burst {name}, {label}; load {loadavg()}")
+        self.server.drain()
+        w = self.watcher = Watcher(root, self.server.port, "inotify", None, client)
+        try:
+            w.start()
+            if not w.startup.wait(self.o.setup_timeout):
+                raise RuntimeError(f"no startup line (exit {w.proc.poll()}):\n{w.tail()}")
+            t0 = time.monotonic()
+            writes, t_end = fn(root, random.Random(self.o.seed or 13))
+            got, last = [], time.monotonic()
+            while time.monotonic() - last < BURST_SETTLE_S:  # quiet for a while: done
+                r = self.wait_request(0.1)
+                if r:
+                    got.append(r)
+                    last = time.monotonic()
+        finally:
+            w.stop()
+            self.watcher = None
+            shutil.rmtree(root, ignore_errors=True)
+        after = (got[-1][0] - t_end) * 1000 if got else None
+        row = {"burst": name, "client": label, "writes": writes, "secs": t_end - t0,  # to the last write
+               "pings": len(got), "last_after_ms": after,
+               "first_ms": (got[0][0] - t0) * 1000 if got else None}
+        self.burst_rows.append(row)
+        for k in ("pings", "last_after_ms", "first_ms"):
+            self.sample(writes, f"inotify, burst {name}", DEFAULT_DEBOUNCE_MS, "", f"burst_{k}",
+                        row[k], "", label)
+        log(f"    {writes} writes in {row['secs']:.1f} s -> {len(got)} pings; last ping "
+            + (f"{after:.0f} ms after the last write" if after is not None else "never"))
+
     def teardown(self):
         if self.watcher is not None:
             self.watcher.stop()
@@ -691,6 +797,8 @@ def report(bench, opts, elapsed, load_start, load_end):
               "default debounce. The watcher's own share of \"beyond debounce\" is about its "
               "figure minus the matching floor (the watcher's connect is part of its share)."]
 
+    lines += [""] + burst_section(bench)
+
     # 4. targets
     big = max(o.sizes)
     lines += ["", f"Targets from the issue, on the {big:,}-file tree:", "",
@@ -759,6 +867,37 @@ def report(bench, opts, elapsed, load_start, load_end):
     return "\n".join(lines) + "\n"
 
 
+BURSTS_BEGIN, BURSTS_END = "<!-- bursts -->", "<!-- /bursts -->"
+
+
+def burst_section(bench):
+    """The bursts table, between markers that --bursts-only finds again."""
+    lines = [BURSTS_BEGIN, "Bursts: pings sent for a burst of writes (inotify, the watcher's defaults; "
+             "the fake server answers at once, so no ping waits for another). \"last ping\" is "
+             "from the burst's last write to the last ping: positive means the last ping "
+             "carried the final tree.", "",
+             "| burst | writes | over | client | pings | first ping after the first write | "
+             "last ping after the last write |", "|---|---:|---:|---|---:|---:|---:|"]
+    for r in bench.burst_rows:
+        lines.append(f"| {r['burst']} | {r['writes']} | {r['secs']:.1f} s | {r['client']} | "
+                     f"**{r['pings']}** | {fmt(r['first_ms'], 0)} ms | {fmt(r['last_after_ms'], 0)} ms |")
+    if not bench.burst_rows:
+        lines.append("| (not run) | | | | | | |")
+    return lines + [BURSTS_END]
+
+
+def splice_bursts(md_path, section):
+    """client.md with its bursts table replaced (or, the first time, put before
+    the targets), the rest of the last full run left as it was."""
+    text = md_path.read_text() if md_path.exists() else ""
+    block = "\n".join(section)
+    if BURSTS_BEGIN in text and BURSTS_END in text:
+        a, b = text.index(BURSTS_BEGIN), text.index(BURSTS_END) + len(BURSTS_END)
+        return text[:a] + block + text[b:]
+    at = text.find("Targets from the issue")
+    return text[:at] + block + "\n\n" + text[at:] if at >= 0 else text + "\n" + block + "\n"
+
+
 def write_results(bench, md, out_dir):
     cols = ["files", "backend", "debounce_ms", "run", "metric", "round", "value", "note"]
     for s in bench.samples:
@@ -800,6 +939,12 @@ def main():
     ap.add_argument("--tmp-dir", default=None, help="parent of the temp dir (default: $TMPDIR or /tmp)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results dir (default bench/results)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (not the trees)")
+    ap.add_argument("--bursts-only", action="store_true",
+                    help="only the bursts: client-bursts.csv, and their table in client.md")
+    ap.add_argument("--compare-client", type=Path, default=None,
+                    help="also run the bursts with this netreload binary (e.g. the last release)")
+    ap.add_argument("--compare-label", default="other build",
+                    help="how the table names --compare-client (default: other build)")
     opts = ap.parse_args()
     try:
         opts.sizes = [int(x) for x in opts.sizes.split(",") if x.strip()]
@@ -841,7 +986,9 @@ def main():
         DEFAULT_DEBOUNCE_MS = check_help()
         log(f"temp dir {base} ({opts.fstype}); load {load_start}; default debounce "
             f"{DEFAULT_DEBOUNCE_MS} ms")
-        bench.run()
+        if not opts.bursts_only:
+            bench.run()
+        bench.bursts()
     finally:
         bench.teardown()
         for files in opts.sizes:
@@ -850,6 +997,24 @@ def main():
             log(f"kept {base}")
         else:
             shutil.rmtree(base, ignore_errors=True)
+    if opts.bursts_only:
+        section = burst_section(bench)
+        section.insert(-1, "")
+        section.insert(-1, f"Bursts measured on their own (`bench/client.py --bursts-only`), "
+                           f"load {load_start} at start: " + machine_line(opts))
+        md = splice_bursts(opts.out / "client.md", section)
+        cols = ["files", "backend", "debounce_ms", "run", "metric", "round", "value", "note"]
+        csv_path, _ = benchlib.write_results(opts.out, "client-bursts", cols,
+                                             [[x.get(c, "") for c in cols] for x in bench.samples],
+                                             "\n".join(section) + "\n")
+        md_path = opts.out / "client.md"
+        (opts.out / "client-bursts.md").unlink()
+        tmp = md_path.with_name("client.md.tmp")
+        tmp.write_text(md)
+        os.replace(tmp, md_path)
+        print("\n".join(section))
+        log(f"wrote {csv_path} and {md_path}")
+        return
     md = report(bench, opts, time.monotonic() - t_start, load_start, loadavg())
     csv_path, md_path = write_results(bench, md, opts.out)
     print(md, end="")

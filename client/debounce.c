@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
-void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t max_ms)
+void nr_debounce_init(struct nr_debounce *d, uint32_t quiet_ms, uint32_t burst_ms, uint32_t max_ms)
 {
 	memset(d, 0, sizeof(*d));
 	d->quiet_ms = quiet_ms;
+	d->burst_ms = burst_ms > quiet_ms ? burst_ms : quiet_ms;
 	d->max_ms = max_ms;
 }
 
@@ -46,17 +47,24 @@ static int first_sighting(struct nr_debounce *d, const char *path, int list)
 }
 
 /* The batch is named after the path that changed last: an atomic save writes a
- * temp file first and renames it over the real one, which comes last. */
+ * temp file first and renames it over the real one, which comes last. A second
+ * distinct path makes it a burst; one save that gives two events for its file
+ * (a rename, then the mode put back) does not. */
 void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t now)
 {
+	now = now ? now : 1;
 	if (!d->last) {
 		d->b.t_first = now;
 		d->b.count = 0;
+		/* the last batch went out moments ago: the burst that made it goes on */
+		d->b.burst = d->prev && now - d->prev < d->burst_ms;
 	}
 	snprintf(d->b.path, sizeof(d->b.path), "%s", path);
-	d->last = now ? now : 1;
+	d->last = d->prev = now;
 	if (!first_sighting(d, path, list))
 		return;
+	if (d->b.count)
+		d->b.burst = 1;
 	d->b.count++;
 	if (list)
 		nr_fileset_add(&d->b.files, path);
@@ -66,7 +74,8 @@ void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t
 
 uint64_t nr_debounce_due(const struct nr_debounce *d)
 {
-	uint64_t quiet = d->last + d->quiet_ms, cap = d->b.t_first + d->max_ms;
+	uint64_t quiet = d->last + (d->b.burst ? d->burst_ms : d->quiet_ms);
+	uint64_t cap = d->b.t_first + d->max_ms;
 
 	if (!d->last)
 		return 0;
@@ -91,6 +100,7 @@ void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 		return;
 	}
 	into->count += b->count;
+	into->burst |= b->burst;
 	into->t_fire = b->t_fire;
 	memcpy(into->path, b->path, sizeof(into->path));
 	nr_fileset_merge(&into->files, &b->files);

@@ -2,11 +2,14 @@
  * filter.c - decide whether a changed path reloads (see filter.h).
  *
  * Order of the rules, first decisive one wins:
- *   1. a parent directory is ignored (by 2, 3 or 5): nothing inside reloads
+ *   1. a parent directory is ignored (by 2, 4 or 5): nothing inside reloads
  *   2. --exclude GLOB
- *   3. the default rules (VCS dirs, caches, virtualenvs, editor noise)
+ *   3. the default rules (VCS dirs, caches, virtualenvs, editor noise),
+ *      unless --no-default-ignore, or an --include that matches the path
+ *      (or leads into the directory) and names what the rule ignores:
+ *      "*.log" brings back logs, "node_modules/lib/a.js" that directory,
+ *      but "*.py" never brings back emacs's ".#x.py"
  *   4. --include GLOB: reloads, even if .gitignore'd or of another --ext
- *   5. .gitignore files (deepest first, last line first, '!' re-includes)
  *   6. --ext / --include given and neither matched: no reload
  */
 #include "filter.h"
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #define MAX_EXTS 64
@@ -44,6 +48,7 @@ struct nr_filter {
 	int nexts;
 	struct gi_file *gi[GI_BUCKETS];
 	struct gi_file *info_exclude;
+	int reaching; /* --include globs with a '/': they may reach into a default-ignored dir */
 };
 
 /* Default rules: what editors, VCSs and Python leave in a tree but never is code. */
@@ -447,24 +452,49 @@ static int gi_decide(struct nr_filter *f, const char *rel, int is_dir, char *why
 
 /* ---- the rules -------------------------------------------------------- */
 
-static int default_match(const struct nr_filter *f, const char *rel, int is_dir, char *why,
-			 size_t len)
+/* Not in the table: found by looking inside the directory, so any --include
+ * that leads into it names it (virtualenvs have any name). */
+static const struct default_rule venv_rule = {"virtualenv (has pyvenv.cfg)", 1, NULL};
+
+/* The default rule that ignores rel, or NULL. */
+static const struct default_rule *default_rule_of(const struct nr_filter *f, const char *rel,
+						  int is_dir)
 {
 	const char *base = base_of(rel);
 
+	if (f->o.no_defaults)
+		return NULL;
 	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
 		const struct default_rule *d = &defaults[i];
 		if (d->dir_only && !is_dir)
 			continue;
-		if (d->fn ? d->fn(base) : nr_glob_match(d->glob, base)) {
-			snprintf(why, len, "default rule '%s%s'", d->glob, d->dir_only ? "/" : "");
-			return 1;
-		}
+		if (d->fn ? d->fn(base) : nr_glob_match(d->glob, base))
+			return d;
 	}
-	if (is_dir && has_file(f, rel, "pyvenv.cfg")) {
-		snprintf(why, len, "default rule 'virtualenv (has pyvenv.cfg)'");
+	if (is_dir && has_file(f, rel, "pyvenv.cfg"))
+		return &venv_rule;
+	return NULL;
+}
+
+static void default_why(const struct default_rule *d, char *why, size_t len)
+{
+	snprintf(why, len, "default rule '%s%s'", d->glob, d->dir_only && d != &venv_rule ? "/" : "");
+}
+
+/* 1 if a component of an --include glob is itself what rule d ignores: the
+ * glob "*.log" names "*.log", "node_modules/lib/a.js" names "node_modules",
+ * but "*.py" does not name emacs's ".#*", so it never brings back ".#x.py". */
+static int glob_names(const char *glob, const struct default_rule *d)
+{
+	char g[PATH_MAX], *save = NULL;
+
+	if (d == &venv_rule)
 		return 1;
-	}
+	if (snprintf(g, sizeof(g), "%s", glob) >= (int)sizeof(g))
+		return 0;
+	for (char *c = strtok_r(g, "/", &save); c; c = strtok_r(NULL, "/", &save))
+		if (d->fn ? d->fn(c) : nr_glob_match(d->glob, c))
+			return 1;
 	return 0;
 }
 
@@ -495,15 +525,85 @@ static int ext_match(const struct nr_filter *f, const char *rel)
 	const char *base = base_of(rel), *dot = strrchr(base, '.');
 
 	for (int i = 0; dot && dot != base && i < f->nexts; i++)
-		if (!strcmp(dot + 1, f->exts[i]))
+		if (!strcasecmp(dot + 1, f->exts[i]))
 			return 1;
+	return 0;
+}
+
+/* 1 if glob (one with a '/') could match a path strictly below directory dir:
+ * each of dir's components matches the glob's component there, or a "**"
+ * comes first. */
+static int glob_reaches_below(const char *glob, const char *dir)
+{
+	char g[PATH_MAX], d[PATH_MAX];
+	char *gs = NULL, *ds = NULL, *gc, *dc;
+
+	if (snprintf(g, sizeof(g), "%s", glob) >= (int)sizeof(g) ||
+	    snprintf(d, sizeof(d), "%s", dir) >= (int)sizeof(d))
+		return 0;
+	gc = strtok_r(g, "/", &gs);
+	for (dc = strtok_r(d, "/", &ds); dc; dc = strtok_r(NULL, "/", &ds)) {
+		if (!gc)
+			return 0;
+		if (!strcmp(gc, "**"))
+			return 1;
+		if (!nr_glob_match(gc, dc))
+			return 0;
+		gc = strtok_r(NULL, "/", &gs);
+	}
+	return gc != NULL;
+}
+
+/* The --include that re-admits rel, which default rule d ignores: it names
+ * what d ignores and matches rel or, for a directory, may match below it. */
+static const char *include_over(const struct nr_filter *f, const char *rel, int is_dir,
+				const struct default_rule *d)
+{
+	for (int i = 0; i < f->o.nincludes; i++) {
+		const char *g = f->o.includes[i];
+		if ((user_glob_match(g, rel) || (is_dir && strchr(g, '/') && glob_reaches_below(g, rel))) &&
+		    glob_names(g, d))
+			return g;
+	}
+	return NULL;
+}
+
+/* Directory rel is ignored by a default rule that no --include overrides, or
+ * (when some --include may lead into one) lies inside a default-ignored
+ * directory where no --include leads: a re-admitted node_modules is walked
+ * only where an --include goes. */
+static int default_dir(const struct nr_filter *f, const char *rel, char *why, size_t len)
+{
+	const struct default_rule *d = default_rule_of(f, rel, 1);
+	char buf[PATH_MAX];
+
+	if (d) {
+		default_why(d, why, len);
+		return !include_over(f, rel, 1, d);
+	}
+	if (!f->reaching || snprintf(buf, sizeof(buf), "%s", rel) >= (int)sizeof(buf))
+		return 0;
+	for (char *slash = strchr(buf, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if ((d = default_rule_of(f, buf, 1))) {
+			for (int i = 0; i < f->o.nincludes; i++)
+				if (strchr(f->o.includes[i], '/') &&
+				    (nr_glob_match(f->o.includes[i], rel) ||
+				     glob_reaches_below(f->o.includes[i], rel)))
+					return 0;
+			default_why(d, why, len);
+			snprintf(why + strlen(why), len - strlen(why), " (no --include leads in)");
+			return 1;
+		}
+		*slash = '/';
+	}
 	return 0;
 }
 
 /* A directory on the way to a path: ignored means nothing below reloads. */
 static int dir_ignored(struct nr_filter *f, const char *rel, char *why, size_t len)
 {
-	return exclude_match(f, rel, why, len) || default_match(f, rel, 1, why, len) ||
+	return exclude_match(f, rel, why, len) || default_dir(f, rel, why, len) ||
 	       (f->o.gitignore && gi_decide(f, rel, 1, why, len) < 0);
 }
 
@@ -519,8 +619,19 @@ static int decide_entry(struct nr_filter *f, const char *rel, int is_dir, char *
 {
 	int gi = 0;
 
-	if (exclude_match(f, rel, why, len) || default_match(f, rel, is_dir, why, len))
+	const struct default_rule *d;
+	const char *inc;
+
+	if (exclude_match(f, rel, why, len))
 		return 0;
+	if ((d = default_rule_of(f, rel, is_dir))) {
+		if (!(inc = include_over(f, rel, is_dir, d))) {
+			default_why(d, why, len);
+			return 0;
+		}
+		snprintf(why, len, "--include '%s', over the default rule", inc);
+		return 1;
+	}
 	if (include_match(f, rel, why, len))
 		return 1;
 	if (f->o.gitignore && (gi = gi_decide(f, rel, is_dir, why, len)) < 0)
@@ -586,6 +697,34 @@ void nr_filter_forget(struct nr_filter *f, const char *rel)
 
 /* ---- life cycle ------------------------------------------------------- */
 
+int nr_filter_check_exts(const char *exts, char *err, size_t errlen)
+{
+	const char *p = exts;
+	int n = 0;
+
+	for (;;) {
+		size_t len = strcspn(p, ",");
+		size_t skip = *p == '.';
+		if (len == skip) {
+			snprintf(err, errlen, "--ext '%.200s': an empty extension (give names like py,html)",
+				 exts);
+			return -1;
+		}
+		if (strcspn(p + skip, "/*?[\\") < len - skip) {
+			snprintf(err, errlen, "--ext '%.200s': bad extension '%.*s' (give names like py,html)",
+				 exts, (int)(len > 100 ? 100 : len), p);
+			return -1;
+		}
+		if (++n > MAX_EXTS) {
+			snprintf(err, errlen, "--ext '%.200s...': more than %d extensions", exts, MAX_EXTS);
+			return -1;
+		}
+		if (!p[len])
+			return 0;
+		p += len + 1;
+	}
+}
+
 static int split_exts(struct nr_filter *f)
 {
 	char *save = NULL;
@@ -607,6 +746,8 @@ struct nr_filter *nr_filter_new(const char *root, const struct nr_filter_opts *o
 	if (!f || !(f->root = strdup(root)))
 		goto fail;
 	f->o = *o;
+	for (int i = 0; i < o->nincludes; i++)
+		f->reaching += strchr(o->includes[i], '/') != NULL;
 	if (split_exts(f))
 		goto fail;
 	if (o->gitignore && !(f->info_exclude = gi_load(f, ".git/info", "exclude")))

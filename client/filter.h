@@ -18,10 +18,15 @@ struct nr_filter_opts {
 	int nincludes;
 	const char *excludes[NR_FILTER_MAX_GLOBS]; /* never reload, beats everything */
 	int nexcludes;
-	int gitignore; /* 1: honour .gitignore files and .git/info/exclude */
+	int gitignore;	/* 1: honour .gitignore files and .git/info/exclude */
+	int no_defaults; /* 1: no default rules (VCS dirs, caches, editor noise) */
 };
 
 struct nr_filter;
+
+/* 0 if exts is a valid --ext list ("py,html", ".py", at most 64 names), or -1
+ * with err saying what is wrong (empty, an empty name, a '/' or a glob). */
+int nr_filter_check_exts(const char *exts, char *err, size_t errlen);
 
 /* A filter for the tree at root (an existing directory); NULL when out of memory. */
 struct nr_filter *nr_filter_new(const char *root, const struct nr_filter_opts *o);

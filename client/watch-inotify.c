@@ -3,8 +3,9 @@
  * added recursively and kept up to date as directories appear, move and go.
  *
  * A file counts as changed when it is closed after writing, renamed in or
- * out, deleted, or its attributes change (touch); a bare create waits for
- * the close, so a half-written file never triggers. NETRELOAD_INOTIFY_MAX_WATCHES=N
+ * out, deleted, or touched; a bare create waits for the close, so a
+ * half-written file never triggers. A change of attributes alone (chmod,
+ * chown, a new hard link) does not count: see attrib_only(). NETRELOAD_INOTIFY_MAX_WATCHES=N
  * pretends the kernel ran out of watches after N (to test the fallback).
  */
 #include "compat.h"
@@ -215,6 +216,24 @@ static int is_symlink(const struct nr_watch *w, const char *rel)
 	return lstat(path, &st) == 0 && S_ISLNK(st.st_mode);
 }
 
+/* An IN_ATTRIB that changed no content: chmod and chown set only the ctime,
+ * while touch (and a write) set the mtime to the same instant as the ctime.
+ * A file that is gone is left to its own IN_DELETE. */
+static int attrib_only(const struct nr_watch *w, const struct inotify_event *ev, const char *rel)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	struct timespec m, c;
+
+	if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE))
+		return 0;
+	if (nr_path_join(path, sizeof(path), w->root, rel) || lstat(path, &st))
+		return 1;
+	m = NR_ST_MTIM(&st);
+	c = NR_ST_CTIM(&st);
+	return m.tv_sec != c.tv_sec || m.tv_nsec != c.tv_nsec;
+}
+
 /* on_event(): the root's own watch is gone; other failures mean out of watches */
 #define ROOT_GONE (-99)
 
@@ -258,6 +277,8 @@ static int on_event(struct nr_watch *w, const struct inotify_event *ev, nr_watch
 	if (ev->mask & IN_ISDIR)
 		return on_dir_event(w, ev, rel, cb, ctx);
 	if ((ev->mask & IN_CREATE) && !is_symlink(w, rel))
+		return 0;
+	if ((ev->mask & IN_ATTRIB) && attrib_only(w, ev, rel))
 		return 0;
 	cb(ctx, w, rel, 0);
 	if (!strcmp(ev->name, ".gitignore")) {

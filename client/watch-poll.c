@@ -1,6 +1,7 @@
 /*
  * watch-poll.c - the portable backend: walk the tree every period_ms and
- * compare each file's size, mtime, ctime and inode with the last walk.
+ * compare each file's size, mtime and inode with the last walk. Not the
+ * ctime: chmod and chown change only that, and they change no code.
  *
  * It builds everywhere and needs no kernel resources, so it is also the
  * fallback when inotify runs out of watches. Costs one lstat() per file per
@@ -21,7 +22,7 @@
 
 struct entry {
 	char *path;
-	struct timespec mtim, ctim;
+	struct timespec mtim;
 	off_t size;
 	ino_t ino;
 };
@@ -55,7 +56,6 @@ static int snap_add(struct snap *s, const char *rel, const struct stat *st)
 	if (!(e->path = strdup(rel)))
 		return -1;
 	e->mtim = NR_ST_MTIM(st);
-	e->ctim = NR_ST_CTIM(st);
 	e->size = st->st_size;
 	e->ino = st->st_ino;
 	s->n++;
@@ -96,8 +96,7 @@ static int by_path(const void *a, const void *b)
 static int same(const struct entry *a, const struct entry *b)
 {
 	return a->size == b->size && a->ino == b->ino && a->mtim.tv_sec == b->mtim.tv_sec &&
-	       a->mtim.tv_nsec == b->mtim.tv_nsec && a->ctim.tv_sec == b->ctim.tv_sec &&
-	       a->ctim.tv_nsec == b->ctim.tv_nsec;
+	       a->mtim.tv_nsec == b->mtim.tv_nsec;
 }
 
 /* Merge two sorted snapshots: anything new, gone or different is a change. */

@@ -2,7 +2,9 @@
  * watch-stdin.c - the backend for other watchers: read one changed path per
  * line from standard input, as `fswatch -r DIR` or `watchman-wait` print.
  *
- * Relative paths are taken from the current directory. Paths that are
+ * Relative paths are taken relative to the root as given (DIR), as
+ * `watchman-wait DIR` prints them, not to the current directory; absolute
+ * ones (fswatch prints those) as they are. Paths that are
  * directories now are skipped: watchers report a directory when something
  * inside changed, and that something is reported on its own line. A path
  * is inside the root when it starts with the root's real path or the root
@@ -29,15 +31,14 @@ struct in_state {
 	int old_flags;
 };
 
-/* Absolute path: cwd-relative input is joined to the current directory. */
-static void absolute(const char *line, char *out, size_t len)
+/* path made absolute: a relative one is joined to base, without its "./". */
+static void join(const char *base, const char *path, char *out, size_t len)
 {
-	char cwd[PATH_MAX];
-
-	if (line[0] == '/' || !getcwd(cwd, sizeof(cwd)))
-		snprintf(out, len, "%s", line);
+	if (path[0] == '/')
+		snprintf(out, len, "%s", path);
 	else
-		snprintf(out, len, "%s/%s", cwd, line[0] == '.' && line[1] == '/' ? line + 2 : line);
+		snprintf(out, len, "%s%s%s", base, strcmp(base, "/") ? "/" : "",
+			 path[0] == '.' && path[1] == '/' ? path + 2 : path);
 }
 
 /* ".." would step out of wherever the spelling says the path is. */
@@ -59,12 +60,16 @@ static const char *relative(const struct nr_watch *w, const struct in_state *s, 
 	return nr_path_resolve_dir(abs, buf, len) == 0 ? nr_path_under(buf, w->root) : NULL;
 }
 
-/* The root as the user spelled it, made absolute: "DIR/" and "." too. */
+/* The root as the user spelled it, made absolute from the current directory:
+ * "DIR/" and "." too. */
 static void given_root(const char *dir, char *out, size_t len)
 {
+	char cwd[PATH_MAX] = "";
 	size_t n;
 
-	absolute(strcmp(dir, ".") ? dir : "", out, len);
+	if (dir[0] != '/' && !getcwd(cwd, sizeof(cwd)))
+		snprintf(cwd, sizeof(cwd), ".");
+	join(cwd, strcmp(dir, ".") ? dir : "", out, len);
 	for (n = strlen(out); n > 1 && out[n - 1] == '/'; n--)
 		out[n - 1] = '\0';
 }
@@ -78,7 +83,7 @@ static void on_line(struct nr_watch *w, char *line, nr_watch_cb cb, void *ctx)
 	line[strcspn(line, "\r")] = '\0';
 	if (!*line)
 		return;
-	absolute(line, abs, sizeof(abs));
+	join(((struct in_state *)w->priv)->given, line, abs, sizeof(abs));
 	if (stat(abs, &st) == 0 && S_ISDIR(st.st_mode))
 		return;
 	rel = relative(w, w->priv, abs, real, sizeof(real));

@@ -37,18 +37,23 @@ static const char usage_watch[] =
 	"Watch DIR (default .) and ping every target when a source file changes.\n"
 	"\n"
 	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel)\n"
-	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt\n"
+	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt (any case)\n"
 	"  -i, --include GLOB  only (or also, with --ext) paths matching GLOB; repeatable;\n"
-	"                      beats .gitignore, except inside an ignored directory\n"
+	"                      beats .gitignore, except inside an ignored directory, and\n"
+	"                      the default ignores (node_modules/mylib/*.js reaches in)\n"
 	"  -x, --exclude GLOB  never paths matching GLOB; repeatable\n"
 	"      --no-gitignore  do not read .gitignore files\n"
+	"      --no-default-ignore  drop the default ignores listed below\n"
 	"      --explain PATH  say whether PATH would reload and which rule decides;\n"
 	"                      exit 0 if it would, 1 if not\n"
 	"      --debounce MS   wait for MS quiet milliseconds before pinging (default 20)\n"
-	"      --max-delay MS  but never more than MS after the first change (default 300)\n"
+	"      --burst-quiet MS  in a burst (several files, or changes within MS of the\n"
+	"                      last), wait for MS quiet milliseconds instead (default 250)\n"
+	"      --max-delay MS  but never more than MS after the first change (default 10000)\n"
 	"      --poll MS       scan the tree every MS ms instead of using inotify\n"
-	"      --stdin         read changed paths from stdin, one per line\n"
-	"                      (e.g. fswatch -r DIR | netreload watch --stdin --to ...)\n"
+	"      --stdin         read changed paths from stdin, one per line, absolute or\n"
+	"                      relative to DIR (not to the current directory), e.g.\n"
+	"                      fswatch -r -l 0.1 DIR | netreload watch --stdin --to ... DIR\n"
 	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
 	"  -n, --no-wait       do not wait until the new code is live\n"
 	"      --no-files      do not list the changed files in requests (see below)\n"
@@ -67,6 +72,7 @@ static const char usage_watch[] =
 	"\n"
 	"Ignored by default: .git .hg .svn __pycache__ node_modules venv .venv (and any\n"
 	"dir with pyvenv.cfg) .tox caches, *.pyc, editor swap/backup/lock files, *.log.\n"
+	"A change of mode only (chmod) does not reload; touch does.\n"
 	"Each request lists the changed files of the first DIR (size, mtime, SHA-256);\n"
 	"the server waits until it sees them under its netreload-root. If it gives up,\n"
 	"the reload fails with stale=N, and netreload says (once) what to change.\n"
@@ -76,13 +82,19 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES };
+       OPT_ON_LIVE, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE };
+
+/* Timing defaults; NR_UNSET marks one the user did not give. */
+#define DEFAULT_DEBOUNCE_MS 20
+#define DEFAULT_BURST_QUIET_MS 250
+#define DEFAULT_MAX_DELAY_MS 10000
+#define NR_UNSET UINT32_MAX
 
 struct watch_opts {
 	struct nr_target targets[NR_MAX_TARGETS];
 	int ntargets;
 	struct nr_filter_opts f;
-	uint32_t debounce_ms, max_delay_ms;
+	uint32_t debounce_ms, burst_ms, max_delay_ms; /* NR_UNSET until given or defaulted */
 	int poll_ms, use_stdin, verbose, no_files;
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
@@ -147,14 +159,24 @@ static int add_target(struct watch_opts *o, const char *spec)
 	return 0;
 }
 
+static int set_exts(struct watch_opts *o, const char *exts)
+{
+	char err[400];
+
+	if (nr_filter_check_exts(exts, err, sizeof(err)))
+		return usage_error("%s", err);
+	o->f.exts = exts;
+	return 0;
+}
+
 /* Options that only set something in o; 1 if c was not one of them. */
 static int simple_option(struct watch_opts *o, int c)
 {
 	uint32_t v;
 
 	switch (c) {
-	case 'e': o->f.exts = optarg; return 0;
 	case OPT_NO_GITIGNORE: o->f.gitignore = 0; return 0;
+	case OPT_NO_DEFAULT_IGNORE: o->f.no_defaults = 1; return 0;
 	case OPT_EXPLAIN: o->explain = optarg; return 0;
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
@@ -180,6 +202,7 @@ static int one_option(struct watch_opts *o, int c)
 		return 0;
 	switch (c) {
 	case 't': return add_target(o, optarg);
+	case 'e': return set_exts(o, optarg);
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
 	case OPT_DEBOUNCE:
@@ -189,6 +212,10 @@ static int one_option(struct watch_opts *o, int c)
 	case OPT_MAX_DELAY:
 		if (parse_ms(optarg, &o->max_delay_ms, 1))
 			return usage_error("bad --max-delay '%s': give milliseconds", optarg);
+		return 0;
+	case OPT_BURST_QUIET:
+		if (parse_ms(optarg, &o->burst_ms, 0))
+			return usage_error("bad --burst-quiet '%s': give milliseconds", optarg);
 		return 0;
 	case 'm':
 		if (nr_mode_parse(optarg, &o->d.req.mode))
@@ -205,15 +232,63 @@ static int one_option(struct watch_opts *o, int c)
 	return NR_EXIT_USAGE;
 }
 
+/* "--max-delay 100" as given, or "--max-delay (default 10000)". */
+static const char *timing_name(char *buf, size_t len, const char *opt, uint32_t ms, int given)
+{
+	snprintf(buf, len, given ? "%s %u" : "%s (default %u)", opt, (unsigned)ms);
+	return buf;
+}
+
+static void conflict(char *msg, size_t len, const char *a, const char *how, const char *b)
+{
+	snprintf(msg, len, "conflicting timing: %s is %s than %s "
+			   "(need --debounce <= --burst-quiet <= --max-delay)", a, how, b);
+}
+
+/* Fill in the timing options not given, within the ones given, and refuse
+ * those that contradict each other: debounce <= burst-quiet <= max-delay. */
+static int timing_options(struct watch_opts *o)
+{
+	int deb_set = o->debounce_ms != NR_UNSET, burst_set = o->burst_ms != NR_UNSET;
+	int max_set = o->max_delay_ms != NR_UNSET;
+	char a[64], b[64], msg[2 * 64 + 128];
+
+	if (!deb_set)
+		o->debounce_ms = DEFAULT_DEBOUNCE_MS;
+	if (!max_set)
+		o->max_delay_ms = DEFAULT_MAX_DELAY_MS;
+	if (!deb_set && o->debounce_ms > o->max_delay_ms)
+		o->debounce_ms = o->max_delay_ms;
+	if (!burst_set) {
+		o->burst_ms = o->debounce_ms > DEFAULT_BURST_QUIET_MS ? o->debounce_ms : DEFAULT_BURST_QUIET_MS;
+		if (o->burst_ms > o->max_delay_ms)
+			o->burst_ms = o->max_delay_ms;
+	}
+	if (o->debounce_ms > o->max_delay_ms)
+		conflict(msg, sizeof(msg), timing_name(a, sizeof(a), "--debounce", o->debounce_ms, deb_set),
+			 "longer", timing_name(b, sizeof(b), "--max-delay", o->max_delay_ms, max_set));
+	else if (o->burst_ms < o->debounce_ms)
+		conflict(msg, sizeof(msg), timing_name(a, sizeof(a), "--burst-quiet", o->burst_ms, burst_set),
+			 "shorter", timing_name(b, sizeof(b), "--debounce", o->debounce_ms, deb_set));
+	else if (o->burst_ms > o->max_delay_ms)
+		conflict(msg, sizeof(msg), timing_name(a, sizeof(a), "--burst-quiet", o->burst_ms, burst_set),
+			 "longer", timing_name(b, sizeof(b), "--max-delay", o->max_delay_ms, max_set));
+	else
+		return 0;
+	return usage_error("%s", msg);
+}
+
 static int parse_options(struct watch_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"to", required_argument, 0, 't'},	     {"ext", required_argument, 0, 'e'},
 		{"include", required_argument, 0, 'i'},	     {"exclude", required_argument, 0, 'x'},
 		{"no-gitignore", no_argument, 0, OPT_NO_GITIGNORE},
+		{"no-default-ignore", no_argument, 0, OPT_NO_DEFAULT_IGNORE},
 		{"explain", required_argument, 0, OPT_EXPLAIN},
 		{"debounce", required_argument, 0, OPT_DEBOUNCE},
 		{"max-delay", required_argument, 0, OPT_MAX_DELAY},
+		{"burst-quiet", required_argument, 0, OPT_BURST_QUIET},
 		{"poll", required_argument, 0, OPT_POLL},    {"stdin", no_argument, 0, OPT_STDIN},
 		{"mode", required_argument, 0, 'm'},	     {"no-wait", no_argument, 0, 'n'},
 		{"timeout", required_argument, 0, 'T'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
@@ -243,6 +318,8 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
+	if ((rc = timing_options(o)))
+		return rc;
 	return o->explain ? 0 : nr_use_secret(o->secret);
 }
 
@@ -621,7 +698,7 @@ static void startup_line(const struct watch_ctx *c)
 	for (int i = 0; i < c->nw; i++)
 		dirs += c->w[i].ndirs;
 	if (c->o->use_stdin)
-		fprintf(stderr, "netreload: watching paths read from stdin, relative to ");
+		fprintf(stderr, "netreload: watching paths read from stdin, absolute or relative to ");
 	else
 		fprintf(stderr, "netreload: watching %d dir%s under ", dirs, dirs == 1 ? "" : "s");
 	for (int i = 0; i < c->nw; i++)
@@ -674,8 +751,7 @@ static void defaults(struct watch_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->f.gitignore = 1;
-	o->debounce_ms = 20;
-	o->max_delay_ms = 300;
+	o->debounce_ms = o->burst_ms = o->max_delay_ms = NR_UNSET;
 	o->d.req.verb = NR_VERB_RELOAD;
 	o->d.req.wait = 1;
 	o->d.timeout_ms = 60000;
@@ -723,7 +799,7 @@ int nr_cmd_watch(int argc, char **argv)
 		rc = explain(&c, o.explain);
 		goto out;
 	}
-	nr_debounce_init(&c.deb, o.debounce_ms, o.max_delay_ms);
+	nr_debounce_init(&c.deb, o.debounce_ms, o.burst_ms, o.max_delay_ms);
 	o.d.root = o.no_files ? NULL : c.w[0].root;
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
 	if ((rc = nr_deliver_resolve(&c.del)) == 0) {

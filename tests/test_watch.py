@@ -419,8 +419,8 @@ def test_explain(code):
 # ---- debounce -----------------------------------------------------------------
 
 def test_burst_of_500_files_is_at_most_two_reloads(server, code, watch):
-    """One reload when the 500 writes fit in --max-delay; on a loaded machine
-    the cap may cut the burst once, and the second reload carries the rest."""
+    """One reload; on a loaded machine a stall of the writer longer than
+    --burst-quiet may cut the burst once, and the second reload carries the rest."""
     w = watch("--to", server.target)
     g0 = gen(server)
     for i in range(500):

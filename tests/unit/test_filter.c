@@ -189,6 +189,53 @@ static void test_options(const char *root)
 	nr_filter_free(f);
 }
 
+/* --ext in any case and validated; --no-default-ignore; an --include that
+ * names a default-ignored pattern, or leads into a default-ignored directory,
+ * re-admits it, and only there. */
+static void test_defaults_overridden(const char *root)
+{
+	struct nr_filter_opts o = {.gitignore = 1, .exts = "PY,.Html"};
+	struct nr_filter *f = nr_filter_new(root, &o);
+	char err[300];
+
+	CHECK(check(f, "views.py", 0, "--ext") == 1);
+	CHECK(check(f, "INDEX.HTML", 0, NULL) == 1);
+	CHECK(check(f, "x.pyc", 0, "default rule") == 0);
+	nr_filter_free(f);
+	CHECK(nr_filter_check_exts("py,.html", err, sizeof(err)) == 0);
+	CHECK(nr_filter_check_exts("", err, sizeof(err)) == -1 && strstr(err, "empty"));
+	CHECK(nr_filter_check_exts("py,", err, sizeof(err)) == -1);
+	CHECK(nr_filter_check_exts(".", err, sizeof(err)) == -1);
+	CHECK(nr_filter_check_exts("*.py", err, sizeof(err)) == -1 && strstr(err, "'*.py'"));
+
+	o = (struct nr_filter_opts){.gitignore = 1, .no_defaults = 1};
+	f = nr_filter_new(root, &o);
+	CHECK(check(f, "node_modules/a/b.js", 0, "no rule ignores it") == 1);
+	CHECK(check(f, "x.log", 0, NULL) == 1);
+	CHECK(check(f, "build/x.py", 0, "'build/' in .gitignore:2") == 0);
+	CHECK(!nr_filter_prune(f, "node_modules"));
+	nr_filter_free(f);
+
+	o = (struct nr_filter_opts){.gitignore = 1};
+	o.includes[o.nincludes++] = "node_modules/mylib/*.js";
+	o.includes[o.nincludes++] = "*.log";
+	o.includes[o.nincludes++] = "*.py";
+	f = nr_filter_new(root, &o);
+	CHECK(check(f, "node_modules/mylib/a.js", 0, "--include 'node_modules/mylib/*.js'") == 1);
+	CHECK(check(f, "node_modules/other/a.js", 0, "no --include leads in") == 0);
+	CHECK(check(f, "node_modules/mylib/sub/a.js", 0, NULL) == 0);
+	CHECK(!nr_filter_prune(f, "node_modules"));
+	CHECK(!nr_filter_prune(f, "node_modules/mylib"));
+	CHECK(nr_filter_prune(f, "node_modules/other"));
+	CHECK(nr_filter_prune(f, "node_modules/mylib/sub"));
+	CHECK(check(f, "logs/app.log", 0, "over the default rule") == 1);
+	CHECK(check(f, ".#views.py", 0, "default rule '.#*'") == 0);
+	CHECK(check(f, "views.py~", 0, "default rule") == 0);
+	CHECK(check(f, "x.pyc", 0, "default rule '*.pyc'") == 0);
+	CHECK(check(f, "env/x.py", 0, "pyvenv.cfg") == 0);
+	nr_filter_free(f);
+}
+
 /* Text given to nr_filter_set_ignore is parsed as the file would be, lines of 4096
  * bytes and more included, and stands in for the file until forgotten. */
 static void test_set_ignore(const char *root)
@@ -237,6 +284,7 @@ int main(void)
 	test_gitignore(root);
 	test_forget(root);
 	test_options(root);
+	test_defaults_overridden(root);
 	test_set_ignore(root);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	if (system(cmd))
