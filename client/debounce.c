@@ -77,13 +77,15 @@ void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now)
 {
 	*out = d->b;
 	out->t_fire = now;
+	out->cut = d->b.t_first + d->max_ms < d->last + d->quiet_ms;
 	d->last = 0;
 	memset(&d->b, 0, sizeof(d->b));
 	memset(d->seen, 0, sizeof(d->seen));
 	d->nseen = 0;
 }
 
-/* The newer batch names the reload; counts add up (a path may count twice). */
+/* The newer batch names the reload; counts add up (a path may count twice); the
+ * older one's times stay: the reload waited since its quiet window closed. */
 void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 {
 	if (!into->count) {
@@ -91,7 +93,6 @@ void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 		return;
 	}
 	into->count += b->count;
-	into->t_fire = b->t_fire;
 	memcpy(into->path, b->path, sizeof(into->path));
 	nr_fileset_merge(&into->files, &b->files);
 }

@@ -31,6 +31,8 @@ struct nr_dtarget {
 	int pending;		  /* a batch waits for this target */
 	struct nr_batch next, cur; /* waiting, in flight */
 	int down;		  /* unreachable; said so already */
+	int cur_after_down;	  /* cur waited for the target to come back, not in a queue */
+	uint64_t t_begin;	  /* cur's ping started (its files described from then) */
 	uint32_t backoff_ms;
 	uint64_t retry_at;
 	int last; /* NR_EXIT_* of the last finished ping, -1 before any */
