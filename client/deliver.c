@@ -5,7 +5,6 @@
 #include "deliver.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,36 +254,27 @@ static void report(struct nr_deliver *d, const struct nr_dtarget *t, int recover
 	}
 }
 
-/* ---- --on-live ------------------------------------------------------- */
+/* ---- hooks ------------------------------------------------------------ */
 
-/* Fork and forget: the loop reaps the child on SIGCHLD. */
-static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
+/* Tell the hooks: live runs --on-live, any failure --on-fail (hook.c decides
+ * when). --no-wait's "accepted" runs neither: nothing is known yet. */
+static void tell_hooks(const struct nr_deliver *d, const struct nr_dtarget *t, const char *event)
 {
 	const struct nr_ping *p = &t->ping;
-	char ms[24], gen[24];
-	pid_t pid;
-	int null;
+	struct nr_hook_env e = {
+		.event = event,
+		.target = p->target.label,
+		.path = t->cur.path,
+		.changes = t->cur.count,
+		.exit = p->result,
+		.ms = parts_of(t).total,
+		.gen = p->result == NR_EXIT_OK ? p->final.gen : p->accepted.gen,
+		.reason = p->final.reason[0] ? p->final.reason : p->result ? p->err : "",
+	};
 
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) < 0) {
-		fprintf(stderr, "netreload: warning: cannot run --on-live: fork: %s\n", strerror(errno));
+	if (!d->o.hooks || (p->result == NR_EXIT_OK && !p->req.wait))
 		return;
-	}
-	if (pid > 0)
-		return;
-	if ((null = open("/dev/null", O_RDONLY)) >= 0) {
-		dup2(null, STDIN_FILENO); /* our stdin may be --stdin's pipe */
-		close(null);
-	}
-	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(p->t_done - t->cur.t_first));
-	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)p->final.gen);
-	setenv("NETRELOAD_TARGET", p->target.label, 1);
-	setenv("NETRELOAD_MS", ms, 1);
-	setenv("NETRELOAD_GEN", gen, 1);
-	setenv("NETRELOAD_PATH", t->cur.path, 1);
-	execl("/bin/sh", "sh", "-c", d->o.on_live, (char *)NULL);
-	_exit(127);
+	nr_hooks_result(d->o.hooks, &e);
 }
 
 /* ---- outcomes --------------------------------------------------------- */
@@ -324,6 +314,7 @@ static void warn_down(const struct nr_deliver *d, const struct nr_dtarget *t)
 		nr_json_member(stdout, "error", p->err);
 		nr_json_end(stdout);
 	}
+	tell_hooks(d, t, busy(p) ? "busy" : "unreachable");
 }
 
 /* Keep the change for a later try; say so only the first time. */
@@ -369,8 +360,7 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 	if (t->down)
 		came_back(d, t);
 	report(d, t, recovered);
-	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
-		run_on_live(d, t);
+	tell_hooks(d, t, event_of(&t->ping));
 	if (t->pending)
 		start(d, i, now);
 }

@@ -12,6 +12,7 @@
 #include <poll.h>
 
 #include "debounce.h"
+#include "hook.h"
 #include "ping.h"
 
 #define NR_MAX_TARGETS 64
@@ -20,7 +21,7 @@ struct nr_deliver_opts {
 	struct nr_request req; /* verb, mode, wait; the id is made per ping */
 	uint32_t timeout_ms;
 	int json, quiet, color, breakdown, verbose;
-	const char *on_live; /* shell command run after each live reply */
+	struct nr_hooks *hooks; /* --on-live / --on-fail, owned by the caller */
 	const char *root;    /* list the changed files under it; NULL: --no-files */
 };
 
