@@ -26,6 +26,18 @@ void nr_json_result(FILE *out, const struct nr_ping *p);
 void nr_json_string(FILE *out, const char *s);
 /* ,"key":"value" (key is ours and needs no escaping). */
 void nr_json_member(FILE *out, const char *key, const char *value);
+/* ,"key":"path", and when path is not valid UTF-8 (the JSON string then has
+ * U+FFFD for its stray bytes) also ,"key_bytes":"HEX", the raw bytes in hex. */
+void nr_json_path(FILE *out, const char *key, const char *path);
+/* The one way a JSON event starts, in every command: {"event":..,"time":.. and
+ * ,"target":.. unless target is NULL. Members follow; nr_json_end closes the
+ * line and flushes it. The schema is in netreload(1), JSON OUTPUT. */
+void nr_json_begin(FILE *out, const char *event, const char *target);
+void nr_json_end(FILE *out);
+/* Now as ISO 8601 local time with milliseconds and offset:
+ * 2026-12-01T06:30:00.123+00:00. */
+#define NR_ISO_TIME_SIZE 40
+void nr_iso_time(char *buf, size_t len);
 /* s for a terminal, in buf: backslashes, control and format characters and bytes
  * that are not UTF-8 escaped (\\, \n, \x1b, \u202e); cut with "..." if buf is
  * short (NR_TTY_SIZE(strlen(s)) never is). Returns buf. */

@@ -72,10 +72,20 @@ void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t
 		nr_fileset_more(&d->b.files, 1);
 }
 
+/* When the batch's quiet gap ends (a burst waits longer), and when its cap does. */
+static uint64_t quiet_at(const struct nr_debounce *d)
+{
+	return d->last + (d->b.burst ? d->burst_ms : d->quiet_ms);
+}
+
+static uint64_t cap_at(const struct nr_debounce *d)
+{
+	return d->b.t_first + d->max_ms;
+}
+
 uint64_t nr_debounce_due(const struct nr_debounce *d)
 {
-	uint64_t quiet = d->last + (d->b.burst ? d->burst_ms : d->quiet_ms);
-	uint64_t cap = d->b.t_first + d->max_ms;
+	uint64_t quiet = quiet_at(d), cap = cap_at(d);
 
 	if (!d->last)
 		return 0;
@@ -86,13 +96,15 @@ void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now)
 {
 	*out = d->b;
 	out->t_fire = now;
+	out->cut = cap_at(d) < quiet_at(d);
 	d->last = 0;
 	memset(&d->b, 0, sizeof(d->b));
 	memset(d->seen, 0, sizeof(d->seen));
 	d->nseen = 0;
 }
 
-/* The newer batch names the reload; counts add up (a path may count twice). */
+/* The newer batch names the reload; counts add up (a path may count twice); the
+ * older one's times stay: the reload waited since its quiet window closed. */
 void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 {
 	if (!into->count) {
@@ -101,7 +113,6 @@ void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b)
 	}
 	into->count += b->count;
 	into->burst |= b->burst;
-	into->t_fire = b->t_fire;
 	memcpy(into->path, b->path, sizeof(into->path));
 	nr_fileset_merge(&into->files, &b->files);
 }

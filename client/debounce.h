@@ -23,7 +23,8 @@ struct nr_batch {
 	unsigned count;		 /* distinct paths */
 	int burst;		 /* it waited for the burst's quiet gap */
 	uint64_t t_first;	 /* first change, monotonic ms */
-	uint64_t t_fire;	 /* when the quiet window closed */
+	uint64_t t_fire;	 /* when the quiet window closed (the first, once merged) */
+	int cut;		 /* max_ms ran out while changes kept coming */
 	struct nr_fileset files; /* the distinct paths, relative to the first root */
 };
 
@@ -44,7 +45,8 @@ void nr_debounce_add(struct nr_debounce *d, const char *path, int list, uint64_t
 uint64_t nr_debounce_due(const struct nr_debounce *d);
 /* Hand out the pending batch and start an empty one. */
 void nr_debounce_take(struct nr_debounce *d, struct nr_batch *out, uint64_t now);
-/* Merge a batch into another that has not been delivered yet, their files too. */
+/* Merge a batch into another that has not been delivered yet, their files too;
+ * into keeps its first change, fire time and cut, so the report's parts add up. */
 void nr_batch_merge(struct nr_batch *into, const struct nr_batch *b);
 
 #endif

@@ -5,7 +5,6 @@
 #include "deliver.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +67,7 @@ int nr_deliver_resolve(struct nr_deliver *d)
 }
 
 /* The changed files are described now, as the ping starts, not when they changed. */
-static void start(struct nr_deliver *d, int i)
+static void start(struct nr_deliver *d, int i, uint64_t now)
 {
 	struct nr_dtarget *t = &d->t[i];
 	struct nr_request req = d->o.req;
@@ -79,6 +78,8 @@ static void start(struct nr_deliver *d, int i)
 	memset(&t->next, 0, sizeof(t->next));
 	t->pending = 0;
 	t->busy = 1;
+	t->cur_after_down = t->down;
+	t->t_begin = now;
 	if (d->o.root)
 		nr_filelist_build(&files, d->o.root, &t->cur.files);
 	nr_ping_start_cached(&t->ping, &d->targets[i], &t->addrs, &req, d->o.root ? &files : NULL,
@@ -95,7 +96,7 @@ void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t n
 		if (t->down && t->retry_at > now + BACKOFF_MIN_MS)
 			t->retry_at = now + BACKOFF_MIN_MS; /* a fresh change: try again soon */
 		if (!t->busy && (!t->down || now >= t->retry_at))
-			start(d, i);
+			start(d, i, now);
 	}
 }
 
@@ -121,27 +122,53 @@ static void clock_str(char *buf, size_t len)
 	strftime(buf, len, "%H:%M:%S", &tm);
 }
 
-static void json_head(const char *event, const char *target)
+static uint64_t after(uint64_t t, uint64_t since)
 {
-	char hms[16];
+	return t > since ? t - since : 0;
+}
 
-	clock_str(hms, sizeof(hms));
-	printf("{\"event\":");
-	nr_json_string(stdout, event);
-	nr_json_member(stdout, "time", hms);
-	nr_json_member(stdout, "target", target);
+/* Where a result's time went: the parts add up to the total. */
+struct parts {
+	uint64_t total, debounce, queued, down, reload;
+};
+
+static struct parts parts_of(const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+	uint64_t waited = after(t->t_begin, t->cur.t_fire);
+	struct parts r = {
+		.debounce = after(t->cur.t_fire, t->cur.t_first),
+		.reload = after(p->t_done, t->t_begin),
+	};
+
+	if (t->cur_after_down)
+		r.down = waited;
+	else
+		r.queued = waited;
+	r.total = r.debounce + r.queued + r.down + r.reload;
+	return r;
+}
+
+/* What a watch event says of its burst: the file that changed last, and how many did. */
+static void json_batch(const struct nr_dtarget *t)
+{
+	nr_json_path(stdout, "path", t->cur.path);
+	printf(",\"changes\":%u", t->cur.count);
 }
 
 static void json_result(const struct nr_dtarget *t, const char *event)
 {
 	const struct nr_ping *p = &t->ping;
+	struct parts pt = parts_of(t);
 
-	json_head(event, p->target.label);
-	nr_json_member(stdout, "path", t->cur.path);
-	printf(",\"changes\":%u,\"ms\":%llu,\"debounce_ms\":%llu,\"reload_ms\":%llu", t->cur.count,
-	       (unsigned long long)(p->t_done - t->cur.t_first),
-	       (unsigned long long)(t->cur.t_fire - t->cur.t_first),
-	       (unsigned long long)(p->t_done - p->t_start));
+	nr_json_begin(stdout, event, p->target.label);
+	printf(",\"exit\":%d,\"ms\":%llu", p->result, (unsigned long long)pt.total);
+	json_batch(t);
+	printf(",\"debounce_ms\":%llu,\"max_delay_cut\":%s,\"queued_ms\":%llu,\"down_ms\":%llu,"
+	       "\"reload_ms\":%llu",
+	       (unsigned long long)pt.debounce, t->cur.cut ? "true" : "false",
+	       (unsigned long long)pt.queued, (unsigned long long)pt.down,
+	       (unsigned long long)pt.reload);
 	if (p->got_accepted)
 		printf(",\"gen\":%llu", (unsigned long long)p->accepted.gen);
 	nr_json_steps(stdout, &p->final);
@@ -149,7 +176,7 @@ static void json_result(const struct nr_dtarget *t, const char *event)
 		nr_json_member(stdout, "reason", p->final.reason);
 	if (p->result > NR_EXIT_FAILED)
 		nr_json_member(stdout, "error", p->err);
-	printf("}\n");
+	nr_json_end(stdout);
 }
 
 /* "12:03:04 views.py (+2) → HOST:PORT " : what changed and where it went. */
@@ -165,12 +192,23 @@ static void line_head(const struct nr_deliver *d, const struct nr_dtarget *t)
 	printf(" \u2192 %s ", t->ping.target.label);
 }
 
+/* "(debounce 20, down 7511, reload 56)": every part named, adding up to the total;
+ * "max-delay 300" when changes kept coming and --max-delay cut the wait short. */
+static void print_parts(const struct nr_dtarget *t, const struct parts *pt)
+{
+	printf("(%s %llu", t->cur.cut ? "max-delay" : "debounce", (unsigned long long)pt->debounce);
+	if (pt->queued)
+		printf(", queued %llu", (unsigned long long)pt->queued);
+	if (pt->down)
+		printf(", down %llu", (unsigned long long)pt->down);
+	printf(", reload %llu)", (unsigned long long)pt->reload);
+}
+
 static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
 	const struct nr_ping *p = &t->ping;
-	unsigned total = (unsigned)(p->t_done - t->cur.t_first);
-	unsigned deb = (unsigned)(t->cur.t_fire - t->cur.t_first);
-	unsigned rel = (unsigned)(p->t_done - p->t_start);
+	struct parts pt = parts_of(t);
+	unsigned total = (unsigned)pt.total;
 	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
 	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
 
@@ -179,10 +217,12 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		printf("%saccepted%s (generation %llu) after %u ms\n", on, off,
 		       (unsigned long long)p->accepted.gen, total);
 	} else if (p->result == NR_EXIT_OK) {
-		printf("%slive%s in %u ms (debounce %u, reload %u)\n", on, off, total, deb, rel);
+		printf("%slive%s in %u ms ", on, off, total);
+		print_parts(t, &pt);
+		putchar('\n');
 		if (d->o.breakdown) {
 			char steps[160];
-			nr_format_steps(&p->final, rel, steps, sizeof(steps));
+			nr_format_steps(&p->final, (unsigned)pt.reload, steps, sizeof(steps));
 			printf("         %s\n", steps);
 		}
 	} else if (p->result == NR_EXIT_FAILED)
@@ -192,14 +232,20 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		printf("%serror%s: %s\n", on, off, nr_tty(p->err, why, sizeof(why)));
 }
 
-static void report(struct nr_deliver *d, const struct nr_dtarget *t)
+static const char *event_of(const struct nr_ping *p)
+{
+	return p->result == NR_EXIT_OK && !p->req.wait ? "accepted" : nr_exit_name(p->result);
+}
+
+/* recovered: the last result for this target was a failure, or it was down;
+ * -q prints that line too, so the last line on screen is never a stale failure. */
+static void report(struct nr_deliver *d, const struct nr_dtarget *t, int recovered)
 {
 	const struct nr_ping *p = &t->ping;
 
 	if (d->o.json)
-		json_result(t, p->result == NR_EXIT_OK && !p->req.wait ? "accepted"
-								      : nr_exit_name(p->result));
-	else if (!(d->o.quiet && p->result == NR_EXIT_OK))
+		json_result(t, event_of(p));
+	else if (!(d->o.quiet && p->result == NR_EXIT_OK && !recovered))
 		print_result(d, t);
 	fflush(stdout);
 	if (!d->o.json && p->result == NR_EXIT_FAILED && p->final.stale && !d->advised) {
@@ -208,36 +254,27 @@ static void report(struct nr_deliver *d, const struct nr_dtarget *t)
 	}
 }
 
-/* ---- --on-live ------------------------------------------------------- */
+/* ---- hooks ------------------------------------------------------------ */
 
-/* Fork and forget: the loop reaps the child on SIGCHLD. */
-static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
+/* Tell the hooks: live runs --on-live, any failure --on-fail (hook.c decides
+ * when). --no-wait's "accepted" runs neither: nothing is known yet. */
+static void tell_hooks(const struct nr_deliver *d, const struct nr_dtarget *t, const char *event)
 {
 	const struct nr_ping *p = &t->ping;
-	char ms[24], gen[24];
-	pid_t pid;
-	int null;
+	struct nr_hook_env e = {
+		.event = event,
+		.target = p->target.label,
+		.path = t->cur.path,
+		.changes = t->cur.count,
+		.exit = p->result,
+		.ms = parts_of(t).total,
+		.gen = p->result == NR_EXIT_OK ? p->final.gen : p->accepted.gen,
+		.reason = p->final.reason[0] ? p->final.reason : p->result ? p->err : "",
+	};
 
-	fflush(stdout);
-	fflush(stderr);
-	if ((pid = fork()) < 0) {
-		fprintf(stderr, "netreload: warning: cannot run --on-live: fork: %s\n", strerror(errno));
+	if (!d->o.hooks || (p->result == NR_EXIT_OK && !p->req.wait))
 		return;
-	}
-	if (pid > 0)
-		return;
-	if ((null = open("/dev/null", O_RDONLY)) >= 0) {
-		dup2(null, STDIN_FILENO); /* our stdin may be --stdin's pipe */
-		close(null);
-	}
-	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(p->t_done - t->cur.t_first));
-	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)p->final.gen);
-	setenv("NETRELOAD_TARGET", p->target.label, 1);
-	setenv("NETRELOAD_MS", ms, 1);
-	setenv("NETRELOAD_GEN", gen, 1);
-	setenv("NETRELOAD_PATH", t->cur.path, 1);
-	execl("/bin/sh", "sh", "-c", d->o.on_live, (char *)NULL);
-	_exit(127);
+	nr_hooks_result(d->o.hooks, &e);
 }
 
 /* ---- outcomes --------------------------------------------------------- */
@@ -270,11 +307,14 @@ static void warn_down(const struct nr_deliver *d, const struct nr_dtarget *t)
 				"until it answers\n",
 			nr_tty(p->err, why, sizeof(why)));
 	if (d->o.json) {
-		json_head(busy(p) ? "busy" : "unreachable", p->target.label);
+		nr_json_begin(stdout, busy(p) ? "busy" : "unreachable", p->target.label);
+		printf(",\"exit\":%d,\"ms\":%llu", p->result,
+		       (unsigned long long)after(p->t_done, t->cur.t_first));
+		json_batch(t);
 		nr_json_member(stdout, "error", p->err);
-		printf("}\n");
-		fflush(stdout);
+		nr_json_end(stdout);
 	}
+	tell_hooks(d, t, busy(p) ? "busy" : "unreachable");
 }
 
 /* Keep the change for a later try; say so only the first time. */
@@ -307,6 +347,7 @@ static void came_back(struct nr_deliver *d, struct nr_dtarget *t)
 static void done(struct nr_deliver *d, int i, uint64_t now)
 {
 	struct nr_dtarget *t = &d->t[i];
+	int recovered = t->last > NR_EXIT_OK;
 
 	t->busy = 0;
 	t->last = t->ping.result;
@@ -318,11 +359,10 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 	}
 	if (t->down)
 		came_back(d, t);
-	report(d, t);
-	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
-		run_on_live(d, t);
+	report(d, t, recovered);
+	tell_hooks(d, t, event_of(&t->ping));
 	if (t->pending)
-		start(d, i);
+		start(d, i, now);
 }
 
 /* nr_ping's deadline covers the whole reload; connecting gets less. */
@@ -357,7 +397,7 @@ void nr_deliver_tick(struct nr_deliver *d, uint64_t now)
 		if (t->busy)
 			nr_deliver_step(d, i, 0, now);
 		else if (t->pending && now >= t->retry_at)
-			start(d, i);
+			start(d, i, now);
 		if (t->busy && t->ping.state == NR_PING_DONE)
 			done(d, i, now); /* failed at once, e.g. refused */
 	}

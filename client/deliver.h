@@ -12,6 +12,7 @@
 #include <poll.h>
 
 #include "debounce.h"
+#include "hook.h"
 #include "ping.h"
 
 #define NR_MAX_TARGETS 64
@@ -20,7 +21,7 @@ struct nr_deliver_opts {
 	struct nr_request req; /* verb, mode, wait; the id is made per ping */
 	uint32_t timeout_ms;
 	int json, quiet, color, breakdown, verbose;
-	const char *on_live; /* shell command run after each live reply */
+	struct nr_hooks *hooks; /* --on-live / --on-fail, owned by the caller */
 	const char *root;    /* list the changed files under it; NULL: --no-files */
 };
 
@@ -31,6 +32,8 @@ struct nr_dtarget {
 	int pending;		  /* a batch waits for this target */
 	struct nr_batch next, cur; /* waiting, in flight */
 	int down;		  /* unreachable; said so already */
+	int cur_after_down;	  /* cur waited for the target to come back, not in a queue */
+	uint64_t t_begin;	  /* cur's ping started (its files described from then) */
 	uint32_t backoff_ms;
 	uint64_t retry_at;
 	int last; /* NR_EXIT_* of the last finished ping, -1 before any */

@@ -53,6 +53,7 @@ struct nr_filter {
 
 /* Default rules: what editors, VCSs and Python leave in a tree but never is code. */
 static int is_vim_probe(const char *base);
+static int is_sed_temp(const char *base);
 
 static const struct default_rule {
 	const char *glob;
@@ -71,6 +72,7 @@ static const struct default_rule {
 	{"*.temp", 0, NULL},	    {".goutputstream-*", 0, NULL}, {"*.crswap", 0, NULL},
 	{"*.kate-swp", 0, NULL},    {".~lock.*#", 0, NULL},    {".DS_Store", 0, NULL},
 	{"*.log", 0, NULL},	    {"*.sqlite3", 0, NULL},    {"*.sqlite3-journal", 0, NULL},
+	{"sedXXXXXX", 0, is_sed_temp},
 };
 
 /* ---- glob matching ------------------------------------------------------ */
@@ -204,6 +206,19 @@ static int is_vim_probe(const char *base)
 
 	return *base >= '0' && *base <= '9' && !*end && n >= 4913 && n < 4913 + 123 * 100 &&
 	       (n - 4913) % 123 == 0;
+}
+
+/* GNU sed -i writes "sed" and 6 random letters or digits (mkostemp), then
+ * renames it over the file: the file is the change, not the temp file. */
+static int is_sed_temp(const char *base)
+{
+	if (strncmp(base, "sed", 3) || strlen(base) != 9)
+		return 0;
+	for (int i = 3; i < 9; i++)
+		if (!((base[i] >= 'a' && base[i] <= 'z') || (base[i] >= 'A' && base[i] <= 'Z') ||
+		      (base[i] >= '0' && base[i] <= '9')))
+			return 0;
+	return 1;
 }
 
 /* A user glob without '/' also matches the basename, like .gitignore does. */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 
@@ -94,6 +95,67 @@ void nr_json_member(FILE *out, const char *key, const char *value)
 {
 	fprintf(out, ",\"%s\":", key);
 	nr_json_string(out, value);
+}
+
+/* 1 if s is valid UTF-8 throughout. */
+static int valid_utf8(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	while (n > 0) {
+		uint32_t c;
+		size_t len = utf8_char(p, n, &c);
+		if (len == 0)
+			return 0;
+		p += len;
+		n -= len;
+	}
+	return 1;
+}
+
+void nr_json_path(FILE *out, const char *key, const char *path)
+{
+	nr_json_member(out, key, path);
+	if (valid_utf8(path))
+		return;
+	fprintf(out, ",\"%s_bytes\":\"", key); /* the name as it is on disk, byte for byte */
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		fprintf(out, "%02x", *p);
+	fputc('"', out);
+}
+
+void nr_iso_time(char *buf, size_t len)
+{
+	struct timespec ts;
+	struct tm tm;
+	char day[32], zone[8];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	localtime_r(&ts.tv_sec, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (strftime(zone, sizeof(zone), "%z", &tm) != 5)
+		snprintf(zone, sizeof(zone), "+0000");
+	/* ISO 8601 wants the offset as +hh:mm; strftime gives +hhmm */
+	snprintf(buf, len, "%s.%03ld%.3s:%.2s", day, ts.tv_nsec / 1000000, zone, zone + 3);
+}
+
+void nr_json_begin(FILE *out, const char *event, const char *target)
+{
+	char now[NR_ISO_TIME_SIZE];
+
+	nr_iso_time(now, sizeof(now));
+	fputs("{\"event\":", out);
+	nr_json_string(out, event);
+	nr_json_member(out, "time", now);
+	if (target)
+		nr_json_member(out, "target", target);
+}
+
+void nr_json_end(FILE *out)
+{
+	fputs("}\n", out);
+	fflush(out);
 }
 
 /* The escape for one character or stray byte (c, or byte if len is 0) at the

@@ -130,9 +130,7 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 {
 	const struct nr_reply *f = &p->final;
 
-	fprintf(out, "{\"target\":");
-	nr_json_string(out, p->target.label);
-	nr_json_member(out, "event", event_name(p));
+	nr_json_begin(out, event_name(p), p->target.label);
 	fprintf(out, ",\"exit\":%d,\"ms\":%llu", p->result,
 		(unsigned long long)(p->t_done - p->t_start));
 	if (p->got_accepted) {
@@ -155,6 +153,5 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 		nr_json_member(out, "reason", f->reason);
 	if (p->result != 0 && p->result != 1)
 		nr_json_member(out, "error", p->err);
-	fprintf(out, "}\n");
-	fflush(out);
+	nr_json_end(out);
 }

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -61,7 +60,10 @@ static const char usage_watch[] =
 	"  -s, --secret-file F sign requests with the secret in F (default:\n"
 	"                      $NETRELOAD_SECRET_FILE)\n"
 	"      --on-live CMD   run CMD with /bin/sh after each live reload\n"
-	"                      (env NETRELOAD_TARGET, NETRELOAD_MS, NETRELOAD_GEN, NETRELOAD_PATH)\n"
+	"      --on-fail CMD   run CMD with /bin/sh after each failed or unreachable one;\n"
+	"                      one hook runs at a time, the newest result waits for it\n"
+	"                      (env NETRELOAD_EVENT, _TARGET, _EXIT, _MS, _GEN, _PATH,\n"
+	"                      _CHANGES, _REASON; see netreload(1))\n"
 	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
@@ -82,7 +84,7 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE };
+       OPT_ON_LIVE, OPT_ON_FAIL, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE };
 
 /* Timing defaults; NR_UNSET marks one the user did not give. */
 #define DEFAULT_DEBOUNCE_MS 20
@@ -98,6 +100,7 @@ struct watch_opts {
 	int poll_ms, use_stdin, verbose, no_files;
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
+	const char *on_live, *on_fail;
 	const char *dirs[MAX_ROOTS];
 	int ndirs;
 };
@@ -109,6 +112,7 @@ struct watch_ctx {
 	int nw;
 	struct nr_debounce deb;
 	struct nr_deliver del;
+	struct nr_hooks hooks;
 	int eof;	      /* --stdin reached its end */
 	uint64_t lock_since;  /* waiting for .git/index.lock since */
 	uint64_t lock_check;  /* next look at it */
@@ -179,7 +183,8 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_NO_DEFAULT_IGNORE: o->f.no_defaults = 1; return 0;
 	case OPT_EXPLAIN: o->explain = optarg; return 0;
 	case OPT_STDIN: o->use_stdin = 1; return 0;
-	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
+	case OPT_ON_LIVE: o->on_live = optarg; return 0;
+	case OPT_ON_FAIL: o->on_fail = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
@@ -292,6 +297,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"poll", required_argument, 0, OPT_POLL},    {"stdin", no_argument, 0, OPT_STDIN},
 		{"mode", required_argument, 0, 'm'},	     {"no-wait", no_argument, 0, 'n'},
 		{"timeout", required_argument, 0, 'T'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
+		{"on-fail", required_argument, 0, OPT_ON_FAIL},
 		{"json", no_argument, 0, 'j'},		     {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"breakdown", no_argument, 0, 'b'},
@@ -606,7 +612,7 @@ static void teardown_signals(void)
 	sig_pipe[0] = sig_pipe[1] = -1;
 }
 
-static void drain_signals(void)
+static void drain_signals(struct watch_ctx *c)
 {
 	char buf[64];
 
@@ -614,8 +620,7 @@ static void drain_signals(void)
 		;
 	if (got_child) {
 		got_child = 0;
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
+		nr_hooks_reap(&c->hooks); /* the only children we start */
 	}
 }
 
@@ -657,7 +662,7 @@ static int loop_once(struct watch_ctx *c)
 		nr_error("poll: %s", strerror(errno));
 		return NR_EXIT_WATCH;
 	}
-	drain_signals();
+	drain_signals(c);
 	now = nr_mono_ms();
 	for (int j = 0; j < nw; j++)
 		if (pfd[1 + j].revents && (rc = read_backend(c, widx[j])))
@@ -681,7 +686,9 @@ static int run_loop(struct watch_ctx *c)
 		nr_deliver_tick(&c->del, now);
 		if (got_stop)
 			return NR_EXIT_OK;
-		if (c->eof && !nr_debounce_due(&c->deb) && !nr_deliver_busy(&c->del))
+		/* --stdin ended: finish the reloads, and the hooks they started */
+		if (c->eof && !nr_debounce_due(&c->deb) && !nr_deliver_busy(&c->del) &&
+		    !nr_hooks_busy(&c->hooks))
 			return nr_deliver_status(&c->del);
 		if ((rc = loop_once(c)))
 			return rc;
@@ -801,6 +808,8 @@ int nr_cmd_watch(int argc, char **argv)
 	}
 	nr_debounce_init(&c.deb, o.debounce_ms, o.burst_ms, o.max_delay_ms);
 	o.d.root = o.no_files ? NULL : c.w[0].root;
+	nr_hooks_init(&c.hooks, o.on_live, o.on_fail, o.d.json);
+	o.d.hooks = &c.hooks;
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
 	if ((rc = nr_deliver_resolve(&c.del)) == 0) {
 		if (!o.d.quiet)
@@ -810,6 +819,7 @@ int nr_cmd_watch(int argc, char **argv)
 		rc = run_loop(&c);
 	}
 	nr_deliver_cancel(&c.del);
+	nr_hooks_stop(&c.hooks);
 out:
 	close_roots(&c);
 	teardown_signals();

@@ -33,7 +33,7 @@ def test_status_json_escapes_every_server_field():
         r = run_client("status", "--json", srv.target, timeout=15)
     assert r.returncode == 0, r.stderr
     [obj] = [json.loads(l) for l in r.stdout.splitlines()]
-    assert "i" not in obj and set(obj) == {"target", "event", "exit", "ms", "gen", "state", "mode", "workers_live",
+    assert "i" not in obj and set(obj) == {"event", "time", "target", "exit", "ms", "gen", "state", "mode", "workers_live",
                         "workers_total", "apps", "last", "last_ms", "pid", "reason"}, obj
     assert obj["state"] == HOSTILE_STATE and obj["last"] == 'failed","x":"y'
     assert obj["reason"] == HOSTILE_REASON
@@ -94,3 +94,5 @@ def test_watch_shows_control_characters_in_file_names_escaped(server, code, tmp_
     for name in NAMES:
         assert name in paths, (name, paths)
     assert "bad\ufffd.py" in paths, paths
+    [bad] = [e for e in events if e.get("path") == "bad\ufffd.py"]
+    assert bytes.fromhex(bad["path_bytes"]) == b"bad\xff.py"

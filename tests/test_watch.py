@@ -180,16 +180,16 @@ def test_editor_save_reloads_once(server, code, watch, save):
 
 
 def test_atomic_save_is_named_after_its_target(server, code, watch):
-    """sed -i and similar tools write a temp file with an ordinary name, then rename it
-    over the real file: the line must name the real file (it named the temp file)."""
+    """Tools that write a temp file with an ordinary name, then rename it over the
+    real file: the line must name the real file (it named the temp file)."""
     w = watch("--to", server.target)
     g0 = gen(server)
-    tmp = code / "sedAb12Cd"
+    tmp = code / "newviews"
     tmp.write_text("x = 7\n")
     os.replace(tmp, code / "views.py")
     one_reload(w, server, g0)
     line = w.stdout().splitlines()[0]
-    assert " views.py (+1) \u2192 " in line and "sedAb12Cd" not in line, line
+    assert " views.py (+1) \u2192 " in line and "newviews" not in line, line
 
 
 @pytest.mark.parametrize("extra,lines", [((), 1), (("--breakdown",), 2)])

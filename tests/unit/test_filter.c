@@ -107,6 +107,10 @@ static void test_defaults(const char *root)
 	CHECK(check(f, "4913", 0, NULL) == 0);
 	CHECK(check(f, "5036", 0, NULL) == 0);
 	CHECK(check(f, "4914", 0, NULL) == 1);
+	CHECK(check(f, "pkg/sedAb12Cd", 0, "default rule 'sedXXXXXX'") == 0); /* sed -i */
+	CHECK(check(f, "sediment.py", 0, NULL) == 1);
+	CHECK(check(f, "sedAb12C", 0, NULL) == 1);
+	CHECK(check(f, "sedAb12C.d", 0, NULL) == 1);
 	CHECK(check(f, ".#views.py", 0, NULL) == 0);
 	CHECK(check(f, "#views.py#", 0, NULL) == 0);
 	CHECK(check(f, "views.py___jb_tmp___", 0, NULL) == 0);
