@@ -404,6 +404,25 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 	}
 }
 
+/* Mules and spoolers outlive a reload that does not re-exec the master: they
+ * keep the code they started with, and "live" says so (PROTOCOL.md, old=). */
+static void old_processes(char *list, size_t len)
+{
+	int mules = 0, spooler = 0;
+	struct uwsgi_spooler *us;
+
+	list[0] = '\0';
+	if (unr.execd || (mode_def(unr.cur_mode)->reexec &&
+			  !(uwsgi.lazy && unr.cur_mode == NR_MODE_GRACEFUL)))
+		return; /* brutal kills the mules even under lazy (reap_them_all) */
+	for (int i = 0; i < uwsgi.mules_cnt; i++)
+		mules |= uwsgi.mules[i].pid > 0;
+	for (us = uwsgi.spoolers; us; us = us->next)
+		spooler |= us->pid > 0;
+	snprintf(list, len, "%s%s%s", mules ? "mules" : "", mules && spooler ? "," : "",
+		 spooler ? "spooler" : "");
+}
+
 static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now)
 {
 	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed,
@@ -416,13 +435,19 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
 	nr_reason_set(rep.reason, unr.last_reason);
 	if (!nr_mode_reexecs(unr.cur_mode) && !unr.execd)
 		uwsgi.forkbomb_delay = unr.saved_forkbomb_delay;
-	if (kind == NR_REPLY_LIVE)
+	if (kind == NR_REPLY_LIVE) {
+		old_processes(rep.old, sizeof(rep.old));
 		uwsgi_log("netreload: generation %llu live in %u ms (old workers gone after %u ms)\n",
 			  (unsigned long long)unr.gen, unr.last_ms,
 			  unr.t_stop ? (unsigned)(unr.t_stop - unr.t_first) : 0);
-	else
+	} else {
 		uwsgi_log("netreload: generation %llu FAILED after %u ms: %s\n",
 			  (unsigned long long)unr.gen, unr.last_ms, unr.last_reason);
+	}
+	if (rep.old[0])
+		uwsgi_log("netreload: still running the old code: %s (a %s reload restarts only "
+			  "the workers)\n",
+			  rep.old, nr_mode_name(unr.cur_mode));
 	nr_answer_waiters(unr.gen, &rep);
 	recent_finish(unr.gen, &rep, now);
 }
