@@ -112,6 +112,7 @@ struct uwsgi_netreload {
 	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
 	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
 	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
+	pid_t *loading_pids;	/* per worker slot, its new worker while it loads the app */
 	int killed;		/* stragglers we had to kill */
 	int pending;		/* a follow-up generation is wanted */
 	enum nr_mode pending_mode;
@@ -178,5 +179,6 @@ void nr_status_reply(struct nr_reply *rep);
 int nr_mode_loads_new_code(enum nr_mode mode);
 int nr_mode_reexecs(enum nr_mode mode);
 void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
+void nr_reload_master_exit(void);
 
 #endif

@@ -328,6 +328,7 @@ static void ensure_slots(void)
 		unr.old_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
 		unr.cursed_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
 		unr.resent_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
+		unr.loading_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
 	}
 }
 
@@ -341,6 +342,7 @@ static void start_reload(uint64_t now)
 	for (int i = 1; i <= uwsgi.numproc; i++) {
 		unr.old_pids[i] = uwsgi.workers[i].pid;
 		unr.cursed_ms[i] = unr.resent_ms[i] = 0;
+		unr.loading_pids[i] = 0;
 	}
 	unr.gen++;
 	unr.active = 1;
@@ -564,6 +566,59 @@ static void failure_reason(char *reason, size_t len)
 			      "(no exception in the log; see the uWSGI log)");
 }
 
+/* The new worker that slot i loads the app in: remember it until it accepts.
+ * Its pid, once it is gone without having accepted; else 0. */
+static pid_t loader_gone(int i)
+{
+	struct uwsgi_worker *w = &uwsgi.workers[i];
+	pid_t seen = unr.loading_pids[i];
+
+	if (seen && w->pid == seen) {
+		if (w->accepting)
+			unr.loading_pids[i] = 0; /* loaded: what it does next is not the reload's */
+		return 0;
+	}
+	if (seen)
+		return seen;
+	if (w->pid > 0 && w->pid != unr.old_pids[i] && !w->cheaped && !w->accepting)
+		unr.loading_pids[i] = w->pid;
+	return 0;
+}
+
+/* A new worker that exits before it accepts (a Rack app that raises, need-app)
+ * is respawned by uWSGI to fail the same way until netreload-timeout: fail at
+ * once, quoting why. Its relay may publish what it printed a moment after
+ * uWSGI reaped it, so the reason is waited for up to NR_DEATH_REASON_MS. */
+#define NR_DEATH_REASON_MS 300
+
+static int new_worker_died(uint64_t now, char *reason, size_t len)
+{
+	static uint64_t since;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		pid_t pid = loader_gone(i);
+		if (!pid)
+			continue;
+		if (!since)
+			since = now;
+		/* its output, or that of the worker uWSGI put in its place meanwhile */
+		if (nr_logs_reason(i, pid, reason, len) ||
+		    nr_logs_reason(i, uwsgi.workers[i].pid, reason, len)) {
+			since = 0;
+			return 1;
+		}
+		if (now - since < NR_DEATH_REASON_MS)
+			return 0;
+		snprintf(reason, len, "app failed to load: a new worker (pid %d) exited before it "
+				      "accepted requests (no exception in the log; see the uWSGI log)",
+			 (int)pid);
+		since = 0;
+		return 1;
+	}
+	since = 0;
+	return 0;
+}
+
 static void check_progress(uint64_t now)
 {
 	struct worker_count wc;
@@ -578,6 +633,10 @@ static void check_progress(uint64_t now)
 	wc = count_workers();
 	if (!unr.t_spawn && wc.started)
 		unr.t_spawn = now;
+	if (new_worker_died(now, reason, sizeof(reason))) {
+		finish(NR_REPLY_FAILED, reason, 0, now);
+		return;
+	}
 	if (wc.total == 0 && unr.t_stop) {
 		/* cheap/idle: no worker runs at all, so none runs old code; the
 		 * next request spawns one with the new code, loaded by this master
@@ -624,6 +683,24 @@ void nr_reload_tick(uint64_t now)
 		nr_set_tick(NR_SLOW_TICK_MS);
 	else
 		nr_set_tick(0);
+}
+
+/* The master exits: a language plugin exit()s when the app fails to load in
+ * it (Rack without lazy-apps), or uWSGI stops. Tell whoever waits for the
+ * reload why, instead of leaving them a closed connection. */
+void nr_reload_master_exit(void)
+{
+	static const char prefix[] = "the uWSGI master exited: ";
+	char reason[NR_REASON_MAX + 1];
+	char *why = reason + sizeof(prefix) - 1;
+
+	if (!unr.active)
+		return;
+	nr_logs_end(); /* if it exits while loading apps: what it printed so far */
+	memcpy(reason, prefix, sizeof(prefix) - 1);
+	if (!nr_logs_reason(0, getpid(), why, sizeof(reason) - (sizeof(prefix) - 1)))
+		snprintf(why, sizeof(reason) - (sizeof(prefix) - 1), "see the uWSGI log");
+	finish(NR_REPLY_FAILED, reason, 0, nr_now_ms());
 }
 
 void nr_status_reply(struct nr_reply *rep)
