@@ -746,6 +746,7 @@ void nr_reload_export(struct nr_handover *h)
 	h->pfirst = unr.pending_first;
 	h->last = unr.last;
 	h->last_ms = unr.last_ms;
+	h->killed = unr.active ? (uint32_t)unr.killed : 0;
 	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
 		struct nr_recent *r = &unr.recent[i];
 		struct nr_ho_recent *hr;
@@ -772,6 +773,7 @@ void nr_reload_import(const struct nr_handover *h)
 	unr.pending_first = h->pfirst;
 	unr.last = h->last;
 	unr.last_ms = h->last_ms;
+	unr.killed = h->active && h->killed <= INT_MAX ? (int)h->killed : 0;
 	share_import(h);
 	for (int i = 0; i < h->nrecent; i++) {
 		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
