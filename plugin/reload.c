@@ -461,6 +461,19 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
  * reload always ends in bounded time. */
 #define NR_RESEND_MS 100
 
+/* Whether worker i provably never ran its handler for sig, so a repeat cannot
+ * re-enter it. uWSGI's SIGHUP handler (gracefully_kill) first clears
+ * manage_next_request in the shared worker table; a worker that got it during
+ * a request leaves after the request through exit() and the app's atexit
+ * teardown, where a second SIGHUP would run the handler again (log, exit()
+ * inside exit()) and cut the teardown short. The other signals' handler
+ * (end_me) calls exit() inside itself, with the signal blocked: a repeat waits
+ * harmlessly, and nothing shows whether the first one came. */
+static int signal_lost(int i, int sig)
+{
+	return sig != SIGHUP || uwsgi.workers[i].manage_next_request;
+}
+
 static void nudge_worker(int i, uint64_t now)
 {
 	pid_t pid = uwsgi.workers[i].pid;
@@ -474,7 +487,7 @@ static void nudge_worker(int i, uint64_t now)
 		unr.cursed_ms[i] = UINT64_MAX;
 		unr.killed++;
 	} else if (now - unr.resent_ms[i] >= NR_RESEND_MS && !uwsgi_worker_is_busy(i)) {
-		if (unr.resent_ms[i])
+		if (unr.resent_ms[i] && signal_lost(i, mode_def(unr.cur_mode)->sig))
 			kill(pid, mode_def(unr.cur_mode)->sig);
 		unr.resent_ms[i] = now;
 	}
