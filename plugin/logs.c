@@ -594,6 +594,14 @@ static const char *line_end(const char *p)
 	return eol ? eol : p + strlen(p);
 }
 
+/* The start of the line after p's, or the end of the text. */
+static const char *next_line(const char *p)
+{
+	const char *eol = line_end(p);
+
+	return *eol ? eol + 1 : eol;
+}
+
 /* Where a Ruby frame "FILE:LINE:in `f'" (Ruby 3.4: 'f') begins its message:
  * after "': ", or NULL if p..eol is no such frame. */
 static const char *ruby_frame_message(const char *p, const char *eol)
@@ -654,17 +662,17 @@ static int ruby_reason(const char *text, char *dst, size_t len)
 	char where[300] = "";
 	size_t cn = 0;
 
-	for (const char *p = text; *p; p = *line_end(p) ? line_end(p) + 1 : line_end(p)) {
+	for (const char *p = text; *p; p = next_line(p)) {
 		const char *eol = line_end(p), *m;
 		if (*p == '\t' || !(m = ruby_frame_message(p, eol)))
 			continue;
 		/* its class ends this line or one before the first "\tfrom" */
-		for (const char *q = p; *q && *q != '\t'; q = *line_end(q) ? line_end(q) + 1 : line_end(q)) {
+		for (const char *q = p; *q && *q != '\t'; q = next_line(q)) {
 			const char *c = ruby_class(q, line_end(q), &cn);
 			if (c) {
 				head = p;
 				msg = m;
-				msg_eol = q == p ? c - 2 : eol;
+				msg_eol = q != p ? eol : c - 2 > m ? c - 2 : m; /* before " (" */
 				cls = c;
 				break;
 			}
@@ -677,11 +685,9 @@ static int ruby_reason(const char *text, char *dst, size_t len)
 	if (ruby_location(msg, msg_eol, where, sizeof(where)))
 		where[0] = '\0';
 	else if (!ruby_location(head, line_end(head), where, sizeof(where)))
-		for (const char *q = line_end(head); *q && !where[0]; q = line_end(q)) {
-			q++;
+		for (const char *q = next_line(head); *q && !where[0]; q = next_line(q))
 			if (!strncmp(q, "\tfrom ", 6))
 				ruby_location(q + 6, line_end(q), where, sizeof(where));
-		}
 	snprintf(dst, len, "app failed to load: %.*s: %.*s%s", (int)cn, cls,
 		 (int)(msg_eol - msg), msg, where);
 	return 1;
@@ -704,12 +710,10 @@ static int perl_reason(const char *text, char *dst, size_t len)
 		return 0;
 	for (p = text; (p = strstr(p, plack)) && p < end; p++)
 		from = line_end(p);
-	for (p = from; p < end && !found; p = line_end(p) + 1) {
+	for (p = from; *p && p < end && !found; p = next_line(p)) {
 		const char *eol = line_end(p), *at = memmem(p, (size_t)(eol - p), " at ", 4);
 		if (at && memmem(at, (size_t)(eol - at), " line ", 6))
 			found = p;
-		if (!*eol)
-			break;
 	}
 	if (!found) {
 		snprintf(dst, len, "app failed to load: %.*s", (int)(sizeof(entry) - 2), entry);

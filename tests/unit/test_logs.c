@@ -130,6 +130,9 @@ static void test_reason_ruby(void)
 				   "/srv/config.ru:9:in 'b': bad (Foo::BarError)\n",
 				   r, sizeof(r)) == 1);
 	CHECK(!strcmp(r, "app failed to load: Foo::BarError: bad (/srv/config.ru:9)"));
+	/* found by fuzzing: an empty message, its class right after "': " */
+	CHECK(nr_logs_parse_reason("x.rb81:in `x.rb::1,:in x.`a': (E)\nrb\t", r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: E: "));
 	/* no class at the end: not an exception */
 	CHECK(nr_logs_parse_reason("config.ru:1:in `x': text\n\tfrom y.rb:1:in `z'\n", r,
 				   sizeof(r)) == 0);
