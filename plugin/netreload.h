@@ -69,6 +69,8 @@ struct nr_recent {
 	uint64_t gen, t0;
 	enum nr_kind kind;
 	uint32_t ms, stop_ms;
+	uint32_t killed;	  /* as its answer said (not kept across a later re-exec) */
+	char old[NR_OLD_MAX + 1];
 	struct sockaddr_storage addr; /* who sent it: retries are answered there only */
 	socklen_t alen;
 };

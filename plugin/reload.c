@@ -168,6 +168,8 @@ static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t now
 		r->kind = rep->kind;
 		r->ms = since(now, r->t0);
 		r->stop_ms = since(unr.t_stop, r->t0);
+		r->killed = rep->killed;
+		snprintf(r->old, sizeof(r->old), "%s", rep->old);
 	}
 }
 
