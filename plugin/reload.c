@@ -702,19 +702,22 @@ void nr_reload_tick(uint64_t now)
 
 /* The master exits: a language plugin exit()s when the app fails to load in
  * it (Rack without lazy-apps), or uWSGI stops. Tell whoever waits for the
- * reload why, instead of leaving them a closed connection. */
+ * reload why, instead of leaving them a closed connection. Only a re-exec'd
+ * master that never reached its loop was loading apps: what it printed then
+ * says why; otherwise the log has the reason. */
 void nr_reload_master_exit(void)
 {
 	static const char prefix[] = "the uWSGI master exited: ";
 	char reason[NR_REASON_MAX + 1];
 	char *why = reason + sizeof(prefix) - 1;
+	size_t room = sizeof(reason) - (sizeof(prefix) - 1);
 
 	if (!unr.active)
 		return;
 	nr_logs_end(); /* if it exits while loading apps: what it printed so far */
-	memcpy(reason, prefix, sizeof(prefix) - 1);
-	if (!nr_logs_reason(0, getpid(), why, sizeof(reason) - (sizeof(prefix) - 1)))
-		snprintf(why, sizeof(reason) - (sizeof(prefix) - 1), "see the uWSGI log");
+	memcpy(reason, prefix, sizeof(prefix));
+	if (!(unr.execd && !unr.t_load && nr_logs_reason(0, getpid(), why, room)))
+		snprintf(why, room, "see the uWSGI log");
 	finish(NR_REPLY_FAILED, reason, 0, nr_now_ms());
 }
 
