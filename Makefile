@@ -40,7 +40,7 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/n
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
 	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server debhelper dpkg-dev lintian python3-pytest-xdist \
-	uwsgi-plugin-php nginx-light
+	uwsgi-plugin-php uwsgi-plugin-psgi uwsgi-plugin-rack-ruby3.1 ruby-rack nginx-light
 DEMO_PKGS := $(BUILD_PKGS) curl
 COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
 	libxml2-dev libyaml-dev
@@ -178,7 +178,8 @@ demo: deps-demo
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c client/paths.c plugin/handover.c
+FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c client/paths.c plugin/handover.c \
+	plugin/logs.c
 FUZZ_TIMEOUT ?= 10
 FUZZ_MAX_LEN ?= 4096
 FUZZ_MAX_LEN_proto := 1024

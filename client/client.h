@@ -48,6 +48,8 @@ const char *nr_tty(const char *s, char *buf, size_t size);
 void nr_format_steps(const struct nr_reply *f, unsigned client_ms, char *buf, size_t len);
 /* The same steps as JSON members: ,"server_ms":..,"stop_ms":.. (live/failed replies only). */
 void nr_json_steps(FILE *out, const struct nr_reply *f);
+/* An old= list in words: "mules,spooler" -> "the mules and the spooler". */
+void nr_old_words(const char *old, char *buf, size_t len);
 /* After a failed reply with stale=N: the share the server reads lags behind this
  * host; say on stderr which mount options and server option fix that. */
 void nr_stale_advice(const char *label, uint32_t stale);

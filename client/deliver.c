@@ -225,6 +225,11 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 			nr_format_steps(&p->final, (unsigned)pt.reload, steps, sizeof(steps));
 			printf("         %s\n", steps);
 		}
+		if (p->final.old[0]) {
+			char words[4 * NR_OLD_MAX];
+			nr_old_words(p->final.old, words, sizeof(words));
+			printf("         note: %s still run the old code\n", words);
+		}
 	} else if (p->result == NR_EXIT_FAILED)
 		printf("%sfailed%s after %u ms: %s\n", on, off, total,
 		       nr_tty(p->final.reason, why, sizeof(why)));

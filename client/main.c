@@ -118,6 +118,7 @@ static int worst(int a, int b)
 static void print_result(const struct nr_ping *p, int json, int quiet, int breakdown)
 {
 	char steps[160], why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
+	char words[4 * NR_OLD_MAX];
 
 	unsigned total = (unsigned)(p->t_done - p->t_start);
 	const struct nr_reply *f = &p->final;
@@ -142,6 +143,12 @@ static void print_result(const struct nr_ping *p, int json, int quiet, int break
 		printf("%s: note: %u old worker(s) did not stop in time and were killed "
 		       "(netreload-grace)\n",
 		       p->target.label, f->killed);
+	if (p->result == NR_EXIT_OK && f->old[0]) {
+		nr_old_words(f->old, words, sizeof(words));
+		printf("%s: note: %s still run the old code (this reload restarted only the "
+		       "workers)\n",
+		       p->target.label, words);
+	}
 	if (p->result == NR_EXIT_OK)
 		return;
 	if (p->result == NR_EXIT_FAILED)

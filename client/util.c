@@ -94,6 +94,33 @@ void nr_json_steps(FILE *out, const struct nr_reply *f)
 		f->ms, f->stop_ms, f->spawn_ms, f->load_ms, f->killed);
 	if (f->stale)
 		fprintf(out, ",\"stale\":%u", f->stale);
+	if (f->old[0]) {
+		/* the parser let through only names of a-z joined by commas */
+		fprintf(out, ",\"old\":[\"");
+		for (const char *c = f->old; *c; c++) {
+			if (*c == ',')
+				fputs("\",\"", out);
+			else
+				fputc(*c, out);
+		}
+		fprintf(out, "\"]");
+	}
+}
+
+/* "the mules and the spooler" for old=mules,spooler: who still runs the old code. */
+void nr_old_words(const char *old, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	while (*old && off < len) {
+		size_t n = strcspn(old, ",");
+		int w = snprintf(buf + off, len - off, "%sthe %.*s", off ? " and " : "", (int)n, old);
+		if (w < 0)
+			return;
+		off += (size_t)w;
+		old += n + (old[n] == ',');
+	}
 }
 
 /* Only advice that holds for the mount options as documented (nfs(5), VirtualBox's

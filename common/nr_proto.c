@@ -461,6 +461,22 @@ static int workers_field(struct nr_reply *rep, const char *v)
 	return parse_u32(tmp, &rep->workers_live) || parse_u32(slash + 1, &rep->workers_total);
 }
 
+/* An old= list: names of lowercase letters, separated by single commas. */
+static int old_list_valid(const char *s)
+{
+	int name = 0;
+
+	for (; *s; s++) {
+		if (*s >= 'a' && *s <= 'z')
+			name++;
+		else if (*s == ',' && name)
+			name = 0;
+		else
+			return 0;
+	}
+	return name > 0;
+}
+
 static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 {
 	if (!strcmp(k, "id"))
@@ -475,6 +491,8 @@ static int reply_field(struct nr_reply *rep, const char *k, const char *v)
 		return parse_u32(v, &rep->killed);
 	if (!strcmp(k, "stale"))
 		return parse_u32(v, &rep->stale);
+	if (!strcmp(k, "old"))
+		return old_list_valid(v) ? copy_word(rep->old, sizeof(rep->old), v) : -1;
 	if (!strcmp(k, "spawn_ms"))
 		return parse_u32(v, &rep->spawn_ms);
 	if (!strcmp(k, "load_ms"))
@@ -549,6 +567,10 @@ static int format_body(const struct nr_reply *rep, char *buf, size_t len, size_t
 		if (rep->load_ms && nr_append(buf, len, off, " load_ms=%u", rep->load_ms))
 			return NR_ESPACE;
 		if (rep->killed && nr_append(buf, len, off, " killed=%u", rep->killed))
+			return NR_ESPACE;
+		if (rep->old[0] && !old_list_valid(rep->old))
+			return NR_EPARSE;
+		if (rep->old[0] && nr_append(buf, len, off, " old=%s", rep->old))
 			return NR_ESPACE;
 		return rep->stale ? nr_append(buf, len, off, " stale=%u", rep->stale) : NR_OK;
 	case NR_REPLY_STATUS:

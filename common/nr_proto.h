@@ -21,6 +21,7 @@
 #define NR_ID_MAX 32
 #define NR_REASON_MAX 400
 #define NR_SID_HEX 32 /* hex chars in an instance id (128 random bits) */
+#define NR_OLD_MAX 48 /* chars in an old= list */
 
 enum nr_err {
 	NR_OK = 0,
@@ -77,6 +78,7 @@ struct nr_reply {
 	uint32_t load_ms;  /* re-exec: request received -> new master had the app and its workers */
 	uint32_t killed;   /* old workers killed after netreload-grace */
 	uint32_t stale;	   /* failed: listed files the share still showed old */
+	char old[NR_OLD_MAX + 1]; /* live: what the reload left running the old code, "mules,spooler" */
 	enum nr_mode mode; /* accepted, status */
 	/* status only */
 	char state[16];    /* idle | reloading */

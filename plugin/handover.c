@@ -4,13 +4,17 @@
  * The text is space-separated key=value tokens, version first:
  *
  *   v=1 tcp=FD udp=FD gen=G active=0|1 mode=M first=T start=T stop=T
- *   pending=0|1 pmode=M pfirst=T last=K last_ms=MS
+ *   pending=0|1 pmode=M pfirst=T last=K last_ms=MS [killed=N]
  *   c=FD,GEN,T0,ID         a client waiting for generation GEN
  *   p=FD,OPENED,HEX        a client still sending; HEX is what it sent
  *   u=GEN,T0,ID,HEX        a UDP sender waiting; HEX is its address
  *   r=ID,GEN,T0,KIND,MS,STOP[,HEX]   a UDP request id taken, how it ended, its sender
  *   f=HEX                  a file to see on the share: its file line (nr_files.h)
  *   fmore=N stale=N sreason=HEX   unlisted changes; a failed check's count and why
+ *
+ * killed=N (only when N > 0): the old workers the reload in flight killed
+ * before the exec, so its "live" counts them; a reader that predates it skips
+ * it (and answers killed=0, as it always did).
  *
  * An ID is "~" when empty. netreload 0.1 wrote the same without v=. Numbers are strict decimals; unknown keys are
  * skipped so a later netreload can add some without a new version.
@@ -44,13 +48,15 @@ static int put_fixed(const struct nr_handover *h, char *buf, size_t len, size_t 
 	    (h->tcp_fd >= 0 && nr_append(buf, len, off, " tcp=%d", h->tcp_fd)) ||
 	    (h->udp_fd >= 0 && nr_append(buf, len, off, " udp=%d", h->udp_fd)))
 		return NR_ESPACE;
-	return nr_append(buf, len, off,
-			 " gen=%llu active=%d mode=%s first=%llu start=%llu "
-			 "stop=%llu pending=%d pmode=%s pfirst=%llu last=%d last_ms=%u",
-			 (unsigned long long)h->gen,
-			 h->active, nr_mode_name(h->mode), (unsigned long long)h->first,
-			 (unsigned long long)h->start, (unsigned long long)h->stop, h->pending,
-			 nr_mode_name(h->pmode), (unsigned long long)h->pfirst, h->last, h->last_ms);
+	if (nr_append(buf, len, off,
+		      " gen=%llu active=%d mode=%s first=%llu start=%llu "
+		      "stop=%llu pending=%d pmode=%s pfirst=%llu last=%d last_ms=%u",
+		      (unsigned long long)h->gen, h->active, nr_mode_name(h->mode),
+		      (unsigned long long)h->first, (unsigned long long)h->start,
+		      (unsigned long long)h->stop, h->pending, nr_mode_name(h->pmode),
+		      (unsigned long long)h->pfirst, h->last, h->last_ms))
+		return NR_ESPACE;
+	return h->killed ? nr_append(buf, len, off, " killed=%u", h->killed) : NR_OK;
 }
 
 static int put_conn(const struct nr_ho_conn *c, char *buf, size_t len, size_t *off)
@@ -367,6 +373,8 @@ static int take(struct nr_handover *h, const char *k, char *v)
 		return get_int(v, NR_REPLY_FAILED, &h->last);
 	if (!strcmp(k, "last_ms"))
 		return get_u32(v, &h->last_ms);
+	if (!strcmp(k, "killed"))
+		return get_u32(v, &h->killed);
 	if (!strcmp(k, "c") || !strcmp(k, "p"))
 		return take_conn(h, v, k[0] == 'c');
 	if (!strcmp(k, "u"))

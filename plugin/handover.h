@@ -60,6 +60,7 @@ struct nr_handover {
 	int active, pending, last;
 	enum nr_mode mode, pmode;
 	uint32_t last_ms;
+	uint32_t killed; /* old workers of the reload in flight killed after netreload-grace */
 	int nconns, nudp, nrecent;
 	struct nr_ho_conn conns[NR_HO_CONNS];
 	struct nr_ho_udp udp[NR_HO_UDP];

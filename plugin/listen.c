@@ -813,6 +813,8 @@ static void udp_retry(struct nr_recent *r, const struct nr_request *req,
 	rep.gen = r->gen;
 	rep.ms = r->ms;
 	rep.stop_ms = r->stop_ms;
+	rep.killed = r->killed;
+	snprintf(rep.old, sizeof(rep.old), "%s", r->old);
 	if (r->kind == NR_REPLY_FAILED)
 		nr_reason_set(rep.reason, unr.last_reason);
 	nr_udp_reply(ss, alen, &rep);

@@ -573,7 +573,8 @@ static void location(const char *text, const char *end, char *out, size_t len)
 		snprintf(out, len, " (%s:%d)", file, line);
 }
 
-int nr_logs_parse_reason(const char *text, char *dst, size_t len)
+/* Python: the last "Type: message" line, and the innermost frame before it. */
+static int python_reason(const char *text, char *dst, size_t len)
 {
 	const char *exc, *eol = NULL;
 	char where[300];
@@ -584,6 +585,151 @@ int nr_logs_parse_reason(const char *text, char *dst, size_t len)
 	location(text, exc, where, sizeof(where));
 	snprintf(dst, len, "app failed to load: %.*s%s", (int)(eol - exc), exc, where);
 	return 1;
+}
+
+static const char *line_end(const char *p)
+{
+	const char *eol = strchr(p, '\n');
+
+	return eol ? eol : p + strlen(p);
+}
+
+/* The start of the line after p's, or the end of the text. */
+static const char *next_line(const char *p)
+{
+	const char *eol = line_end(p);
+
+	return *eol ? eol + 1 : eol;
+}
+
+/* Where a Ruby frame "FILE:LINE:in `f'" (Ruby 3.4: 'f') begins its message:
+ * after "': ", or NULL if p..eol is no such frame. */
+static const char *ruby_frame_message(const char *p, const char *eol)
+{
+	const char *in = p, *q;
+
+	while ((in = memmem(in, (size_t)(eol - in), ":in ", 4))) {
+		if (in + 4 < eol && (in[4] == '`' || in[4] == '\'') &&
+		    (q = memmem(in + 5, (size_t)(eol - in - 5), "': ", 3)))
+			return q + 3;
+		in += 4;
+	}
+	return NULL;
+}
+
+/* " (SomeError)" or " (Mod::SomeError)" ending p..eol: the class, else NULL. */
+static const char *ruby_class(const char *p, const char *eol, size_t *n)
+{
+	const char *open;
+
+	if (eol - p < 3 || eol[-1] != ')')
+		return NULL;
+	for (open = eol - 2; open > p && (isalnum((unsigned char)*open) || *open == '_' ||
+					  *open == ':');
+	     open--)
+		;
+	if (*open != '(' || open == eol - 2 || !isupper((unsigned char)open[1]))
+		return NULL;
+	*n = (size_t)(eol - 1 - (open + 1));
+	return open + 1;
+}
+
+/* The first frame of the backtrace that is a file of the app's, not Ruby's
+ * own (<internal:...>): "FILE:LINE" of a frame line (without "\tfrom "). */
+static int ruby_location(const char *frame, const char *eol, char *out, size_t len)
+{
+	const char *colon = memchr(frame, ':', (size_t)(eol - frame));
+	const char *end = colon;
+
+	if (frame[0] == '<' || !colon)
+		return 0;
+	while (++end < eol && isdigit((unsigned char)*end))
+		;
+	if (end == colon + 1 || *end != ':')
+		return 0;
+	snprintf(out, len, " (%.*s)", (int)(end - frame), frame);
+	return 1;
+}
+
+/* Ruby (uWSGI's rack plugin prints errors as Ruby does):
+ *   FILE:LINE:in `f': message (SomeError)
+ *   \tfrom FILE:LINE:in `g'
+ * The message may run over several lines (a SyntaxError quotes the source);
+ * its class then ends the last of them. */
+static int ruby_reason(const char *text, char *dst, size_t len)
+{
+	const char *head = NULL, *msg = NULL, *cls = NULL, *msg_eol = NULL;
+	char where[300] = "";
+	size_t cn = 0;
+
+	for (const char *p = text; *p; p = next_line(p)) {
+		const char *eol = line_end(p), *m;
+		if (*p == '\t' || !(m = ruby_frame_message(p, eol)))
+			continue;
+		/* its class ends this line or one before the first "\tfrom" */
+		for (const char *q = p; *q && *q != '\t'; q = next_line(q)) {
+			const char *c = ruby_class(q, line_end(q), &cn);
+			if (c) {
+				head = p;
+				msg = m;
+				msg_eol = q != p ? eol : c - 2 > m ? c - 2 : m; /* before " (" */
+				cls = c;
+				break;
+			}
+		}
+	}
+	if (!head)
+		return 0;
+	/* the first of its frames in the app's files: this line's own, or a "from";
+	 * none when the message starts with its own (a SyntaxError's "FILE:LINE: ") */
+	if (ruby_location(msg, msg_eol, where, sizeof(where)))
+		where[0] = '\0';
+	else if (!ruby_location(head, line_end(head), where, sizeof(where)))
+		for (const char *q = next_line(head); *q && !where[0]; q = next_line(q))
+			if (!strncmp(q, "\tfrom ", 6))
+				ruby_location(q + 6, line_end(q), where, sizeof(where));
+	snprintf(dst, len, "app failed to load: %.*s: %.*s%s", (int)cn, cls,
+		 (int)(msg_eol - msg), msg, where);
+	return 1;
+}
+
+/* Perl (uWSGI's psgi plugin): the error ($@) of loading app.psgi, then
+ * "unable to find PSGI function entry point.". Perl's messages end
+ * "at FILE line N." (Plack says "Error while loading FILE: ..." first); of
+ * those printed before that line, after uWSGI's note about Plack, the first
+ * is the cause (the ones after it follow from it). */
+static int perl_reason(const char *text, char *dst, size_t len)
+{
+	static const char entry[] = "unable to find PSGI function entry point.";
+	static const char plack[] = "using \"do\" instead of \"load_psgi\"";
+	const char *end = NULL, *from = text, *found = NULL, *p;
+
+	for (p = text; (p = strstr(p, entry)); p++)
+		end = p;
+	if (!end)
+		return 0;
+	for (p = text; (p = strstr(p, plack)) && p < end; p++)
+		from = line_end(p);
+	for (p = from; *p && p < end && !found; p = next_line(p)) {
+		const char *eol = line_end(p), *at = memmem(p, (size_t)(eol - p), " at ", 4);
+		if (at && memmem(at, (size_t)(eol - at), " line ", 6))
+			found = p;
+	}
+	if (!found) {
+		snprintf(dst, len, "app failed to load: %.*s", (int)(sizeof(entry) - 2), entry);
+		return 1;
+	}
+	p = line_end(found);
+	if (p > found && p[-1] == '.')
+		p--;
+	snprintf(dst, len, "app failed to load: %.*s", (int)(p - found), found);
+	return 1;
+}
+
+int nr_logs_parse_reason(const char *text, char *dst, size_t len)
+{
+	return python_reason(text, dst, len) || ruby_reason(text, dst, len) ||
+	       perl_reason(text, dst, len);
 }
 
 int nr_logs_reason(int slot, pid_t pid, char *dst, size_t len)

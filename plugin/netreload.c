@@ -445,6 +445,16 @@ static void nr_apply_fast(void)
 		  "skip-atexit-teardown = true\n");
 }
 
+static pid_t nr_master_pid; /* the master's pid: fork children inherit our atexit handler */
+
+/* libc's atexit, not uWSGI's plugin hook, which is set up only after the apps
+ * loaded: a language plugin that cannot load the app exit()s before that. */
+static void nr_at_exit(void)
+{
+	if (unr.enabled && getpid() == nr_master_pid)
+		nr_reload_master_exit();
+}
+
 static int nr_init(void)
 {
 	struct nr_handover *h;
@@ -481,6 +491,8 @@ static int nr_init(void)
 			  unr.port);
 	nr_logs_setup();
 	pthread_atfork(NULL, NULL, nr_forked);
+	nr_master_pid = getpid();
+	atexit(nr_at_exit);
 	return 0;
 }
 
@@ -509,6 +521,7 @@ static void nr_master_cycle(void)
 	if (!unr.queued) {
 		event_queue_add_fd_read(uwsgi.master_queue, unr.ep_fd);
 		unr.queued = 1;
+		nr_master_pid = getpid(); /* daemonize2 forked a new master after init */
 	}
 	now = nr_now_ms(); /* read once: a second reading would be later than this one */
 	if (!nr_port_ready(now))

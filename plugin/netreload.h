@@ -69,6 +69,8 @@ struct nr_recent {
 	uint64_t gen, t0;
 	enum nr_kind kind;
 	uint32_t ms, stop_ms;
+	uint32_t killed;	  /* as its answer said (not kept across a later re-exec) */
+	char old[NR_OLD_MAX + 1];
 	struct sockaddr_storage addr; /* who sent it: retries are answered there only */
 	socklen_t alen;
 };
@@ -113,6 +115,7 @@ struct uwsgi_netreload {
 	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
 	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
 	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
+	pid_t *loading_pids;	/* per worker slot, its new worker while it loads the app */
 	int killed;		/* stragglers we had to kill */
 	int pending;		/* a follow-up generation is wanted */
 	enum nr_mode pending_mode;
@@ -179,5 +182,6 @@ void nr_status_reply(struct nr_reply *rep);
 int nr_mode_loads_new_code(enum nr_mode mode);
 int nr_mode_reexecs(enum nr_mode mode);
 void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
+void nr_reload_master_exit(void);
 
 #endif

@@ -168,6 +168,8 @@ static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t now
 		r->kind = rep->kind;
 		r->ms = since(now, r->t0);
 		r->stop_ms = since(unr.t_stop, r->t0);
+		r->killed = rep->killed;
+		snprintf(r->old, sizeof(r->old), "%s", rep->old);
 	}
 }
 
@@ -328,6 +330,7 @@ static void ensure_slots(void)
 		unr.old_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
 		unr.cursed_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
 		unr.resent_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
+		unr.loading_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
 	}
 }
 
@@ -341,6 +344,7 @@ static void start_reload(uint64_t now)
 	for (int i = 1; i <= uwsgi.numproc; i++) {
 		unr.old_pids[i] = uwsgi.workers[i].pid;
 		unr.cursed_ms[i] = unr.resent_ms[i] = 0;
+		unr.loading_pids[i] = 0;
 	}
 	unr.gen++;
 	unr.active = 1;
@@ -404,6 +408,25 @@ void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
 	}
 }
 
+/* Mules and spoolers outlive a reload that does not re-exec the master: they
+ * keep the code they started with, and "live" says so (PROTOCOL.md, old=). */
+static void old_processes(char *list, size_t len)
+{
+	int mules = 0, spooler = 0;
+	struct uwsgi_spooler *us;
+
+	list[0] = '\0';
+	if (unr.execd || (mode_def(unr.cur_mode)->reexec &&
+			  !(uwsgi.lazy && unr.cur_mode == NR_MODE_GRACEFUL)))
+		return; /* brutal kills the mules even under lazy (reap_them_all) */
+	for (int i = 0; i < uwsgi.mules_cnt; i++)
+		mules |= uwsgi.mules[i].pid > 0;
+	for (us = uwsgi.spoolers; us; us = us->next)
+		spooler |= us->pid > 0;
+	snprintf(list, len, "%s%s%s", mules ? "mules" : "", mules && spooler ? "," : "",
+		 spooler ? "spooler" : "");
+}
+
 static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now)
 {
 	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed,
@@ -416,13 +439,19 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
 	nr_reason_set(rep.reason, unr.last_reason);
 	if (!nr_mode_reexecs(unr.cur_mode) && !unr.execd)
 		uwsgi.forkbomb_delay = unr.saved_forkbomb_delay;
-	if (kind == NR_REPLY_LIVE)
+	if (kind == NR_REPLY_LIVE) {
+		old_processes(rep.old, sizeof(rep.old));
 		uwsgi_log("netreload: generation %llu live in %u ms (old workers gone after %u ms)\n",
 			  (unsigned long long)unr.gen, unr.last_ms,
 			  unr.t_stop ? (unsigned)(unr.t_stop - unr.t_first) : 0);
-	else
+	} else {
 		uwsgi_log("netreload: generation %llu FAILED after %u ms: %s\n",
 			  (unsigned long long)unr.gen, unr.last_ms, unr.last_reason);
+	}
+	if (rep.old[0])
+		uwsgi_log("netreload: still running the old code: %s (a %s reload restarts only "
+			  "the workers)\n",
+			  rep.old, nr_mode_name(unr.cur_mode));
 	nr_answer_waiters(unr.gen, &rep);
 	recent_finish(unr.gen, &rep, now);
 }
@@ -433,6 +462,19 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
  * workers every NR_RESEND_MS and kill those that outstay netreload-grace: a
  * reload always ends in bounded time. */
 #define NR_RESEND_MS 100
+
+/* Whether worker i provably never ran its handler for sig, so a repeat cannot
+ * re-enter it. uWSGI's SIGHUP handler (gracefully_kill) first clears
+ * manage_next_request in the shared worker table; a worker that got it during
+ * a request leaves after the request through exit() and the app's atexit
+ * teardown, where a second SIGHUP would run the handler again (log, exit()
+ * inside exit()) and cut the teardown short. The other signals' handler
+ * (end_me) calls exit() inside itself, with the signal blocked: a repeat waits
+ * harmlessly, and nothing shows whether the first one came. */
+static int signal_lost(int i, int sig)
+{
+	return sig != SIGHUP || uwsgi.workers[i].manage_next_request;
+}
 
 static void nudge_worker(int i, uint64_t now)
 {
@@ -447,7 +489,7 @@ static void nudge_worker(int i, uint64_t now)
 		unr.cursed_ms[i] = UINT64_MAX;
 		unr.killed++;
 	} else if (now - unr.resent_ms[i] >= NR_RESEND_MS && !uwsgi_worker_is_busy(i)) {
-		if (unr.resent_ms[i])
+		if (unr.resent_ms[i] && signal_lost(i, mode_def(unr.cur_mode)->sig))
 			kill(pid, mode_def(unr.cur_mode)->sig);
 		unr.resent_ms[i] = now;
 	}
@@ -539,6 +581,59 @@ static void failure_reason(char *reason, size_t len)
 			      "(no exception in the log; see the uWSGI log)");
 }
 
+/* The new worker that slot i loads the app in: remember it until it accepts.
+ * Its pid, once it is gone without having accepted; else 0. */
+static pid_t loader_gone(int i)
+{
+	struct uwsgi_worker *w = &uwsgi.workers[i];
+	pid_t seen = unr.loading_pids[i];
+
+	if (seen && w->pid == seen) {
+		if (w->accepting)
+			unr.loading_pids[i] = 0; /* loaded: what it does next is not the reload's */
+		return 0;
+	}
+	if (seen)
+		return seen;
+	if (w->pid > 0 && w->pid != unr.old_pids[i] && !w->cheaped && !w->accepting)
+		unr.loading_pids[i] = w->pid;
+	return 0;
+}
+
+/* A new worker that exits before it accepts (a Rack app that raises, need-app)
+ * is respawned by uWSGI to fail the same way until netreload-timeout: fail at
+ * once, quoting why. Its relay may publish what it printed a moment after
+ * uWSGI reaped it, so the reason is waited for up to NR_DEATH_REASON_MS. */
+#define NR_DEATH_REASON_MS 300
+
+static int new_worker_died(uint64_t now, char *reason, size_t len)
+{
+	static uint64_t since;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		pid_t pid = loader_gone(i);
+		if (!pid)
+			continue;
+		if (!since)
+			since = now;
+		/* its output, or that of the worker uWSGI put in its place meanwhile */
+		if (nr_logs_reason(i, pid, reason, len) ||
+		    nr_logs_reason(i, uwsgi.workers[i].pid, reason, len)) {
+			since = 0;
+			return 1;
+		}
+		if (now - since < NR_DEATH_REASON_MS)
+			return 0;
+		snprintf(reason, len, "app failed to load: a new worker (pid %d) exited before it "
+				      "accepted requests (no exception in the log; see the uWSGI log)",
+			 (int)pid);
+		since = 0;
+		return 1;
+	}
+	since = 0;
+	return 0;
+}
+
 static void check_progress(uint64_t now)
 {
 	struct worker_count wc;
@@ -553,6 +648,10 @@ static void check_progress(uint64_t now)
 	wc = count_workers();
 	if (!unr.t_spawn && wc.started)
 		unr.t_spawn = now;
+	if (new_worker_died(now, reason, sizeof(reason))) {
+		finish(NR_REPLY_FAILED, reason, 0, now);
+		return;
+	}
 	if (wc.total == 0 && unr.t_stop) {
 		/* cheap/idle: no worker runs at all, so none runs old code; the
 		 * next request spawns one with the new code, loaded by this master
@@ -601,6 +700,27 @@ void nr_reload_tick(uint64_t now)
 		nr_set_tick(0);
 }
 
+/* The master exits: a language plugin exit()s when the app fails to load in
+ * it (Rack without lazy-apps), or uWSGI stops. Tell whoever waits for the
+ * reload why, instead of leaving them a closed connection. Only a re-exec'd
+ * master that never reached its loop was loading apps: what it printed then
+ * says why; otherwise the log has the reason. */
+void nr_reload_master_exit(void)
+{
+	static const char prefix[] = "the uWSGI master exited: ";
+	char reason[NR_REASON_MAX + 1];
+	char *why = reason + sizeof(prefix) - 1;
+	size_t room = sizeof(reason) - (sizeof(prefix) - 1);
+
+	if (!unr.active)
+		return;
+	nr_logs_end(); /* if it exits while loading apps: what it printed so far */
+	memcpy(reason, prefix, sizeof(prefix));
+	if (!(unr.execd && !unr.t_load && nr_logs_reason(0, getpid(), why, room)))
+		snprintf(why, room, "see the uWSGI log");
+	finish(NR_REPLY_FAILED, reason, 0, nr_now_ms());
+}
+
 void nr_status_reply(struct nr_reply *rep)
 {
 	int live = 0, total = 0, apps = 0;
@@ -644,6 +764,7 @@ void nr_reload_export(struct nr_handover *h)
 	h->pfirst = unr.pending_first;
 	h->last = unr.last;
 	h->last_ms = unr.last_ms;
+	h->killed = unr.active ? (uint32_t)unr.killed : 0;
 	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
 		struct nr_recent *r = &unr.recent[i];
 		struct nr_ho_recent *hr;
@@ -670,6 +791,7 @@ void nr_reload_import(const struct nr_handover *h)
 	unr.pending_first = h->pfirst;
 	unr.last = h->last;
 	unr.last_ms = h->last_ms;
+	unr.killed = h->active && h->killed <= INT_MAX ? (int)h->killed : 0;
 	share_import(h);
 	for (int i = 0; i < h->nrecent; i++) {
 		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];

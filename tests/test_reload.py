@@ -509,3 +509,56 @@ def test_cheap_instance_broken_save_fails_with_the_reason(servers):
     s.set_version("v3")
     assert_live(s.ping(timeout=40))
     assert s.get() == "v3"
+
+
+# 11. a worker on its way out is not signalled again ---------------------------------------
+
+TEARDOWN_APP = '''\
+import atexit, os, time
+VERSION = {version!r}
+
+def teardown():  # a slow atexit teardown, as Django's without skip-atexit-teardown
+    with open(os.path.join({dir!r}, "teardown.log"), "a") as f:
+        f.write("start %d\\n" % os.getpid())
+    time.sleep(1)
+    with open(os.path.join({dir!r}, "teardown.log"), "a") as f:
+        f.write("end %d\\n" % os.getpid())
+
+atexit.register(teardown)
+
+def application(env, start_response):
+    if env.get("PATH_INFO") == "/slow":
+        with open(os.path.join({dir!r}, "slow.started"), "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(0.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [VERSION.encode()]
+'''
+
+
+@pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True)])
+def test_worker_in_its_teardown_gets_no_second_sighup(servers, mode, lazy):
+    """A worker that got SIGHUP during a request leaves after it, through
+    exit() and the app's atexit teardown, with SIGHUP no longer blocked. The
+    SIGHUP netreload repeated every 100 ms to idle old workers (for the ones
+    that lost theirs) re-entered uWSGI's handler there, which logged again and
+    called exit() again: the app's teardown was cut off halfway."""
+    s = servers(start=False, mode=mode, lazy=lazy, extra=["--netreload-grace", "8000"])
+    atomic_write(s.app, TEARDOWN_APP.format(version="v1", dir=str(s.dir)))
+    s.start()
+    t = threading.Thread(target=s.get, args=("/slow",), kwargs={"timeout": 10}, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: (s.dir / "slow.started").exists() and
+                 (s.dir / "slow.started").read_text(), 10, what="the slow request")
+        busy = int((s.dir / "slow.started").read_text())
+        atomic_write(s.app, TEARDOWN_APP.format(version="v2", dir=str(s.dir)))
+        assert_live(s.ping(timeout=40))
+        assert s.get() == "v2"
+    finally:
+        t.join(10)
+    teardown = (s.dir / "teardown.log").read_text()
+    assert f"start {busy}\n" in teardown and f"end {busy}\n" in teardown, teardown
+    assert s.count("Gracefully killing worker") >= 2
+    assert len(re.findall(rf"Gracefully killing worker \d+ \(pid: {busy}\)", s.log_text())) == 1
+    assert "killing it" not in s.log_text()

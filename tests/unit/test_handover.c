@@ -32,6 +32,7 @@ static void test_golden(void)
 	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK);
 	CHECK(!strcmp(out, golden));
 	nr_handover_free(&h);
+	CHECK(h.killed == 0 && !strstr(out, "killed="));
 	/* what 0.2.0 wrote: no sender on r= */
 	CHECK(nr_handover_parse("v=1 r=a1,3,120,0,0,0", &h, err, sizeof(err)) == NR_OK);
 	CHECK(h.nrecent == 1 && h.recent[0].alen == 0);
@@ -66,6 +67,31 @@ static void test_version(void)
 	}
 	/* unknown keys are skipped */
 	CHECK(nr_handover_parse("v=1 tcp=5 later=x", &h, err, sizeof(err)) == NR_OK);
+	nr_handover_free(&h);
+}
+
+/* The workers a reload killed before its re-exec: the next master's "live"
+ * counts them. Written only when there are some; an older reader skips it. */
+static void test_killed(void)
+{
+	static const char *text =
+		"v=1 tcp=5 udp=6 gen=3 active=1 mode=graceful first=100 start=101 stop=150 "
+		"pending=0 pmode=graceful pfirst=0 last=0 last_ms=0 killed=2 c=9,3,120,a1";
+	struct nr_handover h;
+	char err[128], out[1024];
+
+	CHECK(nr_handover_parse(text, &h, err, sizeof(err)) == NR_OK);
+	CHECK(h.killed == 2 && h.active == 1 && h.nconns == 1);
+	CHECK(nr_handover_format(&h, out, sizeof(out)) == NR_OK && !strcmp(out, text));
+	nr_handover_free(&h);
+	CHECK(nr_handover_parse("v=1 killed=4294967295", &h, err, sizeof(err)) == NR_OK &&
+	      h.killed == 4294967295u);
+	nr_handover_free(&h);
+	CHECK(nr_handover_parse("v=1 killed=4294967296", &h, err, sizeof(err)) == NR_EPARSE);
+	nr_handover_free(&h);
+	CHECK(nr_handover_parse("v=1 killed=-1", &h, err, sizeof(err)) == NR_EPARSE);
+	nr_handover_free(&h);
+	CHECK(nr_handover_parse("v=1 killed=", &h, err, sizeof(err)) == NR_EPARSE);
 	nr_handover_free(&h);
 }
 
@@ -218,6 +244,7 @@ int main(void)
 	test_files();
 	test_golden();
 	test_version();
+	test_killed();
 	test_rejects();
 	test_cut();
 	test_squeeze();

@@ -93,6 +93,84 @@ static void test_parse(void)
 	CHECK(nr_logs_parse_reason("", r, sizeof(r)) == 0);
 }
 
+/* Ruby, as uWSGI's rack plugin prints a config.ru that fails (uWSGI 2.0.21, Ruby 3.1). */
+static void test_reason_ruby(void)
+{
+	char r[512];
+
+	CHECK(nr_logs_parse_reason(
+		      "Rack::BodyProxy successfully patched for ruby 1.9.x\n"
+		      "<internal:/usr/lib/ruby/vendor_ruby/rubygems/core_ext/kernel_require.rb>:85:in "
+		      "`require': cannot load such file -- nonexistent_gem_xyz (LoadError)\n"
+		      "\tfrom <internal:/usr/lib/ruby/vendor_ruby/rubygems/core_ext/kernel_require.rb>:85:"
+		      "in `require'\n"
+		      "\tfrom config.ru:1:in `block in <main>'\n"
+		      "\tfrom /usr/share/rubygems-integration/all/gems/rack-2.2.22/lib/rack/builder.rb:116:"
+		      "in `eval'\n",
+		      r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: LoadError: cannot load such file -- nonexistent_gem_xyz "
+			 "(config.ru:1)"));
+	/* the message runs over lines, and carries its own place */
+	CHECK(nr_logs_parse_reason(
+		      "/usr/share/rubygems-integration/all/gems/rack-2.2.22/lib/rack/builder.rb:116:in "
+		      "`eval': config.ru:2: syntax error, unexpected local variable or method, "
+		      "expecting ']'\n"
+		      "run lambda { |env| [200, {\"Conte...\n"
+		      "^~~\n"
+		      " (SyntaxError)\n"
+		      "\tfrom /usr/share/rubygems-integration/all/gems/rack-2.2.22/lib/rack/builder.rb:116:"
+		      "in `new_from_string'\n",
+		      r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: SyntaxError: config.ru:2: syntax error, unexpected "
+			 "local variable or method, expecting ']'"));
+	/* Ruby 3.4 quotes 'f', and a namespaced class; the last exception wins */
+	CHECK(nr_logs_parse_reason("x.rb:1:in 'a': first (RuntimeError)\n"
+				   "/srv/config.ru:7:in 'block in <main>': undefined method 'nope' "
+				   "for nil (NoMethodError)\n"
+				   "/srv/config.ru:9:in 'b': bad (Foo::BarError)\n",
+				   r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: Foo::BarError: bad (/srv/config.ru:9)"));
+	/* found by fuzzing: an empty message, its class right after "': " */
+	CHECK(nr_logs_parse_reason("x.rb81:in `x.rb::1,:in x.`a': (E)\nrb\t", r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: E: "));
+	/* no class at the end: not an exception */
+	CHECK(nr_logs_parse_reason("config.ru:1:in `x': text\n\tfrom y.rb:1:in `z'\n", r,
+				   sizeof(r)) == 0);
+}
+
+/* Perl, as uWSGI's psgi plugin prints an app.psgi that fails (uWSGI 2.0.21, Perl 5.36). */
+static void test_reason_perl(void)
+{
+	char r[512];
+
+	CHECK(nr_logs_parse_reason(
+		      "Plack::Util is not installed, using \"do\" instead of \"load_psgi\"\n"
+		      "syntax error at /tmp/p/app.psgi line 3, near \"my \"\n"
+		      "Global symbol \"$app\" requires explicit package name (did you forget to declare "
+		      "\"my $app\"?) at /tmp/p/app.psgi line 3.\n"
+		      "unable to find PSGI function entry point.\n"
+		      "*** no app loaded. going in full dynamic mode ***\n",
+		      r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: syntax error at /tmp/p/app.psgi line 3, near \"my \""));
+	/* die; a line the app printed before uWSGI's note is not the cause */
+	CHECK(nr_logs_parse_reason("warned at /tmp/p/lib.pm line 1.\n"
+				   "Plack::Util is not installed, using \"do\" instead of \"load_psgi\"\n"
+				   "no database at /tmp/p/app.psgi line 2.\n"
+				   "unable to find PSGI function entry point.\n",
+				   r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: no database at /tmp/p/app.psgi line 2"));
+	/* Plack's load_psgi */
+	CHECK(nr_logs_parse_reason("Error while loading /srv/app.psgi: Can't locate Foo.pm in @INC "
+				   "(you may need to install the Foo module) at /srv/app.psgi line 1.\n"
+				   "unable to find PSGI function entry point.\n",
+				   r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: Error while loading /srv/app.psgi: Can't locate Foo.pm "
+			 "in @INC (you may need to install the Foo module) at /srv/app.psgi line 1"));
+	/* no message: still better than nothing */
+	CHECK(nr_logs_parse_reason("unable to find PSGI function entry point.\n", r, sizeof(r)) == 1);
+	CHECK(!strcmp(r, "app failed to load: unable to find PSGI function entry point"));
+}
+
 /* The bytes arrive unchanged and in order, and are all out when nr_logs_end
  * returns; fd 2 is the same file afterwards. */
 static void test_window(void)
@@ -279,6 +357,8 @@ int main(void)
 	close(fd);
 	CHECK(nr_logs_init(3) == 0);
 	test_parse();
+	test_reason_ruby();
+	test_reason_perl();
 	test_window();
 	test_tail();
 	test_fork();

@@ -171,6 +171,22 @@ static void test_replies(void)
 	const char *killed = "NETRELOAD/1 live gen=2 ms=700 stop_ms=500 killed=1\n";
 	CHECK(nr_reply_parse(killed, strlen(killed), &rep, err, sizeof(err)) == NR_OK && rep.killed == 1);
 	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, killed));
+	/* old=: what a reload that only replaced workers left running the old code */
+	const char *old = "NETRELOAD/1 live gen=3 ms=40 stop_ms=20 killed=1 old=mules,spooler\n";
+	CHECK(nr_reply_parse(old, strlen(old), &rep, err, sizeof(err)) == NR_OK &&
+	      !strcmp(rep.old, "mules,spooler") && rep.killed == 1);
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) > 0 && !strcmp(buf, old));
+	static const char *bad_old[] = {"old=", "old=mules,", "old=,mules", "old=mules,,spooler",
+					"old=Mules", "old=mules;x",
+					"old=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+	for (size_t i = 0; i < sizeof(bad_old) / sizeof(bad_old[0]); i++) {
+		snprintf(buf, sizeof(buf), "NETRELOAD/1 live gen=3 %s\n", bad_old[i]);
+		CHECK(nr_reply_parse(buf, strlen(buf), &rep, err, sizeof(err)) == NR_EPARSE);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.kind = NR_REPLY_LIVE;
+	snprintf(rep.old, sizeof(rep.old), "mules spooler");
+	CHECK(nr_reply_format(&rep, buf, sizeof(buf)) == NR_EPARSE);
 
 	CHECK(nr_reply_parse("NETRELOAD/1 live gen=99999999999999999999\n", 42, &rep, err,
 			     sizeof(err)) == NR_EPARSE);
