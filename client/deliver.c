@@ -321,6 +321,8 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 	report(d, t);
 	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
 		run_on_live(d, t);
+	if (d->o.on_result)
+		d->o.on_result(d->o.ctx, i, &t->ping, t->pending);
 	if (t->pending)
 		start(d, i);
 }
