@@ -40,7 +40,7 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/n
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
 	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server debhelper dpkg-dev lintian python3-pytest-xdist \
-	uwsgi-plugin-php nginx-light
+	uwsgi-plugin-php nginx-light chromium chromium-driver python3-selenium
 DEMO_PKGS := $(BUILD_PKGS) curl
 COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
 	libxml2-dev libyaml-dev

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "browser.h"
 #include "client.h"
 #include "compat.h"
 #include "debounce.h"
@@ -57,6 +58,13 @@ static const char usage_watch[] =
 	"                      $NETRELOAD_SECRET_FILE)\n"
 	"      --on-live CMD   run CMD with /bin/sh after each live reload\n"
 	"                      (env NETRELOAD_TARGET, NETRELOAD_MS, NETRELOAD_GEN, NETRELOAD_PATH)\n"
+	"      --browser [ADDR:]PORT  serve pages that follow the reloads (default\n"
+	"                      address 127.0.0.1): add <script src=\"http://ADDR:PORT/\n"
+	"                      netreload.js\"></script> to the page; it reloads once\n"
+	"                      every target is live and shows why a reload failed\n"
+	"      --browser-static GLOB  with --browser, a saved file matching GLOB\n"
+	"                      (default *.css; repeatable) restyles the pages in place\n"
+	"                      and reloads no server\n"
 	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
@@ -76,7 +84,7 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES };
+       OPT_ON_LIVE, OPT_NO_FILES, OPT_BROWSER, OPT_BROWSER_STATIC };
 
 struct watch_opts {
 	struct nr_target targets[NR_MAX_TARGETS];
@@ -86,6 +94,9 @@ struct watch_opts {
 	int poll_ms, use_stdin, verbose, no_files;
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
+	const char *browser; /* --browser [ADDR:]PORT, or NULL */
+	const char *statics[NR_FILTER_MAX_GLOBS];
+	int nstatics;
 	const char *dirs[MAX_ROOTS];
 	int ndirs;
 };
@@ -101,6 +112,14 @@ struct watch_ctx {
 	uint64_t lock_since;  /* waiting for .git/index.lock since */
 	uint64_t lock_check;  /* next look at it */
 	int lock_stale;	      /* it outlived GIT_LOCK_MAX_MS: stop waiting for it */
+	/* --browser: the pages, the static saves that only restyle them, and the
+	 * targets whose final answer the pages still wait for */
+	struct nr_browser br;
+	struct nr_debounce sdeb;
+	unsigned char waiting[NR_MAX_TARGETS];
+	int nwaiting;
+	int follow_failed;     /* a final answer since the last batch was not live */
+	uint64_t follow_since; /* first change of what the pages wait for */
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -158,6 +177,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_EXPLAIN: o->explain = optarg; return 0;
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
+	case OPT_BROWSER: o->browser = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
@@ -182,6 +202,7 @@ static int one_option(struct watch_opts *o, int c)
 	case 't': return add_target(o, optarg);
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
+	case OPT_BROWSER_STATIC: return add_glob(o->statics, &o->nstatics, optarg);
 	case OPT_DEBOUNCE:
 		if (parse_ms(optarg, &o->debounce_ms, 0))
 			return usage_error("bad --debounce '%s': give milliseconds", optarg);
@@ -221,6 +242,8 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"breakdown", no_argument, 0, 'b'},
 		{"no-files", no_argument, 0, OPT_NO_FILES},
+		{"browser", required_argument, 0, OPT_BROWSER},
+		{"browser-static", required_argument, 0, OPT_BROWSER_STATIC},
 		{0, 0, 0, 0}};
 	int c, rc;
 
@@ -243,6 +266,10 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
+	if (o->nstatics && !o->browser)
+		return usage_error("%s", "--browser-static needs --browser [ADDR:]PORT");
+	if (!o->nstatics)
+		o->statics[o->nstatics++] = "*.css";
 	return o->explain ? 0 : nr_use_secret(o->secret);
 }
 
@@ -362,6 +389,22 @@ static void close_roots(struct watch_ctx *c)
 
 /* ---- changes ----------------------------------------------------------- */
 
+/* With --browser, a file that only restyles the pages (a glob without '/'
+ * matches the base name, as in .gitignore). */
+static int is_static(const struct watch_ctx *c, const char *rel, int is_dir)
+{
+	const char *base = strrchr(rel, '/');
+
+	if (!c->o->browser || !*rel || is_dir)
+		return 0;
+	for (int i = 0; i < c->o->nstatics; i++) {
+		const char *g = c->o->statics[i];
+		if (nr_glob_match(g, strchr(g, '/') ? rel : base ? base + 1 : rel))
+			return 1;
+	}
+	return 0;
+}
+
 static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir)
 {
 	struct watch_ctx *c = ctx;
@@ -383,6 +426,10 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? nr_tty(rel, shown, sizeof(shown)) : ".",
 			is_dir ? "/" : "", yes ? "changed" : "ignored",
 			*rel ? nr_tty(why, shown_why, sizeof(shown_why)) : "rescan");
+	if (yes && is_static(c, rel, is_dir)) {
+		nr_debounce_add(&c->sdeb, rel, 0, nr_mono_ms());
+		return;
+	}
 	/* only files of the first root are listed; a directory that went, or a
 	 * rescan (""), cannot say which files changed */
 	if (yes)
@@ -451,6 +498,43 @@ static int git_locked(const struct watch_ctx *c)
 	return 0;
 }
 
+/* ---- --browser: pages reload once every target is live ------------------ */
+
+/* A batch goes to every target: the pages wait for each one's final answer. */
+static void follow_batch(struct watch_ctx *c, const struct nr_batch *b)
+{
+	if (!c->o->browser)
+		return;
+	if (!c->nwaiting)
+		c->follow_since = b->t_first;
+	c->follow_failed = 0; /* what failed before this batch is not the last word */
+	for (int i = 0; i < c->o->ntargets; i++)
+		if (!c->waiting[i]) {
+			c->waiting[i] = 1;
+			c->nwaiting++;
+		}
+}
+
+/* deliver.c's result callback: show a failure at once; reload after the last live. */
+static void follow_result(void *ctx, int i, const struct nr_ping *p, int more)
+{
+	struct watch_ctx *c = ctx;
+	char why[NR_BROWSER_REASON_MAX];
+
+	if (more || !c->waiting[i])
+		return;
+	c->waiting[i] = 0;
+	c->nwaiting--;
+	if (p->result != NR_EXIT_OK) {
+		c->follow_failed = 1;
+		snprintf(why, sizeof(why), "%s: %s", p->target.label,
+			 p->result == NR_EXIT_FAILED ? p->final.reason : p->err);
+		nr_browser_failed(&c->br, why);
+	} else if (!c->nwaiting && !c->follow_failed) {
+		nr_browser_live(&c->br, (unsigned)(nr_mono_ms() - c->follow_since));
+	}
+}
+
 /* A batch is due: wait (bounded) for git to finish a checkout, then send it. */
 static void fire_if_due(struct watch_ctx *c, uint64_t now)
 {
@@ -476,7 +560,33 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 	}
 	c->lock_since = c->lock_check = 0;
 	nr_debounce_take(&c->deb, &b, now);
+	follow_batch(c, &b);
 	nr_deliver_batch(&c->del, &b, now);
+}
+
+/* Saved stylesheets go to the pages alone; several at once restyle all (""). */
+static void fire_static(struct watch_ctx *c, uint64_t now)
+{
+	uint64_t due = nr_debounce_due(&c->sdeb);
+	char shown[NR_TTY_SIZE(sizeof(((struct nr_batch *)0)->path))];
+	struct nr_batch b;
+	int pages;
+
+	if (!due || now < due)
+		return;
+	nr_debounce_take(&c->sdeb, &b, now);
+	nr_browser_css(&c->br, b.count > 1 ? "" : b.path);
+	pages = nr_browser_pages(&c->br);
+	if (c->o->d.json) {
+		printf("{\"event\":\"restyled\"");
+		nr_json_member(stdout, "path", b.path);
+		printf(",\"changes\":%u,\"pages\":%d}\n", b.count, pages);
+	} else if (!c->o->d.quiet) {
+		printf("%s", nr_tty(b.path, shown, sizeof(shown)));
+		if (b.count > 1)
+			printf(" (+%u)", b.count - 1);
+		printf(" \u2192 %d page%s restyled\n", pages, pages == 1 ? "" : "s");
+	}
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -554,6 +664,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 	if (due && c->lock_check > due)
 		due = c->lock_check; /* waiting for git: look again later, not at once */
 	at = earliest(due, nr_deliver_next(&c->del));
+	at = earliest(at, nr_debounce_due(&c->sdeb));
+	at = earliest(at, nr_browser_next(&c->br));
 	for (int i = 0; i < c->nw && !c->eof; i++)
 		if (c->w[i].fd < 0)
 			at = earliest(at, c->next_scan[i]);
@@ -565,8 +677,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 /* One round: wait for anything, then let every party advance. */
 static int loop_once(struct watch_ctx *c)
 {
-	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS];
-	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, rc;
+	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS + 1 + NR_BROWSER_CONNS];
+	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, nb, rc;
 	uint64_t now = nr_mono_ms();
 
 	pfd[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
@@ -576,7 +688,8 @@ static int loop_once(struct watch_ctx *c)
 			widx[nw++] = i;
 		}
 	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_MAX_TARGETS);
-	if (poll(pfd, (nfds_t)(1 + nw + nt), poll_timeout(c, now)) < 0 && errno != EINTR) {
+	nb = nr_browser_pollfds(&c->br, pfd + 1 + nw + nt, 1 + NR_BROWSER_CONNS);
+	if (poll(pfd, (nfds_t)(1 + nw + nt + nb), poll_timeout(c, now)) < 0 && errno != EINTR) {
 		nr_error("poll: %s", strerror(errno));
 		return NR_EXIT_WATCH;
 	}
@@ -590,6 +703,7 @@ static int loop_once(struct watch_ctx *c)
 			return rc;
 	for (int j = 0; j < nt; j++)
 		nr_deliver_step(&c->del, tidx[j], pfd[1 + nw + j].revents, now);
+	nr_browser_step(&c->br, pfd + 1 + nw + nt, nb, now);
 	return 0;
 }
 
@@ -601,7 +715,9 @@ static int run_loop(struct watch_ctx *c)
 		uint64_t now = nr_mono_ms();
 		nr_deliver_tick(&c->del, now);
 		fire_if_due(c, now);
+		fire_static(c, now);
 		nr_deliver_tick(&c->del, now);
+		nr_browser_tick(&c->br, now);
 		if (got_stop)
 			return NR_EXIT_OK;
 		if (c->eof && !nr_debounce_due(&c->deb) && !nr_deliver_busy(&c->del))
@@ -633,6 +749,9 @@ static void startup_line(const struct watch_ctx *c)
 	for (int i = 0; i < c->o->ntargets; i++)
 		fprintf(stderr, "%s %s", i ? "," : "", c->o->targets[i].label);
 	fputc('\n', stderr);
+	if (c->o->browser)
+		fprintf(stderr, "netreload: pages follow with <script src=\"http://%s/netreload.js\"></script>\n",
+			c->br.label);
 }
 
 /* --explain PATH: the filter's verdict for one path, relative to the first root. */
@@ -704,6 +823,20 @@ static int start_watching(struct watch_ctx *c)
 	return 0;
 }
 
+/* --browser: listen before the first change, and hear every final answer. */
+static int open_browser(struct watch_ctx *c)
+{
+	char err[400];
+
+	if (nr_browser_open(&c->br, c->o->browser, err, sizeof(err))) {
+		nr_error("%s", err);
+		return NR_EXIT_USAGE;
+	}
+	c->o->d.on_result = follow_result;
+	c->o->d.ctx = c;
+	return 0;
+}
+
 int nr_cmd_watch(int argc, char **argv)
 {
 	static struct watch_opts o;
@@ -724,7 +857,11 @@ int nr_cmd_watch(int argc, char **argv)
 		goto out;
 	}
 	nr_debounce_init(&c.deb, o.debounce_ms, o.max_delay_ms);
+	nr_debounce_init(&c.sdeb, o.debounce_ms, o.max_delay_ms);
 	o.d.root = o.no_files ? NULL : c.w[0].root;
+	c.br.fd = -1;
+	if (o.browser && (rc = open_browser(&c)))
+		goto out;
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
 	if ((rc = nr_deliver_resolve(&c.del)) == 0) {
 		if (!o.d.quiet)
@@ -735,6 +872,7 @@ int nr_cmd_watch(int argc, char **argv)
 	}
 	nr_deliver_cancel(&c.del);
 out:
+	nr_browser_close(&c.br);
 	close_roots(&c);
 	teardown_signals();
 	return rc;
