@@ -40,7 +40,7 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/n
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
 	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server debhelper dpkg-dev lintian python3-pytest-xdist \
-	uwsgi-plugin-php nginx-light chromium chromium-driver python3-selenium
+	uwsgi-plugin-php nginx-light chromium chromium-driver python3-selenium python3-livereload
 DEMO_PKGS := $(BUILD_PKGS) curl
 COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
 	libxml2-dev libyaml-dev
@@ -89,6 +89,10 @@ $(BUILD)/tickclock.so: tests/shim/tickclock.c
 $(BUILD)/test_filter: tests/unit/test_filter.c tests/unit/check.h client/filter.c client/filter.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_filter.c client/filter.c
+
+$(BUILD)/test_websocket: tests/unit/test_websocket.c tests/unit/check.h client/websocket.c client/websocket.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_websocket.c client/websocket.c -lcrypto
 
 # unit tests of plugin files that know nothing of uWSGI
 $(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \

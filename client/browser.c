@@ -1,7 +1,8 @@
 /*
  * browser.c - the --browser HTTP server (see browser.h): accept, read one
- * request header, answer it or turn the connection into an event stream,
- * and broadcast events to every stream. One request per connection.
+ * request header, answer it or turn the connection into an event stream or
+ * a LiveReload WebSocket, and broadcast events to every page. One request
+ * per connection.
  */
 #include "browser.h"
 
@@ -10,15 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "browser-js.h"
 #include "compat.h"
 #include "ping.h"
+#include "websocket.h"
 
 #define METHOD_MAX 16
 #define TARGET_MAX 1024
+#define LR_PROTOCOL "http://livereload.com/protocols/official-7"
 
 /* ---- connections --------------------------------------------------------- */
 
@@ -30,6 +34,7 @@ static void conn_close(struct nr_bconn *c)
 	c->state = NR_BC_FREE;
 	c->in_len = c->out_len = c->out_off = 0;
 	c->shut = 0;
+	c->ws_hello = 0;
 }
 
 /* Queue bytes; a page too slow to take them is dropped (it reconnects). */
@@ -65,16 +70,38 @@ static int conn_flush(struct nr_bconn *c)
 	return 0;
 }
 
+/* s as the inside of a JSON string (control characters escaped); bytes that are
+ * not UTF-8 pass, EventSource decodes them as U+FFFD. */
+static void json_escape(char *out, size_t len, const char *s)
+{
+	size_t o = 0;
+
+	for (; *s && o + 7 < len; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f) {
+			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o] = '\0';
+}
+
 /* ---- responses ------------------------------------------------------------ */
 
 static const struct {
 	int code;
 	const char *text;
 } statuses[] = {
+	{101, "Switching Protocols"},
 	{200, "OK"},
 	{400, "Bad Request"},
 	{404, "Not Found"},
 	{405, "Method Not Allowed"},
+	{426, "Upgrade Required"},
 	{408, "Request Timeout"},
 	{431, "Request Header Fields Too Large"},
 	{503, "Service Unavailable"},
@@ -119,30 +146,145 @@ static void error_response(struct nr_browser *b, struct nr_bconn *c, int code, c
 	char body[256];
 
 	snprintf(body, sizeof(body), "netreload: %d %s: %s\n", code, status_text(code), why);
-	respond(b, c, code, code == 405 ? "Allow: GET\r\n" : "", "text/plain; charset=utf-8", body, now);
+	respond(b, c, code,
+		code == 405   ? "Allow: GET\r\n"
+		: code == 426 ? "Sec-WebSocket-Version: 13\r\n"
+			      : "",
+		"text/plain; charset=utf-8", body, now);
+}
+
+/* ---- the LiveReload WebSocket --------------------------------------------- */
+
+/* One frame to the page; the connection is closed if it cannot take it. */
+static void ws_send(struct nr_browser *b, struct nr_bconn *c, int op, const void *data, size_t len)
+{
+	unsigned char frame[NR_WS_HEADER_MAX + TARGET_MAX * 6 + 128];
+	long n = nr_ws_encode(frame, sizeof(frame), op, data, len);
+
+	if (n < 0 || conn_queue(b, c, (const char *)frame, (size_t)n))
+		return;
+	if (conn_flush(c))
+		conn_close(c);
+}
+
+/* A close frame with code, then the lingering close of any response. */
+static void ws_close(struct nr_browser *b, struct nr_bconn *c, uint16_t code, uint64_t now)
+{
+	unsigned char be[2] = {(unsigned char)(code >> 8), (unsigned char)code};
+
+	c->state = NR_BC_CLOSING;
+	c->deadline = now + NR_BROWSER_LINGER_MS;
+	c->in_len = 0;
+	ws_send(b, c, NR_WS_CLOSE, be, sizeof(be));
+}
+
+/* The "command" of a LiveReload message into out ("" if there is none). Its
+ * messages are flat JSON objects; nothing else of them matters here. */
+static void lr_command(const char *msg, char *out, size_t len)
+{
+	const char *p = strstr(msg, "\"command\"");
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!p)
+		return;
+	p += strlen("\"command\"");
+	p += strspn(p, " \t\r\n");
+	if (*p++ != ':')
+		return;
+	p += strspn(p, " \t\r\n");
+	if (*p++ != '"')
+		return;
+	while (*p && *p != '"' && n + 1 < len)
+		out[n++] = *p++;
+	out[*p == '"' ? n : 0] = '\0';
+}
+
+/* hello gets ours (protocol 7 only); info and the rest need no answer. */
+static void lr_message(struct nr_browser *b, struct nr_bconn *c, const struct nr_ws_frame *f,
+		       uint64_t now)
+{
+	static const char hello[] = "{\"command\":\"hello\",\"protocols\":[\"" LR_PROTOCOL "\"],"
+				    "\"serverName\":\"netreload\"}";
+	char msg[NR_WS_PAYLOAD_MAX + 1], cmd[32];
+
+	memcpy(msg, f->payload, f->len);
+	msg[f->len] = '\0';
+	lr_command(msg, cmd, sizeof(cmd));
+	if (strcmp(cmd, "hello"))
+		return;
+	if (!strstr(msg, LR_PROTOCOL)) {
+		ws_close(b, c, NR_WS_UNSUPPORTED, now); /* protocol 6 and older: not spoken here */
+		return;
+	}
+	c->ws_hello = 1;
+	ws_send(b, c, NR_WS_TEXT, hello, sizeof(hello) - 1);
+}
+
+static void ws_frame(struct nr_browser *b, struct nr_bconn *c, const struct nr_ws_frame *f,
+		     uint64_t now)
+{
+	if (f->opcode == NR_WS_TEXT && f->fin)
+		lr_message(b, c, f, now);
+	else if (f->opcode == NR_WS_PING)
+		ws_send(b, c, NR_WS_PONG, f->payload, f->len);
+	else if (f->opcode == NR_WS_CLOSE)
+		ws_close(b, c, NR_WS_NORMAL, now);
+	else if (f->opcode != NR_WS_PONG)
+		ws_close(b, c, NR_WS_UNSUPPORTED, now); /* binary, or a fragmented message */
+}
+
+/* Every complete frame in c->in, in order; what is left waits for more. */
+static void ws_frames(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
+{
+	size_t off = 0;
+
+	while (c->state == NR_BC_WS) {
+		struct nr_ws_frame f;
+		uint16_t code;
+		long n = nr_ws_decode((unsigned char *)c->in + off, c->in_len - off, &f, &code);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			ws_close(b, c, code, now);
+			return;
+		}
+		off += (size_t)n;
+		ws_frame(b, c, &f, now);
+	}
+	if (c->state != NR_BC_WS)
+		return;
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+}
+
+static void ws_read(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
+{
+	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n <= 0) {
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)n;
+	ws_frames(b, c, now);
+}
+
+/* A LiveReload "reload" command to every page that said hello. */
+static void ws_reload(struct nr_browser *b, const char *path)
+{
+	char esc[TARGET_MAX * 6], json[sizeof(esc) + 64];
+
+	json_escape(esc, sizeof(esc), path);
+	snprintf(json, sizeof(json), "{\"command\":\"reload\",\"path\":\"%s\",\"liveCSS\":true}", esc);
+	for (int i = 0; i < NR_BROWSER_CONNS; i++)
+		if (b->c[i].state == NR_BC_WS && b->c[i].ws_hello)
+			ws_send(b, &b->c[i], NR_WS_TEXT, json, strlen(json));
 }
 
 /* ---- events -------------------------------------------------------------- */
-
-/* s as the inside of a JSON string (control characters escaped); bytes that are
- * not UTF-8 pass, EventSource decodes them as U+FFFD. */
-static void json_escape(char *out, size_t len, const char *s)
-{
-	size_t o = 0;
-
-	for (; *s && o + 7 < len; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f) {
-			o += (size_t)snprintf(out + o, len - o, "\\u%04x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o] = '\0';
-}
 
 /* One server-sent event; data is one line of JSON. */
 static int event_text(char *buf, size_t len, const char *name, const char *json)
@@ -192,7 +334,7 @@ static void start_events(struct nr_browser *b, struct nr_bconn *c)
 		conn_close(c);
 }
 
-void nr_browser_live(struct nr_browser *b, unsigned ms)
+void nr_browser_live(struct nr_browser *b, const char *path, unsigned ms)
 {
 	char json[64];
 
@@ -200,6 +342,7 @@ void nr_browser_live(struct nr_browser *b, unsigned ms)
 	b->failed[0] = '\0';
 	snprintf(json, sizeof(json), "{\"seq\":%llu,\"ms\":%u}", (unsigned long long)b->seq, ms);
 	broadcast(b, "live", json);
+	ws_reload(b, path);
 }
 
 void nr_browser_failed(struct nr_browser *b, const char *reason)
@@ -219,6 +362,7 @@ void nr_browser_css(struct nr_browser *b, const char *path)
 	json_escape(esc, sizeof(esc), path);
 	snprintf(json, sizeof(json), "{\"path\":\"%s\"}", esc);
 	broadcast(b, "css", json);
+	ws_reload(b, *path ? path : "*.css"); /* matches no link: livereload.js restyles all */
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -244,6 +388,65 @@ static int parse_request_line(const char *line, size_t len, char *method, char *
 	return 0;
 }
 
+/* The value of header name among the hlen bytes of in, into out; -1 if it is
+ * not there or too long. */
+static int header_value(const char *in, size_t hlen, const char *name, char *out, size_t len)
+{
+	const char *end = in + hlen, *p = memchr(in, '\n', hlen), *eol;
+	size_t nlen = strlen(name), l;
+
+	for (; p && ++p < end && (eol = memchr(p, '\n', (size_t)(end - p))); p = eol) {
+		const char *v = p + nlen + 1;
+		if ((size_t)(eol - p) <= nlen || strncasecmp(p, name, nlen) || p[nlen] != ':')
+			continue;
+		v += strspn(v, " \t");
+		for (l = (size_t)(eol - v); l && strchr("\r \t", v[l - 1]); l--)
+			;
+		if (l >= len)
+			return -1;
+		memcpy(out, v, l);
+		out[l] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+/* GET /livereload with a WebSocket handshake: 101, then frames. Bytes the page
+ * sent after its header are its first frames. */
+static void start_ws(struct nr_browser *b, struct nr_bconn *c, size_t hlen, uint64_t now)
+{
+	char up[64], key[64], ver[16], accept[NR_WS_ACCEPT_LEN + 1], head[256];
+	int n;
+
+	if (header_value(c->in, hlen, "Upgrade", up, sizeof(up)) || !strcasestr(up, "websocket") ||
+	    header_value(c->in, hlen, "Sec-WebSocket-Key", key, sizeof(key)) ||
+	    nr_ws_accept(key, accept, sizeof(accept))) {
+		error_response(b, c, 400, "/livereload is a WebSocket: send Upgrade: websocket "
+					  "and a Sec-WebSocket-Key",
+			       now);
+		return;
+	}
+	if (header_value(c->in, hlen, "Sec-WebSocket-Version", ver, sizeof(ver)) || strcmp(ver, "13")) {
+		error_response(b, c, 426, "WebSocket version 13 only", now);
+		return;
+	}
+	n = snprintf(head, sizeof(head),
+		     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+		     accept);
+	memmove(c->in, c->in + hlen, c->in_len - hlen);
+	c->in_len -= hlen;
+	c->state = NR_BC_WS;
+	b->served++;
+	if (n < 0 || (size_t)n >= sizeof(head) || conn_queue(b, c, head, (size_t)n))
+		return;
+	if (conn_flush(c)) {
+		conn_close(c);
+		return;
+	}
+	ws_frames(b, c, now);
+}
+
 /* A complete header is in c->in (hlen bytes): answer it. */
 static void handle_request(struct nr_browser *b, struct nr_bconn *c, size_t hlen, uint64_t now)
 {
@@ -261,6 +464,8 @@ static void handle_request(struct nr_browser *b, struct nr_bconn *c, size_t hlen
 		respond(b, c, 200, "", "text/javascript; charset=utf-8", nr_browser_js, now);
 	} else if (!strcmp(path, "/events")) {
 		start_events(b, c);
+	} else if (!strcmp(path, "/livereload")) {
+		start_ws(b, c, hlen, now);
 	} else {
 		error_response(b, c, 404, "this is netreload; add <script src=\"/netreload.js\"> to the "
 					  "page from this address",
@@ -432,9 +637,11 @@ static void conn_step(struct nr_browser *b, struct nr_bconn *c, short revents, u
 {
 	if (c->state == NR_BC_REQUEST && (revents & (POLLIN | POLLERR | POLLHUP)))
 		read_request(b, c, now);
-	else if (c->state == NR_BC_EVENTS) {
+	else if (c->state == NR_BC_EVENTS || c->state == NR_BC_WS) {
 		if ((revents & POLLOUT) && conn_flush(c))
 			conn_close(c);
+		else if ((revents & (POLLIN | POLLERR | POLLHUP)) && c->state == NR_BC_WS)
+			ws_read(b, c, now);
 		else if (revents & (POLLIN | POLLERR | POLLHUP))
 			discard_input(c);
 	}
@@ -491,7 +698,7 @@ int nr_browser_pages(const struct nr_browser *b)
 	int n = 0;
 
 	for (int i = 0; i < NR_BROWSER_CONNS && b->fd >= 0; i++)
-		n += b->c[i].state == NR_BC_EVENTS;
+		n += b->c[i].state == NR_BC_EVENTS || (b->c[i].state == NR_BC_WS && b->c[i].ws_hello);
 	return n;
 }
 

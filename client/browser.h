@@ -5,7 +5,9 @@
  * GET /netreload.js serves the script (browser-js.h); GET /events is a stream
  * of server-sent events: "hello" on connect, "live" once every target has
  * the new code, "failed" with the server's reason, "css" with a saved
- * stylesheet's path. Everything is non-blocking and bounded: at most
+ * stylesheet's path. GET /livereload is the LiveReload protocol 7 over a
+ * WebSocket (websocket.h), for livereload.js and the browser extensions:
+ * "hello", then "reload" commands with path and liveCSS. Everything is non-blocking and bounded: at most
  * NR_BROWSER_CONNS connections, a request header of NR_BROWSER_HEADER_MAX
  * bytes, NR_BROWSER_REQUEST_MS to send it, NR_BROWSER_OUT_MAX bytes queued
  * per connection (a page that reads nothing more is dropped and reconnects).
@@ -30,6 +32,7 @@ enum nr_bconn_state {
 	NR_BC_FREE,
 	NR_BC_REQUEST, /* reading the request header */
 	NR_BC_EVENTS,  /* an event stream: writes queued events, discards input */
+	NR_BC_WS,      /* a LiveReload WebSocket: frames both ways */
 	NR_BC_CLOSING, /* writing a response, then reading until EOF, then closed */
 };
 
@@ -38,6 +41,7 @@ struct nr_bconn {
 	enum nr_bconn_state state;
 	uint64_t deadline; /* REQUEST: 408 after it; CLOSING: closed after it */
 	int shut;	   /* CLOSING: the response is out and our side shut down */
+	int ws_hello;	   /* WS: the page said hello; it gets reload commands */
 	size_t in_len;
 	char in[NR_BROWSER_HEADER_MAX];
 	size_t out_len, out_off;
@@ -66,11 +70,13 @@ void nr_browser_step(struct nr_browser *b, const struct pollfd *pfd, int n, uint
 void nr_browser_tick(struct nr_browser *b, uint64_t now);
 /* Earliest deadline (monotonic ms), 0 if none. */
 uint64_t nr_browser_next(const struct nr_browser *b);
-/* Every page: reload now (the new code is live everywhere). */
-void nr_browser_live(struct nr_browser *b, unsigned ms);
+/* Every page: reload now (the new code is live everywhere); path is what
+ * changed last, for LiveReload's reload command. */
+void nr_browser_live(struct nr_browser *b, const char *path, unsigned ms);
 /* Every page: show reason (as the server said it) over the page. */
 void nr_browser_failed(struct nr_browser *b, const char *reason);
-/* Every page: restyle the stylesheets named like path (relative to the tree). */
+/* Every page: restyle the stylesheets named like path (relative to the tree;
+ * "" for all of them). */
 void nr_browser_css(struct nr_browser *b, const char *path);
 /* Pages currently following the event stream. */
 int nr_browser_pages(const struct nr_browser *b);

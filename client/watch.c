@@ -120,6 +120,7 @@ struct watch_ctx {
 	int nwaiting;
 	int follow_failed;     /* a final answer since the last batch was not live */
 	uint64_t follow_since; /* first change of what the pages wait for */
+	char follow_path[sizeof(((struct nr_batch *)0)->path)]; /* and the last one */
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -508,6 +509,7 @@ static void follow_batch(struct watch_ctx *c, const struct nr_batch *b)
 	if (!c->nwaiting)
 		c->follow_since = b->t_first;
 	c->follow_failed = 0; /* what failed before this batch is not the last word */
+	snprintf(c->follow_path, sizeof(c->follow_path), "%s", b->path);
 	for (int i = 0; i < c->o->ntargets; i++)
 		if (!c->waiting[i]) {
 			c->waiting[i] = 1;
@@ -531,7 +533,7 @@ static void follow_result(void *ctx, int i, const struct nr_ping *p, int more)
 			 p->result == NR_EXIT_FAILED ? p->final.reason : p->err);
 		nr_browser_failed(&c->br, why);
 	} else if (!c->nwaiting && !c->follow_failed) {
-		nr_browser_live(&c->br, (unsigned)(nr_mono_ms() - c->follow_since));
+		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_mono_ms() - c->follow_since));
 	}
 }
 

@@ -5,13 +5,20 @@ driven by Selenium, loads a page from a private uWSGI with the plugin; the
 page includes the watcher's /netreload.js. A save must update the page by
 itself once the new code is live; a broken save must show the server's
 reason in an overlay, and the fix must clear it; a stylesheet save must
-restyle the page without reloading it or uWSGI. The HTTP side is also fed
-garbage, oversized headers and more connections than it takes, after which
-the watcher must still reload. Tests needing the browser skip, saying why,
+restyle the page without reloading it or uWSGI. LiveReload's own
+livereload.js (from Debian's python3-livereload) must do the same over the
+/livereload WebSocket, and a raw WebSocket client checks the protocol. The
+HTTP and WebSocket sides are also fed garbage, oversized headers and frames
+and more connections than they take, after which the watcher must still
+reload. Tests needing the browser skip, saying why,
 when it is missing.
 """
+import base64
+import hashlib
+import json
 import os
 import re
+import struct
 import shutil
 import socket
 import subprocess
@@ -24,6 +31,7 @@ from test_watch import Watcher, gen
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
+LIVERELOAD_JS = "/usr/lib/python3/dist-packages/livereload/vendors/livereload.js"
 
 APP = '''\
 import os
@@ -32,6 +40,11 @@ VERSION = {version!r}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 def application(env, start_response):
+    if env["PATH_INFO"] == "/livereload.js":
+        with open(os.path.join(HERE, "livereload.js"), "rb") as f:
+            body = f.read()
+        start_response("200 OK", [("Content-Type", "text/javascript")])
+        return [body]
     if env["PATH_INFO"] == "/style.css":
         with open(os.path.join(HERE, "style.css"), "rb") as f:
             body = f.read()
@@ -39,7 +52,7 @@ def application(env, start_response):
         return [body]
     page = ('<!doctype html><html><head><title>t</title>'
             '<link rel="stylesheet" href="/style.css">'
-            '<script src="http://127.0.0.1:{bport}/netreload.js"></script>'
+            '{script}'
             '</head><body><h1 id="v">' + VERSION + '</h1></body></html>')
     start_response("200 OK", [("Content-Type", "text/html")])
     return [page.encode()]
@@ -101,13 +114,20 @@ def chrome(tmp_path_factory):
 class Site:
     """A uWSGI serving the page from dir and a watcher of dir with --browser."""
 
-    def __init__(self, tmp_path, servers, watchers, ntargets=1, extra_watch=()):
+    def __init__(self, tmp_path, servers, watchers, ntargets=1, extra_watch=(), livereload=False):
         self.bport = free_port()
+        if livereload:  # LiveReload's own script, as the extensions inject it
+            self.script = f'<script src="/livereload.js?host=127.0.0.1&port={self.bport}"></script>'
+        else:
+            self.script = f'<script src="http://127.0.0.1:{self.bport}/netreload.js"></script>'
+
         self.servers = []
         for i in range(ntargets):
             s = servers(start=False)
-            s.app.write_text(APP.format(version="v1", extra="", bport=self.bport))
+            s.app.write_text(APP.format(version="v1", extra="", script=self.script))
             (s.dir / "style.css").write_text(css(BLUE))
+            if livereload:
+                shutil.copy(LIVERELOAD_JS, s.dir / "livereload.js")
             s.start()
             self.servers.append(s)
         self.server = self.servers[0]
@@ -121,7 +141,7 @@ class Site:
 
     def save(self, version, extra="", server=None):
         s = server or self.server
-        atomic_write(s.app, APP.format(version=version, extra=extra, bport=self.bport))
+        atomic_write(s.app, APP.format(version=version, extra=extra, script=self.script))
 
     def url(self, server=None):
         return f"http://127.0.0.1:{(server or self.server).http_port}/"
@@ -349,3 +369,167 @@ def test_browser_option_errors(tmp_path):
         port = s.getsockname()[1]
         r = run_client("watch", "--to", "127.0.0.1:9", "--browser", str(port), str(tmp_path))
     assert r.returncode == 2 and "cannot listen on 127.0.0.1:" in r.stderr, r.stderr
+
+
+# ---- LiveReload protocol 7 over the WebSocket ---------------------------------
+
+def test_livereload_js_follows_over_the_websocket(chrome, tmp_path, servers, watchers):
+    """LiveReload's own livereload.js, unchanged: a save reloads the page once
+    live, a stylesheet save restyles it in place."""
+    if not os.path.exists(LIVERELOAD_JS):
+        pytest.skip(f"no {LIVERELOAD_JS} (apt-get install python3-livereload)")
+    site = Site(tmp_path, servers, watchers, livereload=True)
+    chrome.get(site.url())
+    wait_for(lambda: chrome.execute_script(
+        "return !!(window.LiveReload && window.LiveReload.connector && "
+        "window.LiveReload.connector.protocol === 7)"), 15,
+        what="livereload.js to speak protocol 7 with the watcher")
+    chrome.execute_script("window.__mark = 'still here'")
+    atomic_write(site.dir / "style.css", css(RED))
+    wait_for(lambda: color(chrome) == RED, 30, what="the page to turn red")
+    assert mark(chrome) == "still here"
+    site.save("v2")
+    wait_for(lambda: text(chrome) == "v2", 30, what="the page to show v2 by itself")
+    assert mark(chrome) is None
+
+
+def ws_open(port, key=None, version="13", path="/livereload"):
+    """A WebSocket handshake; returns the socket and the response head."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    key = key or base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: {version}\r\nOrigin: http://example.test\r\n\r\n").encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        b = s.recv(1)  # one byte at a time: frames may follow the head
+        if not b:
+            break
+        head += b
+    return s, head.decode(errors="replace")
+
+
+def ws_frame(payload, op=1, fin=True, mask=True, length=None):
+    """A client frame; length overrides the length field (for lies)."""
+    n = len(payload) if length is None else length
+    b0 = (0x80 if fin else 0) | op
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, m | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, m | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, m | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        b = s.recv(n - len(buf))
+        if not b:
+            raise EOFError(f"closed after {buf!r}")
+        buf += b
+    return buf
+
+
+def ws_recv(s):
+    """One server frame: (opcode, payload). Server frames are never masked."""
+    b0, b1 = recv_exact(s, 2)
+    assert not b1 & 0x80, "a server frame was masked"
+    n = b1 & 0x7f
+    if n == 126:
+        n = struct.unpack("!H", recv_exact(s, 2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", recv_exact(s, 8))[0]
+    return b0 & 0x0f, recv_exact(s, n)
+
+
+def ws_json(s):
+    op, payload = ws_recv(s)
+    assert op == 1, (op, payload)
+    return json.loads(payload)
+
+
+def ws_closed_with(s):
+    """The close code the watcher sent, then it hangs up."""
+    op, payload = ws_recv(s)
+    assert op == 8, (op, payload)
+    code = struct.unpack("!H", payload[:2])[0]
+    assert s.recv(100) == b""
+    return code
+
+
+LR_HELLO = json.dumps({"command": "hello", "protocols": [
+    "http://livereload.com/protocols/official-6", "http://livereload.com/protocols/official-7"]})
+
+
+def test_livereload_protocol_hello_and_reload(site):
+    key = base64.b64encode(os.urandom(16)).decode()
+    s, head = ws_open(site.bport, key=key)
+    with s:
+        assert head.startswith("HTTP/1.1 101 "), head
+        want = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        assert f"Sec-WebSocket-Accept: {want}\r\n" in head
+        s.sendall(ws_frame(LR_HELLO.encode()))
+        hello = ws_json(s)
+        assert hello["command"] == "hello"
+        assert "http://livereload.com/protocols/official-7" in hello["protocols"]
+        s.sendall(ws_frame(b'{"command":"info","plugins":{},"url":"http://x/"}'))
+        s.sendall(ws_frame(b"are you there", op=9))
+        assert ws_recv(s) == (10, b"are you there")
+        # a stylesheet: reload with liveCSS, and uWSGI untouched
+        atomic_write(site.dir / "style.css", css(RED))
+        msg = ws_json(s)
+        assert msg == {"command": "reload", "path": "style.css", "liveCSS": True}
+        # code: the reload command comes once the new code is live, not before
+        site.save("v2")
+        msg = ws_json(s)
+        assert msg["command"] == "reload" and msg["path"] == "app.py" and msg["liveCSS"] is True
+        assert site.watch.lives() == 1 and ">v2<" in site.server.get()
+        s.sendall(ws_frame(struct.pack("!H", 1000), op=8))
+        assert ws_closed_with(s) == 1000
+
+
+def test_livereload_hostile_websocket_input(site):
+    p = site.bport
+    s, head = ws_open(p, key="short")
+    s.close()
+    assert status(head) == 400, head
+    s, head = ws_open(p, version="8")
+    s.close()
+    assert status(head) == 426 and "Sec-WebSocket-Version: 13" in head, head
+    # no Upgrade at all
+    assert status(exchange(p, b"GET /livereload HTTP/1.1\r\nHost: x\r\n\r\n")) == 400
+    cases = [
+        (ws_frame(b"x", mask=False), 1002),                   # unmasked from a client
+        (ws_frame(b"", length=1 << 20)[:14], 1009),           # says 1 MB: refused at once
+        (ws_frame(b"a" * 5000), 1009),                        # over the frame limit
+        (ws_frame(b"\x00\x01", op=2), 1003),                  # binary
+        (ws_frame(b'{"command":', fin=False), 1003),          # fragmented
+        (ws_frame(b"x", op=3), 1002),                         # reserved opcode
+        (ws_frame(b"p" * 126, op=9), 1002),                   # control frame too long
+        (ws_frame(b'{"command":"hello","protocols":["v6"]}'), 1003),  # not protocol 7
+    ]
+    for frame, code in cases:
+        s, head = ws_open(p)
+        with s:
+            assert head.startswith("HTTP/1.1 101 "), head
+            try:
+                s.sendall(frame)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert ws_closed_with(s) == code, frame[:20]
+    # garbage JSON is ignored, the connection stays and still gets reloads
+    s, head = ws_open(p)
+    with s:
+        s.sendall(ws_frame(b"{not json") + ws_frame(b'{"command":"nope"}') + ws_frame(LR_HELLO.encode()))
+        assert ws_json(s)["command"] == "hello"
+        site.server.set_version("v2")
+        assert ws_json(s)["command"] == "reload"
+        assert site.server.get() == "v2"
+    assert site.watch.proc.poll() is None
