@@ -17,7 +17,6 @@
 
 #include "browser-js.h"
 #include "compat.h"
-#include "ping.h"
 #include "websocket.h"
 
 #define METHOD_MAX 16
@@ -567,25 +566,53 @@ static int listen_on(const struct addrinfo *ai, char *err, size_t errlen, const 
 	return fd;
 }
 
+/* "PORT", "ADDR:PORT" or "[V6]:PORT" into host (default 127.0.0.1) and port
+ * (1-65535); -1 if it is none of them. */
+static int parse_spec(const char *spec, char *host, size_t hlen, char *port, size_t plen)
+{
+	const char *colon = strrchr(spec, ':'), *p = colon ? colon + 1 : spec;
+	size_t n = colon ? (size_t)(colon - spec) : 0;
+	char *end;
+	unsigned long v = strtoul(p, &end, 10);
+
+	if (!*p || *end || *p == '-' || *p == '+' || v < 1 || v > 65535 || strlen(p) > 5)
+		return -1;
+	if (!colon) {
+		spec = "127.0.0.1";
+		n = strlen(spec);
+	} else if (spec[0] == '[' && n >= 2 && spec[n - 1] == ']') {
+		spec++;
+		n -= 2;
+	} else if (memchr(spec, ':', n)) {
+		return -1; /* an IPv6 address needs its brackets */
+	}
+	if (!n || n >= hlen || strlen(p) >= plen)
+		return -1;
+	memcpy(host, spec, n);
+	host[n] = '\0';
+	snprintf(port, plen, "%s", p);
+	return 0;
+}
+
 int nr_browser_open(struct nr_browser *b, const char *spec, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *list = NULL;
-	struct nr_target t;
+	char host[256], port[8];
 	int rc;
 
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
 	for (int i = 0; i < NR_BROWSER_CONNS; i++)
 		b->c[i].fd = -1;
-	if (nr_target_parse(spec, &t, err, errlen)) {
+	if (parse_spec(spec, host, sizeof(host), port, sizeof(port))) {
 		snprintf(err, errlen, "bad --browser '%.200s': expected PORT or ADDR:PORT (e.g. 35729)",
 			 spec);
 		return -1;
 	}
-	snprintf(b->label, sizeof(b->label), "%s", t.label);
-	if ((rc = getaddrinfo(t.host, t.port, &hints, &list))) {
-		snprintf(err, errlen, "bad --browser address '%.200s': %s", t.host, gai_strerror(rc));
+	snprintf(b->label, sizeof(b->label), strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+	if ((rc = getaddrinfo(host, port, &hints, &list))) {
+		snprintf(err, errlen, "bad --browser address '%.200s': %s", host, gai_strerror(rc));
 		return -1;
 	}
 	b->fd = listen_on(list, err, errlen, b->label);
