@@ -45,13 +45,14 @@ DEMO_PKGS := $(BUILD_PKGS) curl
 COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
 	libxml2-dev libyaml-dev
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
-BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
+BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django \
+	chromium chromium-driver python3-selenium
 FUZZ_SECONDS ?= 30
 # make check-asan: everything built with these into build-asan/, then the whole suite
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -222,6 +223,7 @@ bench: deps-bench
 	$(PYTHON) bench/vm.py
 	$(PYTHON) bench/stale.py
 	$(PYTHON) bench/client.py
+	$(PYTHON) bench/browser.py
 	$(PYTHON) bench/configs.py
 	$(PYTHON) bench/scaling.py
 	$(MAKE) bench-compat
@@ -269,6 +271,11 @@ bench-share: deps-bench
 bench-client: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/client.py
+
+# save -> new text visible in headless Chromium, beside save -> live (watch --browser)
+bench-browser: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/browser.py
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c
