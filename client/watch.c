@@ -65,6 +65,9 @@ static const char usage_watch[] =
 	"      --browser-static GLOB  with --browser, a saved file matching GLOB\n"
 	"                      (default *.css; repeatable) restyles the pages in place\n"
 	"                      and reloads no server\n"
+	"      --browser-only GLOB  with --browser, a saved file matching GLOB (e.g.\n"
+	"                      '*.js', 'templates/**'; repeatable) reloads the pages\n"
+	"                      and no server\n"
 	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
@@ -84,7 +87,7 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES, OPT_BROWSER, OPT_BROWSER_STATIC };
+       OPT_ON_LIVE, OPT_NO_FILES, OPT_BROWSER, OPT_BROWSER_STATIC, OPT_BROWSER_ONLY };
 
 struct watch_opts {
 	struct nr_target targets[NR_MAX_TARGETS];
@@ -95,8 +98,10 @@ struct watch_opts {
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
 	const char *browser; /* --browser [ADDR:]PORT, or NULL */
-	const char *statics[NR_FILTER_MAX_GLOBS];
+	const char *statics[NR_FILTER_MAX_GLOBS]; /* --browser-static: restyle the pages */
 	int nstatics;
+	const char *onlys[NR_FILTER_MAX_GLOBS]; /* --browser-only: reload them, not uWSGI */
+	int nonlys;
 	const char *dirs[MAX_ROOTS];
 	int ndirs;
 };
@@ -116,6 +121,7 @@ struct watch_ctx {
 	 * targets whose final answer the pages still wait for */
 	struct nr_browser br;
 	struct nr_debounce sdeb;
+	int sdeb_page;	       /* sdeb holds a --browser-only file: reload the pages */
 	unsigned char waiting[NR_MAX_TARGETS];
 	int nwaiting;
 	int follow_failed;     /* a final answer since the last batch was not live */
@@ -204,6 +210,7 @@ static int one_option(struct watch_opts *o, int c)
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
 	case OPT_BROWSER_STATIC: return add_glob(o->statics, &o->nstatics, optarg);
+	case OPT_BROWSER_ONLY: return add_glob(o->onlys, &o->nonlys, optarg);
 	case OPT_DEBOUNCE:
 		if (parse_ms(optarg, &o->debounce_ms, 0))
 			return usage_error("bad --debounce '%s': give milliseconds", optarg);
@@ -245,6 +252,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"no-files", no_argument, 0, OPT_NO_FILES},
 		{"browser", required_argument, 0, OPT_BROWSER},
 		{"browser-static", required_argument, 0, OPT_BROWSER_STATIC},
+		{"browser-only", required_argument, 0, OPT_BROWSER_ONLY},
 		{0, 0, 0, 0}};
 	int c, rc;
 
@@ -267,8 +275,8 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
-	if (o->nstatics && !o->browser)
-		return usage_error("%s", "--browser-static needs --browser [ADDR:]PORT");
+	if ((o->nstatics || o->nonlys) && !o->browser)
+		return usage_error("%s", "--browser-static and --browser-only need --browser [ADDR:]PORT");
 	if (!o->nstatics)
 		o->statics[o->nstatics++] = "*.css";
 	return o->explain ? 0 : nr_use_secret(o->secret);
@@ -390,20 +398,31 @@ static void close_roots(struct watch_ctx *c)
 
 /* ---- changes ----------------------------------------------------------- */
 
-/* With --browser, a file that only restyles the pages (a glob without '/'
- * matches the base name, as in .gitignore). */
-static int is_static(const struct watch_ctx *c, const char *rel, int is_dir)
+enum { FOR_SERVERS, FOR_STYLES, FOR_PAGES };
+
+/* Whether one of the globs matches rel (one without '/' matches the base
+ * name, as in .gitignore). */
+static int glob_any(const char *const *globs, int n, const char *rel)
 {
 	const char *base = strrchr(rel, '/');
 
-	if (!c->o->browser || !*rel || is_dir)
-		return 0;
-	for (int i = 0; i < c->o->nstatics; i++) {
-		const char *g = c->o->statics[i];
-		if (nr_glob_match(g, strchr(g, '/') ? rel : base ? base + 1 : rel))
+	for (int i = 0; i < n; i++)
+		if (nr_glob_match(globs[i], strchr(globs[i], '/') ? rel : base ? base + 1 : rel))
 			return 1;
-	}
 	return 0;
+}
+
+/* With --browser, who a change is for: the servers, or only the pages
+ * (--browser-only reloads them, --browser-static restyles them). */
+static int change_for(const struct watch_ctx *c, const char *rel, int is_dir)
+{
+	if (!c->o->browser || !*rel || is_dir)
+		return FOR_SERVERS;
+	if (glob_any(c->o->onlys, c->o->nonlys, rel))
+		return FOR_PAGES;
+	if (glob_any(c->o->statics, c->o->nstatics, rel))
+		return FOR_STYLES;
+	return FOR_SERVERS;
 }
 
 static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir)
@@ -411,7 +430,7 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 	struct watch_ctx *c = ctx;
 	const char *base = strrchr(rel, '/');
 	char why[PATH_MAX], shown[NR_TTY_SIZE(PATH_MAX)], shown_why[NR_TTY_SIZE(PATH_MAX)];
-	int yes;
+	int yes, to;
 
 	if (rel[0] == '/') {
 		/* --stdin: the other watcher may watch more than we were asked to */
@@ -427,8 +446,9 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? nr_tty(rel, shown, sizeof(shown)) : ".",
 			is_dir ? "/" : "", yes ? "changed" : "ignored",
 			*rel ? nr_tty(why, shown_why, sizeof(shown_why)) : "rescan");
-	if (yes && is_static(c, rel, is_dir)) {
+	if (yes && (to = change_for(c, rel, is_dir)) != FOR_SERVERS) {
 		nr_debounce_add(&c->sdeb, rel, 0, nr_mono_ms());
+		c->sdeb_page |= to == FOR_PAGES;
 		return;
 	}
 	/* only files of the first root are listed; a directory that went, or a
@@ -566,28 +586,38 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 	nr_deliver_batch(&c->del, &b, now);
 }
 
-/* Saved stylesheets go to the pages alone; several at once restyle all (""). */
+/* Saves for the pages alone: stylesheets restyle them (several at once: all
+ * of them, ""), a --browser-only file reloads them, unless a server reload
+ * is under way: its live reloads them anyway, and a page loaded before
+ * would meet the server in the middle of it. */
 static void fire_static(struct watch_ctx *c, uint64_t now)
 {
 	uint64_t due = nr_debounce_due(&c->sdeb);
 	char shown[NR_TTY_SIZE(sizeof(((struct nr_batch *)0)->path))];
 	struct nr_batch b;
-	int pages;
+	int pages, reload = c->sdeb_page;
 
 	if (!due || now < due)
 		return;
 	nr_debounce_take(&c->sdeb, &b, now);
-	nr_browser_css(&c->br, b.count > 1 ? "" : b.path);
+	c->sdeb_page = 0;
+	if (reload && c->nwaiting)
+		return;
+	if (reload)
+		nr_browser_live(&c->br, b.path, (unsigned)(now - b.t_first));
+	else
+		nr_browser_css(&c->br, b.count > 1 ? "" : b.path);
 	pages = nr_browser_pages(&c->br);
 	if (c->o->d.json) {
-		printf("{\"event\":\"restyled\"");
+		printf("{\"event\":\"%s\"", reload ? "reloaded" : "restyled");
 		nr_json_member(stdout, "path", b.path);
 		printf(",\"changes\":%u,\"pages\":%d}\n", b.count, pages);
 	} else if (!c->o->d.quiet) {
 		printf("%s", nr_tty(b.path, shown, sizeof(shown)));
 		if (b.count > 1)
 			printf(" (+%u)", b.count - 1);
-		printf(" \u2192 %d page%s restyled\n", pages, pages == 1 ? "" : "s");
+		printf(" \u2192 %d page%s %s\n", pages, pages == 1 ? "" : "s",
+		       reload ? "reloaded" : "restyled");
 	}
 }
 

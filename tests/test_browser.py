@@ -45,15 +45,23 @@ def application(env, start_response):
             body = f.read()
         start_response("200 OK", [("Content-Type", "text/javascript")])
         return [body]
+    if env["PATH_INFO"] == "/style.css" and os.path.exists(os.path.join(HERE, "css-broken.log")):
+        start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+        return [b"down"]
     if env["PATH_INFO"] == "/style.css":
         with open(os.path.join(HERE, "style.css"), "rb") as f:
             body = f.read()
         start_response("200 OK", [("Content-Type", "text/css"), ("Cache-Control", "no-store")])
         return [body]
+    try:  # a template read at every request, as Django's are under DEBUG
+        with open(os.path.join(HERE, "title.txt")) as f:
+            title = f.read().strip()
+    except OSError:
+        title = "none"
     page = ('<!doctype html><html><head><title>t</title>'
             '<link rel="stylesheet" href="/style.css">'
             '{script}'
-            '</head><body><h1 id="v">' + VERSION + '</h1></body></html>')
+            '</head><body><h1 id="v">' + VERSION + '</h1><h2 id="t">' + title + '</h2></body></html>')
     start_response("200 OK", [("Content-Type", "text/html")])
     return [page.encode()]
 '''
@@ -240,6 +248,42 @@ def test_css_save_restyles_without_reloading(chrome, site):
     assert site.watch.lives() == 1
 
 
+def test_a_stylesheet_that_fails_to_load_keeps_the_old_one(chrome, site):
+    """A restyle that meets an error (a server in the middle of a reload) must
+    not leave the page unstyled: the old stylesheet stays."""
+    open_page(chrome, site)
+    (site.dir / "css-broken.log").write_text("")  # *.log: ignored by the watcher
+    atomic_write(site.dir / "style.css", css(RED))
+    links = "return [...document.querySelectorAll('link[rel~=stylesheet]')].map(l => l.href)"
+    wait_for(lambda: "restyled" in site.watch.stdout(), 15, what="the restyle event")
+    # the new link was added next to the old one; once it failed, one is left
+    wait_for(lambda: len(chrome.execute_script(links)) == 1 and
+             chrome.execute_script("return performance.getEntriesByType('resource')"
+                                   ".some(e => e.name.includes('netreload='))"),
+             15, what="the failed stylesheet to settle")
+    left = chrome.execute_script(links)
+    assert "netreload=" not in left[0], left
+    assert color(chrome) == BLUE and mark(chrome) == "still here"
+
+
+def test_browser_only_file_reloads_the_page_not_uwsgi(chrome, tmp_path, servers, watchers):
+    site = Site(tmp_path, servers, watchers, extra_watch=["--browser-only", "*.txt"])
+    open_page(chrome, site)
+    g0 = gen(site.server)
+    workers = sorted(site.server.worker_pids())
+    assert chrome.find_element("id", "t").text == "none"
+    atomic_write(site.dir / "title.txt", "hello 42\n")
+    wait_for(lambda: chrome.find_element("id", "t").text == "hello 42", 30,
+             what="the page to show the new template text")
+    assert mark(chrome) is None  # reloaded
+    assert "title.txt → 1 page reloaded" in site.watch.stdout()
+    assert sorted(site.server.worker_pids()) == workers
+    # the next code save is the first uWSGI reload
+    site.save("v2")
+    wait_for(lambda: text(chrome) == "v2", 30, what="the page to show v2")
+    assert gen(site.server) == g0 + 1
+
+
 def test_page_waits_for_every_target(chrome, tmp_path, servers, watchers):
     """Two --to targets, the second fails: the first one's live must not reload the
     page; the failure shows. (Events keep their order: a css event seen after both
@@ -361,7 +405,9 @@ def test_browser_option_errors(tmp_path):
     r = run_client("watch", "--to", "127.0.0.1:9", "--browser", "nope:port", str(tmp_path))
     assert r.returncode == 2 and "--browser" in r.stderr
     r = run_client("watch", "--to", "127.0.0.1:9", "--browser-static", "*.css", str(tmp_path))
-    assert r.returncode == 2 and "needs --browser" in r.stderr
+    assert r.returncode == 2 and "need --browser" in r.stderr
+    r = run_client("watch", "--to", "127.0.0.1:9", "--browser-only", "*.js", str(tmp_path))
+    assert r.returncode == 2 and "need --browser" in r.stderr
     # a port in use: said at once, not at the first page
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
