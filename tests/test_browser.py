@@ -579,3 +579,48 @@ def test_livereload_hostile_websocket_input(site):
         assert ws_json(s)["command"] == "reload"
         assert site.server.get() == "v2"
     assert site.watch.proc.poll() is None
+
+
+# ---- the Django example, as its README says to run it --------------------------
+
+def test_django_example_follows(chrome, tmp_path, watchers):
+    """examples/django with the watcher its README shows: a view edit reloads the
+    page once live, a broken view shows why, a template edit reloads the page
+    and not uWSGI (DEBUG is on)."""
+    import test_django
+    if subprocess.run([test_django.PYTHON, "-c", "import django"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("Django is not installed (apt-get install python3-django)")
+    d = tmp_path / "django"
+    d.mkdir()
+    site = test_django.Site(d)
+    try:
+        bport = free_port()
+        tpl = site.dir / "hello" / "templates" / "hello" / "index.html"
+        assert "http://localhost:35729/netreload.js" in tpl.read_text()
+        site.edit("hello/templates/hello/index.html", "localhost:35729", f"127.0.0.1:{bport}")
+        site.wait_serving()
+        w = watchers("--to", site.target, "--browser", str(bport), "--browser-only",
+                     "**/templates/**", site.dir)
+        chrome.get(f"http://127.0.0.1:{site.http_port}/")
+        wait_for(lambda: chrome.execute_script("return sessionStorage.getItem('netreload-seq')"),
+                 15, what="the page's script to follow the watcher")
+        body = lambda: chrome.find_element("tag name", "body").text  # noqa: E731
+        chrome.execute_script("window.__mark = 1")
+        site.edit("hello/views.py", '"view v1"', '"view v2"')
+        wait_for(lambda: "view: view v2" in body(), 30, what="the page to show the new view")
+        assert mark(chrome) is None
+        g = gen(site)
+        chrome.execute_script("window.__mark = 1")
+        site.edit("hello/templates/hello/index.html", "template v1", "template v2")
+        wait_for(lambda: "template: template v2" in body(), 30, what="the new template")
+        assert mark(chrome) is None and gen(site) == g  # the page reloaded, uWSGI did not
+        site.edit("hello/views.py", "VIEW_VERSION = ", "VIEW_VERSION = undefined_name + ")
+        got = wait_for(lambda: overlay(chrome), 30, what="the failure overlay")
+        assert "NameError" in got and "undefined_name" in got, got
+        site.edit("hello/views.py", "VIEW_VERSION = undefined_name + ", "VIEW_VERSION = ")
+        wait_for(lambda: overlay(chrome) is None and "view: view v2" in body(), 30,
+                 what="the fixed page")
+        assert w.proc.poll() is None
+    finally:
+        site.stop()
