@@ -693,8 +693,33 @@ void nr_browser_step(struct nr_browser *b, const struct pollfd *pfd, int n, uint
 		accept_all(b, now);
 }
 
+/* A comment line every NR_BROWSER_BEAT_MS while streams are open; none when
+ * there are none, so an idle watcher with no page open never wakes. */
+static void heartbeat(struct nr_browser *b, uint64_t now)
+{
+	int streams = 0;
+
+	for (int i = 0; i < NR_BROWSER_CONNS; i++)
+		streams += b->c[i].state == NR_BC_EVENTS;
+	if (!streams) {
+		b->next_beat = 0;
+		return;
+	}
+	if (!b->next_beat)
+		b->next_beat = now + NR_BROWSER_BEAT_MS;
+	if (now < b->next_beat)
+		return;
+	b->next_beat = now + NR_BROWSER_BEAT_MS;
+	for (int i = 0; i < NR_BROWSER_CONNS; i++) {
+		struct nr_bconn *c = &b->c[i];
+		if (c->state == NR_BC_EVENTS && conn_queue(b, c, ":\n\n", 3) == 0 && conn_flush(c))
+			conn_close(c);
+	}
+}
+
 void nr_browser_tick(struct nr_browser *b, uint64_t now)
 {
+	heartbeat(b, now);
 	for (int i = 0; i < NR_BROWSER_CONNS; i++) {
 		struct nr_bconn *c = &b->c[i];
 		if (c->state == NR_BC_REQUEST && now >= c->deadline) {
@@ -709,7 +734,7 @@ void nr_browser_tick(struct nr_browser *b, uint64_t now)
 
 uint64_t nr_browser_next(const struct nr_browser *b)
 {
-	uint64_t next = 0;
+	uint64_t next = b->fd >= 0 ? b->next_beat : 0;
 
 	for (int i = 0; i < NR_BROWSER_CONNS && b->fd >= 0; i++) {
 		const struct nr_bconn *c = &b->c[i];

@@ -27,6 +27,7 @@
 #define NR_BROWSER_LINGER_MS 2000  /* reading what a client still sends after an error */
 #define NR_BROWSER_ACCEPTS 64	   /* accept() calls per loop pass */
 #define NR_BROWSER_REASON_MAX 2048 /* of a "failed" event's reason, kept for "hello" */
+#define NR_BROWSER_BEAT_MS 30000   /* a comment on idle event streams: finds pages gone */
 
 enum nr_bconn_state {
 	NR_BC_FREE,
@@ -54,6 +55,7 @@ struct nr_browser {
 	uint64_t seq;			    /* "live" events sent so far */
 	char failed[NR_BROWSER_REASON_MAX]; /* the last outcome's reason if it failed, else "" */
 	unsigned served, refused, dropped;  /* responses, connections refused when full, slow pages */
+	uint64_t next_beat;		    /* when the event streams get their next comment */
 	int npfd;			    /* what the last nr_browser_pollfds() filled: */
 	int pconn[1 + NR_BROWSER_CONNS];    /* pfd[i] is conn pconn[i], or -1 for the listener */
 	struct nr_bconn c[NR_BROWSER_CONNS];
@@ -66,7 +68,8 @@ int nr_browser_open(struct nr_browser *b, const char *spec, char *err, size_t er
 int nr_browser_pollfds(struct nr_browser *b, struct pollfd *pfd, int max);
 /* After poll(): serve what the n entries filled by nr_browser_pollfds() say. */
 void nr_browser_step(struct nr_browser *b, const struct pollfd *pfd, int n, uint64_t now);
-/* Time-outs: 408 for slow requests, closing what lingered too long. */
+/* Time-outs: 408 for slow requests, closing what lingered too long; and the
+ * event streams' heartbeat, so a page whose machine went away is noticed. */
 void nr_browser_tick(struct nr_browser *b, uint64_t now);
 /* Earliest deadline (monotonic ms), 0 if none. */
 uint64_t nr_browser_next(const struct nr_browser *b);
