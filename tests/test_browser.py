@@ -184,9 +184,10 @@ def open_page(driver, site, server=None):
     driver.execute_script("window.__mark = 'still here'")
 
 
-def text(driver):
+def text(driver, how="id", what="v"):
+    """An element's text, or None while the page is between two loads."""
     try:
-        return driver.find_element("id", "v").text
+        return driver.find_element(how, what).text
     except Exception:
         return None
 
@@ -202,7 +203,7 @@ def overlay(driver):
 
 def color(driver):
     return driver.execute_script(
-        "return getComputedStyle(document.getElementById('v')).color")
+        "var e = document.getElementById('v'); return e ? getComputedStyle(e).color : null")
 
 
 # ---- in the browser -----------------------------------------------------------
@@ -271,9 +272,9 @@ def test_browser_only_file_reloads_the_page_not_uwsgi(chrome, tmp_path, servers,
     open_page(chrome, site)
     g0 = gen(site.server)
     workers = sorted(site.server.worker_pids())
-    assert chrome.find_element("id", "t").text == "none"
+    assert text(chrome, "id", "t") == "none"
     atomic_write(site.dir / "title.txt", "hello 42\n")
-    wait_for(lambda: chrome.find_element("id", "t").text == "hello 42", 30,
+    wait_for(lambda: text(chrome, "id", "t") == "hello 42", 30,
              what="the page to show the new template text")
     assert mark(chrome) is None  # reloaded
     assert "title.txt → 1 page reloaded" in site.watch.stdout()
@@ -605,7 +606,7 @@ def test_django_example_follows(chrome, tmp_path, watchers):
         chrome.get(f"http://127.0.0.1:{site.http_port}/")
         wait_for(lambda: chrome.execute_script("return sessionStorage.getItem('netreload-seq')"),
                  15, what="the page's script to follow the watcher")
-        body = lambda: chrome.find_element("tag name", "body").text  # noqa: E731
+        body = lambda: text(chrome, "tag name", "body") or ""  # noqa: E731
         chrome.execute_script("window.__mark = 1")
         site.edit("hello/views.py", '"view v1"', '"view v2"')
         wait_for(lambda: "view: view v2" in body(), 30, what="the page to show the new view")
