@@ -277,7 +277,7 @@ static void ws_reload(struct nr_browser *b, const char *path)
 	char esc[TARGET_MAX * 6], json[sizeof(esc) + 64];
 
 	json_escape(esc, sizeof(esc), path);
-	snprintf(json, sizeof(json), "{\"command\":\"reload\",\"path\":\"%s\",\"liveCSS\":true}", esc);
+	snprintf(json, sizeof(json), "{\"command\":\"reload\",\"path\":\"%s\",\"liveCSS\":true,\"liveImg\":true}", esc);
 	for (int i = 0; i < NR_BROWSER_CONNS; i++)
 		if (b->c[i].state == NR_BC_WS && b->c[i].ws_hello)
 			ws_send(b, &b->c[i], NR_WS_TEXT, json, strlen(json));

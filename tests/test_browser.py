@@ -48,6 +48,11 @@ def application(env, start_response):
     if env["PATH_INFO"] == "/style.css" and os.path.exists(os.path.join(HERE, "css-broken.log")):
         start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
         return [b"down"]
+    if env["PATH_INFO"] == "/logo.svg":
+        with open(os.path.join(HERE, "logo.svg"), "rb") as f:
+            body = f.read()
+        start_response("200 OK", [("Content-Type", "image/svg+xml")])
+        return [body]
     if env["PATH_INFO"] == "/style.css":
         with open(os.path.join(HERE, "style.css"), "rb") as f:
             body = f.read()
@@ -61,7 +66,7 @@ def application(env, start_response):
     page = ('<!doctype html><html><head><title>t</title>'
             '<link rel="stylesheet" href="/style.css">'
             '{script}'
-            '</head><body><h1 id="v">' + VERSION + '</h1><h2 id="t">' + title + '</h2></body></html>')
+            '</head><body><h1 id="v">' + VERSION + '</h1><h2 id="t">' + title + '</h2><img id="img" src="/logo.svg"></body></html>')
     start_response("200 OK", [("Content-Type", "text/html")])
     return [page.encode()]
 '''
@@ -71,6 +76,11 @@ BLUE, RED = "rgb(0, 0, 255)", "rgb(255, 0, 0)"
 
 def css(color):
     return f"h1 {{ color: {color}; }}\n"
+
+
+def svg(width):
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="10">'
+            f'<rect width="{width}" height="10" fill="green"/></svg>\n')
 
 
 # ---- the browser --------------------------------------------------------------
@@ -134,6 +144,7 @@ class Site:
             s = servers(start=False)
             s.app.write_text(APP.format(version="v1", extra="", script=self.script))
             (s.dir / "style.css").write_text(css(BLUE))
+            (s.dir / "logo.svg").write_text(svg(20))
             if livereload:
                 shutil.copy(LIVERELOAD_JS, s.dir / "livereload.js")
             s.start()
@@ -247,6 +258,20 @@ def test_css_save_restyles_without_reloading(chrome, site):
     wait_for(lambda: text(chrome) == "v2", 30, what="the page to show v2")
     assert gen(site.server) == g0 + 1
     assert site.watch.lives() == 1
+
+
+def test_image_save_swaps_the_image_without_reloading(chrome, tmp_path, servers, watchers):
+    site = Site(tmp_path, servers, watchers,
+                extra_watch=["--browser-static", "*.css", "--browser-static", "*.svg"])
+    open_page(chrome, site)
+    width = "var i = document.getElementById('img'); return i && i.complete ? i.naturalWidth : 0"
+    wait_for(lambda: chrome.execute_script(width) == 20, 15, what="the image")
+    g0 = gen(site.server)
+    atomic_write(site.dir / "logo.svg", svg(40))
+    wait_for(lambda: chrome.execute_script(width) == 40, 30, what="the new image")
+    assert mark(chrome) == "still here"
+    assert "logo.svg \u2192 1 page restyled" in site.watch.stdout()
+    assert gen(site.server) == g0 and site.watch.lives() == 0
 
 
 def test_a_stylesheet_that_fails_to_load_keeps_the_old_one(chrome, site):
@@ -532,7 +557,7 @@ def test_livereload_protocol_hello_and_reload(site):
         # a stylesheet: reload with liveCSS, and uWSGI untouched
         atomic_write(site.dir / "style.css", css(RED))
         msg = ws_json(s)
-        assert msg == {"command": "reload", "path": "style.css", "liveCSS": True}
+        assert msg == {"command": "reload", "path": "style.css", "liveCSS": True, "liveImg": True}
         # code: the reload command comes once the new code is live, not before
         site.save("v2")
         msg = ws_json(s)
