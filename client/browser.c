@@ -100,8 +100,8 @@ static const struct {
 	{400, "Bad Request"},
 	{404, "Not Found"},
 	{405, "Method Not Allowed"},
-	{426, "Upgrade Required"},
 	{408, "Request Timeout"},
+	{426, "Upgrade Required"},
 	{431, "Request Header Fields Too Large"},
 	{503, "Service Unavailable"},
 };
@@ -277,7 +277,8 @@ static void ws_reload(struct nr_browser *b, const char *path)
 	char esc[TARGET_MAX * 6], json[sizeof(esc) + 64];
 
 	json_escape(esc, sizeof(esc), path);
-	snprintf(json, sizeof(json), "{\"command\":\"reload\",\"path\":\"%s\",\"liveCSS\":true,\"liveImg\":true}", esc);
+	snprintf(json, sizeof(json),
+		 "{\"command\":\"reload\",\"path\":\"%s\",\"liveCSS\":true,\"liveImg\":true}", esc);
 	for (int i = 0; i < NR_BROWSER_CONNS; i++)
 		if (b->c[i].state == NR_BC_WS && b->c[i].ws_hello)
 			ws_send(b, &b->c[i], NR_WS_TEXT, json, strlen(json));

@@ -7,10 +7,13 @@
  * the new code, "failed" with the server's reason, "css" with a saved
  * stylesheet's path. GET /livereload is the LiveReload protocol 7 over a
  * WebSocket (websocket.h), for livereload.js and the browser extensions:
- * "hello", then "reload" commands with path and liveCSS. Everything is non-blocking and bounded: at most
- * NR_BROWSER_CONNS connections, a request header of NR_BROWSER_HEADER_MAX
- * bytes, NR_BROWSER_REQUEST_MS to send it, NR_BROWSER_OUT_MAX bytes queued
- * per connection (a page that reads nothing more is dropped and reconnects).
+ * "hello", then "reload" commands with path, liveCSS and liveImg.
+ *
+ * Everything is non-blocking and bounded: at most NR_BROWSER_CONNS
+ * connections, a request header of NR_BROWSER_HEADER_MAX bytes,
+ * NR_BROWSER_REQUEST_MS to send it, NR_BROWSER_OUT_MAX bytes queued per
+ * connection (a page that reads nothing more is dropped and reconnects),
+ * WebSocket frames of NR_WS_PAYLOAD_MAX bytes from a page.
  * It never prints: errors go to err, counts to the struct.
  */
 #ifndef NR_BROWSER_H
