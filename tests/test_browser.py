@@ -232,11 +232,36 @@ def test_save_updates_the_page_by_itself(chrome, site):
     wait_for(lambda: text(chrome) == "v3", 30, what="the page to show v3 by itself")
 
 
+def test_every_open_page_follows(chrome, site):
+    """Two tabs on the page: one save reloads both."""
+    open_page(chrome, site)
+    first = chrome.current_window_handle
+    chrome.switch_to.new_window("tab")
+    try:
+        open_page(chrome, site)
+        second = chrome.current_window_handle
+        site.save("v2")
+        for handle in (second, first):
+            chrome.switch_to.window(handle)
+            wait_for(lambda: text(chrome) == "v2", 30, what="each tab to show v2")
+            assert mark(chrome) is None
+    finally:
+        if chrome.current_window_handle != first:
+            chrome.close()
+        else:
+            chrome.switch_to.window(second)
+            chrome.close()
+        chrome.switch_to.window(first)
+
+
 def test_broken_save_shows_the_reason_and_the_fix_clears_it(chrome, site):
     open_page(chrome, site)
-    site.save("v2", extra='raise RuntimeError("broken on purpose 42")')
+    # the reason is shown as text, never as markup
+    site.save("v2", extra='raise RuntimeError("broken on purpose 42 <b id=xss>bold</b>")')
     got = wait_for(lambda: overlay(chrome), 30, what="the failure overlay")
-    assert "RuntimeError: broken on purpose 42" in got
+    assert "RuntimeError: broken on purpose 42 <b id=xss>bold</b>" in got
+    assert re.search(r"\(\S*app\.py:3\)", got), got  # where, as the server said it
+    assert chrome.execute_script("return document.getElementById('xss')") is None
     assert mark(chrome) == "still here" and text(chrome) == "v1"  # no reload to a 500
     site.save("v3")
     wait_for(lambda: text(chrome) == "v3", 30, what="the fixed page")
