@@ -40,18 +40,20 @@ CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/n
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev
 TEST_PKGS := $(BUILD_PKGS) python3-pytest netcat-openbsd curl inotify-tools python3-django \
 	bindfs fuse3 iproute2 sshfs socat openssh-sftp-server debhelper dpkg-dev lintian python3-pytest-xdist \
-	uwsgi-plugin-php uwsgi-plugin-psgi uwsgi-plugin-rack-ruby3.1 ruby-rack nginx-light
+	uwsgi-plugin-php uwsgi-plugin-psgi uwsgi-plugin-rack-ruby3.1 ruby-rack nginx-light \
+	chromium chromium-driver python3-selenium python3-livereload
 DEMO_PKGS := $(BUILD_PKGS) curl
 COMPAT_PKGS := $(TEST_PKGS) python3-dev libpcre3-dev libssl-dev zlib1g-dev uuid-dev libcap-dev \
 	libxml2-dev libyaml-dev
 FUZZ_PKGS := clang libclang-rt-14-dev libssl-dev
-BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django
+BENCH_PKGS := $(TEST_PKGS) inotify-tools gnuplot-nox bindfs fuse3 iproute2 python3-django \
+	chromium chromium-driver python3-selenium
 FUZZ_SECONDS ?= 30
 # make check-asan: everything built with these into build-asan/, then the whole suite
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -95,6 +97,10 @@ $(BUILD)/test_debounce: tests/unit/test_debounce.c tests/unit/check.h client/deb
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_debounce.c client/debounce.c client/files.c \
 		client/paths.c $(COMMON_SRC) -lcrypto
+
+$(BUILD)/test_websocket: tests/unit/test_websocket.c tests/unit/check.h client/websocket.c client/websocket.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_websocket.c client/websocket.c -lcrypto
 
 # unit tests of plugin files that know nothing of uWSGI
 $(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
@@ -179,7 +185,7 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c client/paths.c plugin/handover.c \
-	plugin/logs.c
+	plugin/logs.c client/browser.c client/websocket.c
 FUZZ_TIMEOUT ?= 10
 FUZZ_MAX_LEN ?= 4096
 FUZZ_MAX_LEN_proto := 1024
@@ -225,6 +231,7 @@ bench: deps-bench
 	$(PYTHON) bench/vm.py
 	$(PYTHON) bench/stale.py
 	$(PYTHON) bench/client.py
+	$(PYTHON) bench/browser.py
 	$(PYTHON) bench/configs.py
 	$(PYTHON) bench/scaling.py
 	$(MAKE) bench-compat
@@ -272,6 +279,11 @@ bench-share: deps-bench
 bench-client: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/client.py
+
+# save -> new text visible in headless Chromium, beside save -> live (watch --browser)
+bench-browser: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/browser.py
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c

@@ -85,6 +85,21 @@ static inline int nr_socket_nonblock(int family, int type)
 	return fd;
 }
 
+/* A socket from accept(): non-blocking, close-on-exec, and (where send() has no
+ * MSG_NOSIGNAL) no SIGPIPE when the peer is gone; -1 and errno on failure. */
+static inline int nr_accepted_nonblock(int fd)
+{
+	if (nr_fd_nonblock_cloexec(fd))
+		return -1;
+#if defined(SO_NOSIGPIPE)
+	int one = 1;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof(one)))
+		return -1;
+#endif
+	return 0;
+}
+
 /* pipe2(fd, O_NONBLOCK | O_CLOEXEC), or its two steps where there is no pipe2
  * (macOS; the client starts no thread that could fork in between). */
 static inline int nr_pipe_nonblock(int fd[2])

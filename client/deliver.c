@@ -366,6 +366,8 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 		came_back(d, t);
 	report(d, t, recovered);
 	tell_hooks(d, t, event_of(&t->ping));
+	if (d->o.on_result)
+		d->o.on_result(d->o.ctx, i, &t->ping, t->pending);
 	if (t->pending)
 		start(d, i, now);
 }

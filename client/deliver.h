@@ -23,6 +23,10 @@ struct nr_deliver_opts {
 	int json, quiet, color, breakdown, verbose;
 	struct nr_hooks *hooks; /* --on-live / --on-fail, owned by the caller */
 	const char *root;    /* list the changed files under it; NULL: --no-files */
+	/* Told of each finished ping after it is reported (not of one to retry);
+	 * more: changes wait for this target, so this is not its last word. */
+	void (*on_result)(void *ctx, int target, const struct nr_ping *p, int more);
+	void *ctx;
 };
 
 struct nr_dtarget {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "browser.h"
 #include "client.h"
 #include "compat.h"
 #include "debounce.h"
@@ -64,6 +65,16 @@ static const char usage_watch[] =
 	"                      one hook runs at a time, the newest result waits for it\n"
 	"                      (env NETRELOAD_EVENT, _TARGET, _EXIT, _MS, _GEN, _PATH,\n"
 	"                      _CHANGES, _REASON; see netreload(1))\n"
+	"      --browser [ADDR:]PORT  serve pages that follow the reloads (default\n"
+	"                      address 127.0.0.1): add <script src=\"http://ADDR:PORT/\n"
+	"                      netreload.js\"></script> to the page; it reloads once\n"
+	"                      every target is live and shows why a reload failed\n"
+	"      --browser-static GLOB  with --browser, a saved file matching GLOB\n"
+	"                      (default *.css; repeatable) restyles the pages in place\n"
+	"                      and reloads no server\n"
+	"      --browser-only GLOB  with --browser, a saved file matching GLOB (e.g.\n"
+	"                      '*.js', 'templates/**'; repeatable) reloads the pages\n"
+	"                      and no server\n"
 	"  -b, --breakdown     after each live line, where the reload's time went\n"
 	"  -j, --json          one JSON object per event on stdout\n"
 	"  -q, --quiet         print only failures and warnings\n"
@@ -84,7 +95,8 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_ON_FAIL, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE };
+       OPT_ON_LIVE, OPT_ON_FAIL, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE,
+       OPT_BROWSER, OPT_BROWSER_STATIC, OPT_BROWSER_ONLY };
 
 /* Timing defaults; NR_UNSET marks one the user did not give. */
 #define DEFAULT_DEBOUNCE_MS 20
@@ -101,6 +113,11 @@ struct watch_opts {
 	struct nr_deliver_opts d;
 	const char *explain, *secret;
 	const char *on_live, *on_fail;
+	const char *browser; /* --browser [ADDR:]PORT, or NULL */
+	const char *statics[NR_FILTER_MAX_GLOBS]; /* --browser-static: restyle the pages */
+	int nstatics;
+	const char *onlys[NR_FILTER_MAX_GLOBS]; /* --browser-only: reload them, not uWSGI */
+	int nonlys;
 	const char *dirs[MAX_ROOTS];
 	int ndirs;
 };
@@ -117,6 +134,16 @@ struct watch_ctx {
 	uint64_t lock_since;  /* waiting for .git/index.lock since */
 	uint64_t lock_check;  /* next look at it */
 	int lock_stale;	      /* it outlived GIT_LOCK_MAX_MS: stop waiting for it */
+	/* --browser: the pages, the static saves that only restyle them, and the
+	 * targets whose final answer the pages still wait for */
+	struct nr_browser br;
+	struct nr_debounce sdeb;
+	int sdeb_page;	       /* sdeb holds a --browser-only file: reload the pages */
+	unsigned char waiting[NR_MAX_TARGETS];
+	int nwaiting;
+	int follow_failed;     /* a final answer since the last batch was not live */
+	uint64_t follow_since; /* first change of what the pages wait for */
+	char follow_path[sizeof(((struct nr_batch *)0)->path)]; /* and the last one */
 };
 
 static int sig_pipe[2] = {-1, -1};
@@ -185,6 +212,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->on_live = optarg; return 0;
 	case OPT_ON_FAIL: o->on_fail = optarg; return 0;
+	case OPT_BROWSER: o->browser = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
@@ -210,6 +238,8 @@ static int one_option(struct watch_opts *o, int c)
 	case 'e': return set_exts(o, optarg);
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
+	case OPT_BROWSER_STATIC: return add_glob(o->statics, &o->nstatics, optarg);
+	case OPT_BROWSER_ONLY: return add_glob(o->onlys, &o->nonlys, optarg);
 	case OPT_DEBOUNCE:
 		if (parse_ms(optarg, &o->debounce_ms, 0))
 			return usage_error("bad --debounce '%s': give milliseconds", optarg);
@@ -302,6 +332,9 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
 		{"secret-file", required_argument, 0, 's'}, {"breakdown", no_argument, 0, 'b'},
 		{"no-files", no_argument, 0, OPT_NO_FILES},
+		{"browser", required_argument, 0, OPT_BROWSER},
+		{"browser-static", required_argument, 0, OPT_BROWSER_STATIC},
+		{"browser-only", required_argument, 0, OPT_BROWSER_ONLY},
 		{0, 0, 0, 0}};
 	int c, rc;
 
@@ -326,6 +359,10 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
 	if ((rc = timing_options(o)))
 		return rc;
+	if ((o->nstatics || o->nonlys) && !o->browser)
+		return usage_error("%s", "--browser-static and --browser-only need --browser [ADDR:]PORT");
+	if (!o->nstatics)
+		o->statics[o->nstatics++] = "*.css";
 	return o->explain ? 0 : nr_use_secret(o->secret);
 }
 
@@ -445,12 +482,39 @@ static void close_roots(struct watch_ctx *c)
 
 /* ---- changes ----------------------------------------------------------- */
 
+enum { FOR_SERVERS, FOR_STYLES, FOR_PAGES };
+
+/* Whether one of the globs matches rel (one without '/' matches the base
+ * name, as in .gitignore). */
+static int glob_any(const char *const *globs, int n, const char *rel)
+{
+	const char *base = strrchr(rel, '/');
+
+	for (int i = 0; i < n; i++)
+		if (nr_glob_match(globs[i], strchr(globs[i], '/') ? rel : base ? base + 1 : rel))
+			return 1;
+	return 0;
+}
+
+/* With --browser, who a change is for: the servers, or only the pages
+ * (--browser-only reloads them, --browser-static restyles them). */
+static int change_for(const struct watch_ctx *c, const char *rel, int is_dir)
+{
+	if (!c->o->browser || !*rel || is_dir)
+		return FOR_SERVERS;
+	if (glob_any(c->o->onlys, c->o->nonlys, rel))
+		return FOR_PAGES;
+	if (glob_any(c->o->statics, c->o->nstatics, rel))
+		return FOR_STYLES;
+	return FOR_SERVERS;
+}
+
 static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir)
 {
 	struct watch_ctx *c = ctx;
 	const char *base = strrchr(rel, '/');
 	char why[PATH_MAX], shown[NR_TTY_SIZE(PATH_MAX)], shown_why[NR_TTY_SIZE(PATH_MAX)];
-	int yes;
+	int yes, to;
 
 	if (rel[0] == '/') {
 		/* --stdin: the other watcher may watch more than we were asked to */
@@ -466,6 +530,11 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 		fprintf(stderr, "netreload: %s%s: %s (%s)\n", *rel ? nr_tty(rel, shown, sizeof(shown)) : ".",
 			is_dir ? "/" : "", yes ? "changed" : "ignored",
 			*rel ? nr_tty(why, shown_why, sizeof(shown_why)) : "rescan");
+	if (yes && (to = change_for(c, rel, is_dir)) != FOR_SERVERS) {
+		nr_debounce_add(&c->sdeb, rel, 0, nr_mono_ms());
+		c->sdeb_page |= to == FOR_PAGES;
+		return;
+	}
 	/* only files of the first root are listed; a directory that went, or a
 	 * rescan (""), cannot say which files changed */
 	if (yes)
@@ -534,6 +603,44 @@ static int git_locked(const struct watch_ctx *c)
 	return 0;
 }
 
+/* ---- --browser: pages reload once every target is live ------------------ */
+
+/* A batch goes to every target: the pages wait for each one's final answer. */
+static void follow_batch(struct watch_ctx *c, const struct nr_batch *b)
+{
+	if (!c->o->browser)
+		return;
+	if (!c->nwaiting)
+		c->follow_since = b->t_first;
+	c->follow_failed = 0; /* what failed before this batch is not the last word */
+	snprintf(c->follow_path, sizeof(c->follow_path), "%s", b->path);
+	for (int i = 0; i < c->o->ntargets; i++)
+		if (!c->waiting[i]) {
+			c->waiting[i] = 1;
+			c->nwaiting++;
+		}
+}
+
+/* deliver.c's result callback: show a failure at once; reload after the last live. */
+static void follow_result(void *ctx, int i, const struct nr_ping *p, int more)
+{
+	struct watch_ctx *c = ctx;
+	char why[NR_BROWSER_REASON_MAX];
+
+	if (more || !c->waiting[i])
+		return;
+	c->waiting[i] = 0;
+	c->nwaiting--;
+	if (p->result != NR_EXIT_OK) {
+		c->follow_failed = 1;
+		snprintf(why, sizeof(why), "%s: %s", p->target.label,
+			 p->result == NR_EXIT_FAILED ? p->final.reason : p->err);
+		nr_browser_failed(&c->br, why);
+	} else if (!c->nwaiting && !c->follow_failed) {
+		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_mono_ms() - c->follow_since));
+	}
+}
+
 /* A batch is due: wait (bounded) for git to finish a checkout, then send it. */
 static void fire_if_due(struct watch_ctx *c, uint64_t now)
 {
@@ -559,7 +666,44 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 	}
 	c->lock_since = c->lock_check = 0;
 	nr_debounce_take(&c->deb, &b, now);
+	follow_batch(c, &b);
 	nr_deliver_batch(&c->del, &b, now);
+}
+
+/* Saves for the pages alone: stylesheets restyle them (several at once: all
+ * of them, ""), a --browser-only file reloads them, unless a server reload
+ * is under way: its live reloads them anyway, and a page loaded before
+ * would meet the server in the middle of it. */
+static void fire_static(struct watch_ctx *c, uint64_t now)
+{
+	uint64_t due = nr_debounce_due(&c->sdeb);
+	char shown[NR_TTY_SIZE(sizeof(((struct nr_batch *)0)->path))];
+	struct nr_batch b;
+	int pages, reload = c->sdeb_page;
+
+	if (!due || now < due)
+		return;
+	nr_debounce_take(&c->sdeb, &b, now);
+	c->sdeb_page = 0;
+	if (reload && c->nwaiting)
+		return;
+	if (reload)
+		nr_browser_live(&c->br, b.path, (unsigned)(now - b.t_first));
+	else
+		nr_browser_css(&c->br, b.count > 1 ? "" : b.path);
+	pages = nr_browser_pages(&c->br);
+	if (c->o->d.json) {
+		nr_json_begin(stdout, reload ? "reloaded" : "restyled", NULL);
+		nr_json_path(stdout, "path", b.path);
+		printf(",\"changes\":%u,\"pages\":%d", b.count, pages);
+		nr_json_end(stdout);
+	} else if (!c->o->d.quiet) {
+		printf("%s", nr_tty(b.path, shown, sizeof(shown)));
+		if (b.count > 1)
+			printf(" (+%u)", b.count - 1);
+		printf(" \u2192 %d page%s %s\n", pages, pages == 1 ? "" : "s",
+		       reload ? "reloaded" : "restyled");
+	}
 }
 
 /* ---- the loop ---------------------------------------------------------- */
@@ -636,6 +780,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 	if (due && c->lock_check > due)
 		due = c->lock_check; /* waiting for git: look again later, not at once */
 	at = earliest(due, nr_deliver_next(&c->del));
+	at = earliest(at, nr_debounce_due(&c->sdeb));
+	at = earliest(at, nr_browser_next(&c->br));
 	for (int i = 0; i < c->nw && !c->eof; i++)
 		if (c->w[i].fd < 0)
 			at = earliest(at, c->next_scan[i]);
@@ -647,8 +793,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 /* One round: wait for anything, then let every party advance. */
 static int loop_once(struct watch_ctx *c)
 {
-	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS];
-	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, rc;
+	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS + 1 + NR_BROWSER_CONNS];
+	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, nb, rc;
 	uint64_t now = nr_mono_ms();
 
 	pfd[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
@@ -658,7 +804,8 @@ static int loop_once(struct watch_ctx *c)
 			widx[nw++] = i;
 		}
 	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_MAX_TARGETS);
-	if (poll(pfd, (nfds_t)(1 + nw + nt), poll_timeout(c, now)) < 0 && errno != EINTR) {
+	nb = nr_browser_pollfds(&c->br, pfd + 1 + nw + nt, 1 + NR_BROWSER_CONNS);
+	if (poll(pfd, (nfds_t)(1 + nw + nt + nb), poll_timeout(c, now)) < 0 && errno != EINTR) {
 		nr_error("poll: %s", strerror(errno));
 		return NR_EXIT_WATCH;
 	}
@@ -672,6 +819,7 @@ static int loop_once(struct watch_ctx *c)
 			return rc;
 	for (int j = 0; j < nt; j++)
 		nr_deliver_step(&c->del, tidx[j], pfd[1 + nw + j].revents, now);
+	nr_browser_step(&c->br, pfd + 1 + nw + nt, nb, now);
 	return 0;
 }
 
@@ -683,7 +831,9 @@ static int run_loop(struct watch_ctx *c)
 		uint64_t now = nr_mono_ms();
 		nr_deliver_tick(&c->del, now);
 		fire_if_due(c, now);
+		fire_static(c, now);
 		nr_deliver_tick(&c->del, now);
+		nr_browser_tick(&c->br, now);
 		if (got_stop)
 			return NR_EXIT_OK;
 		/* --stdin ended: finish the reloads, and the hooks they started */
@@ -717,6 +867,9 @@ static void startup_line(const struct watch_ctx *c)
 	for (int i = 0; i < c->o->ntargets; i++)
 		fprintf(stderr, "%s %s", i ? "," : "", c->o->targets[i].label);
 	fputc('\n', stderr);
+	if (c->o->browser)
+		fprintf(stderr, "netreload: pages follow with <script src=\"http://%s/netreload.js\"></script>\n",
+			c->br.label);
 }
 
 /* --explain PATH: the filter's verdict for one path, relative to the first root. */
@@ -787,6 +940,20 @@ static int start_watching(struct watch_ctx *c)
 	return 0;
 }
 
+/* --browser: listen before the first change, and hear every final answer. */
+static int open_browser(struct watch_ctx *c)
+{
+	char err[400];
+
+	if (nr_browser_open(&c->br, c->o->browser, err, sizeof(err))) {
+		nr_error("%s", err);
+		return NR_EXIT_USAGE;
+	}
+	c->o->d.on_result = follow_result;
+	c->o->d.ctx = c;
+	return 0;
+}
+
 int nr_cmd_watch(int argc, char **argv)
 {
 	static struct watch_opts o;
@@ -810,6 +977,10 @@ int nr_cmd_watch(int argc, char **argv)
 	o.d.root = o.no_files ? NULL : c.w[0].root;
 	nr_hooks_init(&c.hooks, o.on_live, o.on_fail, o.d.json);
 	o.d.hooks = &c.hooks;
+	nr_debounce_init(&c.sdeb, o.debounce_ms, o.burst_ms, o.max_delay_ms);
+	c.br.fd = -1;
+	if (o.browser && (rc = open_browser(&c)))
+		goto out;
 	nr_deliver_init(&c.del, o.targets, o.ntargets, &o.d);
 	if ((rc = nr_deliver_resolve(&c.del)) == 0) {
 		if (!o.d.quiet)
@@ -821,6 +992,7 @@ int nr_cmd_watch(int argc, char **argv)
 	nr_deliver_cancel(&c.del);
 	nr_hooks_stop(&c.hooks);
 out:
+	nr_browser_close(&c.br);
 	close_roots(&c);
 	teardown_signals();
 	return rc;

@@ -430,7 +430,7 @@ class VM:
         self.mounted = bool(mounts_at(self.mnt))
         if self.bindfs is not None:
             try:
-                self.bindfs.wait(timeout=5)  # bindfs -f exits once unmounted
+                self.bindfs.wait(timeout=20)  # bindfs -f exits once unmounted (slow under load)
             except subprocess.TimeoutExpired:
                 self.bindfs.terminate()
                 try:

@@ -26,6 +26,11 @@ APP = '''\
 MESSAGE = {message!r}
 
 def application(env, start_response):
+    if env["PATH_INFO"] == "/page":  # the same, as a page that follows the reloads
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [b"<!doctype html><title>netreload demo</title>"
+                b'<script src="http://127.0.0.1:{bport}/netreload.js"></script>'
+                b"<h1>" + MESSAGE.encode() + b"</h1>"]
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [MESSAGE.encode() + b"\\n"]
 '''
@@ -89,14 +94,14 @@ def sighup_without_netreload(workdir):
     plain = workdir / "plain"
     plain.mkdir()
     app = plain / "app.py"
-    app.write_text(APP.format(message="plain 1"))
+    app.write_text(APP.format(message="plain 1", bport=0))
     http = free_port()
     with open(plain / "uwsgi.log", "wb") as log:
         proc = start(plain, http, None, log)
         try:
             wait_serving(http, proc, plain / "uwsgi.log")
             time.sleep(0.5)  # uWSGI drops a SIGHUP that reaches a worker still starting
-            save(app, APP.format(message="plain 2"))
+            save(app, APP.format(message="plain 2", bport=0))
             t0 = time.monotonic()
             os.kill(proc.pid, signal.SIGHUP)
             while get(http) != "plain 2" and time.monotonic() - t0 < 70:
@@ -106,11 +111,36 @@ def sighup_without_netreload(workdir):
             stop(proc)
 
 
+def follow(workdir, app, http, port, bport, proc, log_path):
+    """Until Ctrl-C: a watcher reloads on every save, and a page follows it."""
+    # in our process group: a Ctrl-C or a hang-up of the terminal ends it too
+    watch = subprocess.Popen([str(CLIENT), "watch", "--to", f"127.0.0.1:{port}", "--browser",
+                              str(bport), str(workdir)])
+    time.sleep(0.3)
+    print(f"\n== running until Ctrl-C, with `netreload watch --browser {bport}`.\n"
+          f"   Open http://127.0.0.1:{http}/page in a browser, then edit MESSAGE in {app}:\n"
+          f"   the page shows the new text by itself once it is live (a typo shows the error).\n"
+          f"   (uWSGI log: {log_path})")
+    try:
+        while proc.poll() is None and watch.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        if watch.poll() is None:
+            watch.send_signal(signal.SIGINT)
+            try:
+                watch.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                watch.kill()
+                watch.wait()
+
+
 def main():
     workdir = Path(tempfile.mkdtemp(prefix="netreload-demo-"))
     app = workdir / "app.py"
-    app.write_text(APP.format(message="Hello from version 1"))
-    http, port = free_port(), free_port()
+    http, port, bport = free_port(), free_port(), free_port()
+    app.write_text(APP.format(message="Hello from version 1", bport=bport))
     log_path = workdir / "uwsgi.log"
     log = open(log_path, "wb")
 
@@ -122,7 +152,7 @@ def main():
         print(f"   http://127.0.0.1:{http}/ says: {get(http)!r}")
 
         print("== editing app.py (temp file + rename, like an editor) and pinging netreload")
-        save(app, APP.format(message="Hello from version 2"))
+        save(app, APP.format(message="Hello from version 2", bport=bport))
         r = subprocess.run([str(CLIENT), "ping", f"127.0.0.1:{port}"], capture_output=True,
                            text=True, timeout=60)
         print("   $ netreload ping 127.0.0.1:%d\n   %s" % (port, (r.stdout + r.stderr).strip()))
@@ -134,14 +164,7 @@ def main():
         sighup_without_netreload(workdir)
 
         if sys.stdin.isatty() and sys.stdout.isatty():
-            print(f"\n== running until Ctrl-C. Edit {app}, then run:\n"
-                  f"   {CLIENT} ping 127.0.0.1:{port}\n"
-                  f"   curl http://127.0.0.1:{http}/\n   (uWSGI log: {log_path})")
-            try:
-                while proc.poll() is None:
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                print()
+            follow(workdir, app, http, port, bport, proc, log_path)
     finally:
         stop(proc)
         log.close()

@@ -14,4 +14,5 @@ def index(request):
         "motto": greeting.motto(),
         "view_version": VIEW_VERSION,
         "pid": os.getpid(),
+        "debug": settings.DEBUG,
     })
