@@ -74,7 +74,7 @@ $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto -lpthread
 
 # test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
 $(BUILD)/slowfork.so: tests/shim/slowfork.c

@@ -17,25 +17,31 @@
 #define CONNECT_TIMEOUT_MS 3000 /* a VM that is off may swallow SYNs for minutes */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 10000
+#define LOOKUP_WAIT_MS 500 /* longest a batch waits for a name's lookup */
 
 #define C_DIM "\033[2m"
 #define C_GREEN "\033[32m"
 #define C_RED "\033[31m"
 #define C_OFF "\033[0m"
 
-/* Only the n targets in use are cleared: each holds a whole request and two
- * batches of paths, and pages never touched cost no memory. */
+/* Only the groups in use are cleared: each holds a whole batch, and pages
+ * never touched cost no memory. Slots are made by nr_deliver_resolve. */
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
 		     const struct nr_deliver_opts *o)
 {
 	d->o = *o;
-	d->n = n;
-	d->advised = 0;
-	for (int i = 0; i < n; i++) {
-		d->targets[i] = targets[i];
-		memset(&d->t[i], 0, sizeof(d->t[i]));
-		d->t[i].ping.fd = -1;
-		d->t[i].last = -1;
+	d->n = 0;
+	d->advised = d->full_said = 0;
+	d->ng = n + (o->targets_file ? 1 : 0);
+	for (int i = 0; i < d->ng; i++) {
+		memset(&d->g[i], 0, sizeof(d->g[i]));
+		d->g[i].look.fds[0] = d->g[i].look.fds[1] = -1;
+		if (i < n) {
+			d->g[i].look.src.spec = targets[i];
+			memcpy(d->g[i].look.src.label, targets[i].label, sizeof(targets[i].label));
+		} else {
+			nr_source_file(&d->g[i].look.src, o->targets_file);
+		}
 	}
 }
 
@@ -50,19 +56,137 @@ static void log_lookup(const struct nr_deliver *d, struct nr_dtarget *t, const s
 	if (!d->o.verbose)
 		return;
 	nr_addrs_format(&t->addrs, addrs, sizeof(addrs));
-	fprintf(stderr, "netreload: resolved %s to %s\n", to->host, addrs);
+	if (strcmp(addrs, to->host)) /* a replica's address leads to itself */
+		fprintf(stderr, "netreload: resolved %s to %s\n", to->host, addrs);
 }
 
+/* ---- replicas ---------------------------------------------------------- */
+
+static int in_group(const struct nr_deliver *d, int i, int gi)
+{
+	return !d->t[i].gone && d->t[i].group == gi;
+}
+
+/* The replicas of group gi now in use. */
+static int group_size(const struct nr_deliver *d, int gi)
+{
+	int n = 0;
+
+	for (int i = 0; i < d->n; i++)
+		n += in_group(d, i, gi);
+	return n;
+}
+
+static int same_target(const struct nr_target *a, const struct nr_target *b)
+{
+	return !strcmp(a->host, b->host) && !strcmp(a->port, b->port);
+}
+
+/* A replica left (scaled down, or out of the file): forget it without a word
+ * of error; a ping in flight to it is dropped. */
+static void drop(struct nr_deliver *d, int i, int announce)
+{
+	struct nr_dtarget *t = &d->t[i];
+
+	if (t->busy)
+		nr_ping_cancel(&t->ping);
+	nr_addrs_forget(&t->addrs);
+	t->busy = t->pending = t->down = t->saved = 0;
+	t->gone = 1;
+	if (announce)
+		fprintf(stderr, "netreload: %s: replica %s is gone; no longer reloaded\n",
+			d->g[t->group].look.src.label, d->targets[i].label);
+}
+
+/* A new replica of group gi: a free slot, or a new one at the end. */
+static void add_slot(struct nr_deliver *d, int gi, const struct nr_target *to, int announce)
+{
+	int i = 0;
+
+	while (i < d->n && !(d->t[i].gone && !d->t[i].busy))
+		i++;
+	if (i == NR_MAX_TARGETS) {
+		if (!d->full_said)
+			fprintf(stderr, "netreload: warning: more than %d replicas; %s and any others "
+					"are not reloaded\n",
+				NR_MAX_TARGETS, to->label);
+		d->full_said = 1;
+		return;
+	}
+	if (i == d->n)
+		d->n++;
+	d->targets[i] = *to;
+	memset(&d->t[i], 0, sizeof(d->t[i]));
+	d->t[i].ping.fd = -1;
+	d->t[i].last = -1;
+	d->t[i].group = gi;
+	if (announce)
+		fprintf(stderr, "netreload: %s: new replica %s\n", d->g[gi].look.src.label,
+			to->label);
+}
+
+/* Make group gi's slots follow its lookup's answer. Replicas that come and go
+ * are named; a name back to one host is said once. */
+static void sync_group(struct nr_deliver *d, int gi, int announce)
+{
+	const struct nr_replicas *r = &d->g[gi].look.cur;
+	int was = group_size(d, gi);
+
+	announce = announce && !d->o.quiet;
+	if (announce && !r->named && was > 1)
+		fprintf(stderr, "netreload: %s: one host now (was %d replicas)\n",
+			d->g[gi].look.src.label, was);
+	if (!r->named && was > 1)
+		announce = 0;
+
+	for (int i = 0; i < d->n; i++) {
+		int keep = 0;
+		if (!in_group(d, i, gi))
+			continue;
+		for (int k = 0; k < r->n && !keep; k++)
+			keep = same_target(&r->t[k], &d->targets[i]);
+		if (!keep)
+			drop(d, i, announce);
+	}
+	for (int k = 0; k < r->n; k++) {
+		int have = 0;
+		for (int i = 0; i < d->n && !have; i++)
+			have = in_group(d, i, gi) && same_target(&r->t[k], &d->targets[i]);
+		if (!have)
+			add_slot(d, gi, &r->t[k], announce);
+	}
+}
+
+/* Start-up: a name that does not resolve, or a file that cannot be read, ends the watch. */
 int nr_deliver_resolve(struct nr_deliver *d)
 {
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		struct nr_source src = g->look.src;
+		char err[300];
+		if (nr_lookup_init(&g->look, &src, err, sizeof(err))) {
+			if (src.file[0]) {
+				nr_error("%s", err);
+				return NR_EXIT_USAGE;
+			}
+			nr_error("%s (check the name in --to %s, or give an IP address)", err,
+				 src.label);
+			return NR_EXIT_UNREACHABLE;
+		}
+		sync_group(d, gi, 0);
+		if (d->o.verbose && g->look.cur.named)
+			fprintf(stderr, "netreload: %s is %d replicas\n", src.label, g->look.cur.n);
+	}
 	for (int i = 0; i < d->n; i++) {
 		char err[300];
-		if (nr_addrs_lookup(&d->t[i].addrs, &d->targets[i], err, sizeof(err))) {
+		/* a --targets line that does not resolve is retried like a server that is down */
+		if (nr_addrs_lookup(&d->t[i].addrs, &d->targets[i], err, sizeof(err)) == 0)
+			log_lookup(d, &d->t[i], &d->targets[i]);
+		else if (!d->g[d->t[i].group].look.src.file[0]) {
 			nr_error("%s (check the name in --to %s, or give an IP address)", err,
 				 d->targets[i].label);
 			return NR_EXIT_UNREACHABLE;
 		}
-		log_lookup(d, &d->t[i], &d->targets[i]);
 	}
 	return 0;
 }
@@ -86,10 +210,13 @@ static void start(struct nr_deliver *d, int i)
 	log_lookup(d, t, &d->targets[i]);
 }
 
-void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
+/* Queue b for every replica of group gi and start what can start. */
+static void give(struct nr_deliver *d, int gi, const struct nr_batch *b, uint64_t now)
 {
 	for (int i = 0; i < d->n; i++) {
 		struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi))
+			continue;
 		nr_batch_merge(&t->next, b);
 		t->pending = 1;
 		if (t->down && t->retry_at > now + BACKOFF_MIN_MS)
@@ -99,6 +226,76 @@ void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t n
 	}
 }
 
+static void start_lookup(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+
+	if (!nr_lookup_due(&g->look, now) || nr_lookup_start(&g->look) == 0)
+		return;
+	if (!g->look.failing)
+		fprintf(stderr, "netreload: warning: %s; reloading the %d replica(s) of %s known\n",
+			g->look.err, group_size(d, gi), g->look.src.label);
+	g->look.failing = 1;
+	g->look.at = now; /* try again after the TTL */
+}
+
+void nr_deliver_prefetch(struct nr_deliver *d, uint64_t now)
+{
+	for (int gi = 0; gi < d->ng; gi++)
+		start_lookup(d, gi, now);
+}
+
+void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
+{
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		start_lookup(d, gi, now);
+		if (!g->look.running) {
+			give(d, gi, b, now);
+		} else if (g->holding) {
+			nr_batch_merge(&g->held, b);
+		} else {
+			g->held = *b;
+			g->holding = 1;
+			g->hold_until = now + LOOKUP_WAIT_MS;
+		}
+	}
+}
+
+/* The held batch goes to the replicas known now. */
+static void release(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+
+	if (!g->holding)
+		return;
+	g->holding = 0;
+	give(d, gi, &g->held, now);
+}
+
+/* A lookup ended: follow its answer, or keep the last one and say so once. */
+static void looked_up(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+	int was_failing = g->look.failing;
+	int rc = nr_lookup_finish(&g->look, now);
+
+	if (rc < 0)
+		return;
+	if (rc == 0 && !was_failing) {
+		char why[NR_TTY_SIZE(sizeof(g->look.err))];
+		fprintf(stderr, "netreload: warning: %s; keeping the last answer (%d replica(s)) "
+				"until it works again\n",
+			nr_tty(g->look.err, why, sizeof(why)), group_size(d, gi));
+	}
+	g->look.failing = rc == 0;
+	if (rc == 1 && was_failing && !d->o.quiet)
+		fprintf(stderr, "netreload: %s resolves again\n", g->look.src.label);
+	if (rc == 1)
+		sync_group(d, gi, 1);
+	release(d, gi, now);
+}
+
 int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx, int max)
 {
 	int m = 0;
@@ -106,6 +303,13 @@ int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx,
 	for (int i = 0; i < d->n && m < max; i++) {
 		if (d->t[i].busy && nr_ping_pollfd(&d->t[i].ping, &pfd[m]))
 			idx[m++] = i;
+	}
+	for (int gi = 0; gi < d->ng && m < max; gi++) {
+		int fd = nr_lookup_fd(&d->g[gi].look);
+		if (fd < 0)
+			continue;
+		pfd[m] = (struct pollfd){.fd = fd, .events = POLLIN};
+		idx[m++] = -1 - gi;
 	}
 	return m;
 }
@@ -190,6 +394,87 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		       nr_tty(p->final.reason, why, sizeof(why)));
 	else
 		printf("%serror%s: %s\n", on, off, nr_tty(p->err, why, sizeof(why)));
+}
+
+/* "live in ..." of a saved reply, on the line head of its batch. */
+static void print_live(const struct nr_deliver *d, const char *path, unsigned count,
+		       const char *label, const char *suffix, unsigned total, unsigned deb,
+		       unsigned rel)
+{
+	char hms[16], shown[NR_TTY_SIZE(sizeof(((struct nr_dtarget *)0)->s_path))];
+
+	clock_str(hms, sizeof(hms));
+	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "",
+	       nr_tty(path, shown, sizeof(shown)));
+	if (count > 1)
+		printf(" (+%u)", count - 1);
+	printf(" \u2192 %s %slive%s in %u ms (debounce %u, reload %u)%s\n", label,
+	       d->o.color ? C_GREEN : "", d->o.color ? C_OFF : "", total, deb, rel, suffix);
+}
+
+/* Keep a live reply of a replica for its group's summary line. */
+static void save(struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+
+	t->saved = 1;
+	t->s_total = (unsigned)(p->t_done - t->cur.t_first);
+	t->s_deb = (unsigned)(t->cur.t_fire - t->cur.t_first);
+	t->s_rel = (unsigned)(p->t_done - p->t_start);
+	t->s_count = t->cur.count;
+	memcpy(t->s_path, t->cur.path, sizeof(t->s_path));
+}
+
+/* Once no replica of group gi has a ping in flight or a change to send: one
+ * line if every replica went live, else the live ones each on their line (the
+ * others said what went wrong as it happened). */
+static void group_check(struct nr_deliver *d, int gi)
+{
+	struct nr_dgroup *g = &d->g[gi];
+	const struct nr_dtarget *slow = NULL;
+	int all = 0, saved = 0;
+	char suffix[80];
+
+	if (g->holding)
+		return;
+	for (int i = 0; i < d->n; i++) {
+		const struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi))
+			continue;
+		if (t->busy || (t->pending && !t->down))
+			return;
+		all++;
+		saved += t->saved;
+		if (t->saved && (!slow || t->s_total > slow->s_total))
+			slow = t;
+	}
+	if (saved && !g->bad && saved == all) {
+		char label[300];
+		snprintf(label, sizeof(label), "%s (%d replicas)", g->look.src.label, all);
+		snprintf(suffix, sizeof(suffix), ", slowest %.60s",
+			 g->look.src.file[0] ? d->targets[slow - d->t].label : d->targets[slow - d->t].host);
+		print_live(d, slow->s_path, slow->s_count, label, suffix, slow->s_total, slow->s_deb,
+			   slow->s_rel);
+	} else {
+		for (int i = 0; i < d->n; i++)
+			if (in_group(d, i, gi) && d->t[i].saved)
+				print_live(d, d->t[i].s_path, d->t[i].s_count, d->targets[i].label, "",
+					   d->t[i].s_total, d->t[i].s_deb, d->t[i].s_rel);
+	}
+	fflush(stdout);
+	for (int i = 0; i < d->n; i++)
+		if (in_group(d, i, gi))
+			d->t[i].saved = 0;
+	g->bad = 0;
+}
+
+/* A group of several replicas says "live" once for all of them (text output). */
+static int summarized(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+
+	return !d->o.json && !d->o.breakdown && p->result == NR_EXIT_OK && p->req.wait &&
+	       !p->final.killed && group_size(d, t->group) > 1;
 }
 
 static void report(struct nr_deliver *d, const struct nr_dtarget *t)
@@ -304,12 +589,14 @@ static void came_back(struct nr_deliver *d, struct nr_dtarget *t)
 		fprintf(stderr, "netreload: %s answers again\n", t->ping.target.label);
 }
 
-static void done(struct nr_deliver *d, int i, uint64_t now)
+static void finished(struct nr_deliver *d, int i, uint64_t now)
 {
 	struct nr_dtarget *t = &d->t[i];
 
 	t->busy = 0;
 	t->last = t->ping.result;
+	if (t->ping.result != NR_EXIT_OK)
+		d->g[t->group].bad = 1;
 	if (t->ping.result == NR_EXIT_UNREACHABLE)
 		nr_addrs_forget(&t->addrs); /* a VM may be back under another address */
 	if (retryable(&t->ping)) {
@@ -318,11 +605,20 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 	}
 	if (t->down)
 		came_back(d, t);
-	report(d, t);
+	if (summarized(d, t))
+		save(t);
+	else
+		report(d, t);
 	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
 		run_on_live(d, t);
 	if (t->pending)
 		start(d, i);
+}
+
+static void done(struct nr_deliver *d, int i, uint64_t now)
+{
+	finished(d, i, now);
+	group_check(d, d->t[i].group);
 }
 
 /* nr_ping's deadline covers the whole reload; connecting gets less. */
@@ -340,8 +636,13 @@ static void connect_timeout(struct nr_dtarget *t, uint64_t now)
 
 void nr_deliver_step(struct nr_deliver *d, int i, short revents, uint64_t now)
 {
-	struct nr_dtarget *t = &d->t[i];
+	struct nr_dtarget *t;
 
+	if (i < 0) {
+		looked_up(d, -1 - i, now);
+		return;
+	}
+	t = &d->t[i];
 	if (!t->busy)
 		return;
 	nr_ping_step(&t->ping, revents);
@@ -352,6 +653,17 @@ void nr_deliver_step(struct nr_deliver *d, int i, short revents, uint64_t now)
 
 void nr_deliver_tick(struct nr_deliver *d, uint64_t now)
 {
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		if (!g->holding || now < g->hold_until)
+			continue;
+		if (!g->slow_said)
+			fprintf(stderr, "netreload: warning: looking up %s takes more than %d ms; "
+					"reloading the replicas known meanwhile\n",
+				g->look.src.label, LOOKUP_WAIT_MS);
+		g->slow_said = 1;
+		release(d, gi, now);
+	}
 	for (int i = 0; i < d->n; i++) {
 		struct nr_dtarget *t = &d->t[i];
 		if (t->busy)
@@ -380,6 +692,9 @@ uint64_t nr_deliver_next(const struct nr_deliver *d)
 		if (at && (!next || at < next))
 			next = at;
 	}
+	for (int gi = 0; gi < d->ng; gi++)
+		if (d->g[gi].holding && (!next || d->g[gi].hold_until < next))
+			next = d->g[gi].hold_until;
 	return next;
 }
 
@@ -387,6 +702,9 @@ int nr_deliver_busy(const struct nr_deliver *d)
 {
 	for (int i = 0; i < d->n; i++)
 		if (d->t[i].busy || (d->t[i].pending && !d->t[i].down))
+			return 1;
+	for (int gi = 0; gi < d->ng; gi++)
+		if (d->g[gi].holding)
 			return 1;
 	return 0;
 }
@@ -399,6 +717,8 @@ void nr_deliver_cancel(struct nr_deliver *d)
 		d->t[i].busy = 0;
 		nr_addrs_forget(&d->t[i].addrs);
 	}
+	for (int gi = 0; gi < d->ng; gi++)
+		nr_lookup_free(&d->g[gi].look);
 }
 
 int nr_deliver_status(const struct nr_deliver *d)
@@ -406,7 +726,7 @@ int nr_deliver_status(const struct nr_deliver *d)
 	int worst = NR_EXIT_OK;
 
 	for (int i = 0; i < d->n; i++)
-		if (d->t[i].last > worst)
+		if (!d->t[i].gone && d->t[i].last > worst)
 			worst = d->t[i].last;
 	return worst;
 }

@@ -36,7 +36,11 @@ static const char usage_watch[] =
 	"\n"
 	"Watch DIR (default .) and ping every target when a source file changes.\n"
 	"\n"
-	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel)\n"
+	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel);\n"
+	"                      a name with several addresses means each of them, looked\n"
+	"                      up again before a reload (scaled services)\n"
+	"      --targets FILE  also every HOST:PORT line of FILE (# comments), re-read\n"
+	"                      when it changes\n"
 	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt\n"
 	"  -i, --include GLOB  only (or also, with --ext) paths matching GLOB; repeatable;\n"
 	"                      beats .gitignore, except inside an ignored directory\n"
@@ -76,7 +80,7 @@ static const char usage_watch[] =
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
-       OPT_ON_LIVE, OPT_NO_FILES };
+       OPT_ON_LIVE, OPT_NO_FILES, OPT_TARGETS };
 
 struct watch_opts {
 	struct nr_target targets[NR_MAX_TARGETS];
@@ -159,6 +163,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_STDIN: o->use_stdin = 1; return 0;
 	case OPT_ON_LIVE: o->d.on_live = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
+	case OPT_TARGETS: o->d.targets_file = optarg; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
 	case 'b': o->d.breakdown = 1; return 0;
@@ -209,6 +214,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"to", required_argument, 0, 't'},	     {"ext", required_argument, 0, 'e'},
+		{"targets", required_argument, 0, OPT_TARGETS},
 		{"include", required_argument, 0, 'i'},	     {"exclude", required_argument, 0, 'x'},
 		{"no-gitignore", no_argument, 0, OPT_NO_GITIGNORE},
 		{"explain", required_argument, 0, OPT_EXPLAIN},
@@ -239,7 +245,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 	}
 	if (!o->ndirs)
 		o->dirs[o->ndirs++] = ".";
-	if (!o->ntargets && !o->explain)
+	if (!o->ntargets && !o->d.targets_file && !o->explain)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
@@ -457,6 +463,8 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 	uint64_t due = nr_debounce_due(&c->deb);
 	struct nr_batch b;
 
+	if (due)
+		nr_deliver_prefetch(&c->del, now); /* names looked up while the burst settles */
 	if (!due || now < due || now < c->lock_check)
 		return;
 	if (!git_locked(c)) {
@@ -565,8 +573,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 /* One round: wait for anything, then let every party advance. */
 static int loop_once(struct watch_ctx *c)
 {
-	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS];
-	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, rc;
+	struct pollfd pfd[1 + MAX_ROOTS + NR_DELIVER_FDS];
+	int widx[MAX_ROOTS], tidx[NR_DELIVER_FDS], nw = 0, nt, rc;
 	uint64_t now = nr_mono_ms();
 
 	pfd[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
@@ -575,7 +583,7 @@ static int loop_once(struct watch_ctx *c)
 			pfd[1 + nw] = (struct pollfd){.fd = c->w[i].fd, .events = POLLIN};
 			widx[nw++] = i;
 		}
-	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_MAX_TARGETS);
+	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_DELIVER_FDS);
 	if (poll(pfd, (nfds_t)(1 + nw + nt), poll_timeout(c, now)) < 0 && errno != EINTR) {
 		nr_error("poll: %s", strerror(errno));
 		return NR_EXIT_WATCH;
@@ -632,6 +640,8 @@ static void startup_line(const struct watch_ctx *c)
 		fprintf(stderr, " (%s) \u2192", c->w[0].be->name);
 	for (int i = 0; i < c->o->ntargets; i++)
 		fprintf(stderr, "%s %s", i ? "," : "", c->o->targets[i].label);
+	if (c->o->d.targets_file)
+		fprintf(stderr, "%s %s", c->o->ntargets ? "," : "", c->o->d.targets_file);
 	fputc('\n', stderr);
 }
 
