@@ -175,20 +175,17 @@ static int parse_targets(int argc, char **argv, const char *file, struct nr_fano
 	return 0;
 }
 
-/* One line for the replicas of a source when they agree, else each one's. */
-static void print_source(const struct nr_fanout *f, int s, const struct nr_ping *pings, int json,
-			 int quiet, void (*each)(const struct nr_ping *, int, int))
+/* The one line for source s's replicas when they agree: 1 if it was their
+ * turn (printed, or quiet), 0 if each must be shown. */
+static int print_summary(const struct nr_fanout *f, int s, const struct nr_ping *pings, int quiet)
 {
 	char line[600];
 
-	if (!json && nr_fanout_summary(f, s, pings, line, sizeof(line))) {
-		if (!quiet)
-			printf("%s\n", line);
-		return;
-	}
-	for (int i = 0; i < f->n; i++)
-		if (f->src[i] == s)
-			each(&pings[i], json, quiet);
+	if (!nr_fanout_summary(f, s, pings, line, sizeof(line)))
+		return 0;
+	if (!quiet)
+		printf("%s\n", line);
+	return 1;
 }
 
 struct ping_opts {
@@ -288,13 +285,6 @@ static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
 	return 0;
 }
 
-/* print_result with the options print_source passes on. */
-static int ping_breakdown;
-static void print_ping(const struct nr_ping *p, int json, int quiet)
-{
-	print_result(p, json, quiet, ping_breakdown);
-}
-
 static int cmd_ping(int argc, char **argv)
 {
 	struct ping_opts o;
@@ -317,9 +307,11 @@ static int cmd_ping(int argc, char **argv)
 				      o.timeout);
 	}
 	nr_ping_run(pings, f.n);
-	ping_breakdown = o.breakdown;
 	for (int s = 0; s < f.nsrc; s++)
-		print_source(&f, s, pings, o.json, o.quiet || o.breakdown ? o.quiet : 0, print_ping);
+		if (o.json || o.breakdown || !print_summary(&f, s, pings, o.quiet))
+			for (int i = 0; i < f.n; i++)
+				if (f.src[i] == s)
+					print_result(&pings[i], o.json, o.quiet, o.breakdown);
 	for (int i = 0; i < f.n; i++)
 		rc = worst(rc, pings[i].result);
 out:
@@ -327,13 +319,12 @@ out:
 	return rc < 0 ? NR_EXIT_OK : rc;
 }
 
-static void print_status(const struct nr_ping *p, int json, int quiet)
+static void print_status(const struct nr_ping *p, int json)
 {
 	const struct nr_reply *s = &p->final;
 	char state[NR_TTY_SIZE(sizeof(s->state))], last[NR_TTY_SIZE(sizeof(s->last))];
 	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(s->reason))];
 
-	(void)quiet;
 	if (json) {
 		nr_json_result(stdout, p);
 		return;
@@ -396,7 +387,10 @@ static int cmd_status(int argc, char **argv)
 	}
 	nr_ping_run(pings, f.n);
 	for (int s = 0; s < f.nsrc; s++)
-		print_source(&f, s, pings, json, 0, print_status);
+		if (json || !print_summary(&f, s, pings, 0))
+			for (int i = 0; i < f.n; i++)
+				if (f.src[i] == s)
+					print_status(&pings[i], json);
 	for (int i = 0; i < f.n; i++)
 		rc = worst(rc, pings[i].result);
 	return rc;
