@@ -157,6 +157,16 @@ static void sync_group(struct nr_deliver *d, int gi, int announce)
 	}
 }
 
+/* "web:9001 is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" */
+static void say_replicas(const struct nr_lookup *l)
+{
+	fprintf(stderr, "netreload: %s is %d replicas:", l->src.label, l->cur.n);
+	for (int i = 0; i < l->cur.n; i++)
+		fprintf(stderr, "%s %s", i ? "," : "",
+			l->cur.named ? l->cur.t[i].host : l->cur.t[i].label);
+	fputc('\n', stderr);
+}
+
 /* Start-up: a name that does not resolve, or a file that cannot be read, ends the watch. */
 int nr_deliver_resolve(struct nr_deliver *d)
 {
@@ -174,8 +184,8 @@ int nr_deliver_resolve(struct nr_deliver *d)
 			return NR_EXIT_UNREACHABLE;
 		}
 		sync_group(d, gi, 0);
-		if (d->o.verbose && g->look.cur.named)
-			fprintf(stderr, "netreload: %s is %d replicas\n", src.label, g->look.cur.n);
+		if (!d->o.quiet && g->look.cur.n > 1)
+			say_replicas(&g->look);
 	}
 	for (int i = 0; i < d->n; i++) {
 		char err[300];
@@ -304,6 +314,8 @@ int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx,
 		if (d->t[i].busy && nr_ping_pollfd(&d->t[i].ping, &pfd[m]))
 			idx[m++] = i;
 	}
+	/* lookups last: an answer may free and reuse slots, so the slots' events
+	 * of this pass are handled first */
 	for (int gi = 0; gi < d->ng && m < max; gi++) {
 		int fd = nr_lookup_fd(&d->g[gi].look);
 		if (fd < 0)

@@ -159,6 +159,18 @@ def test_ping_one_replica_down(ns, replicas):
     assert serving(reps) == ["v2"] * 2
 
 
+def test_ipv4_and_ipv6_are_the_same_replicas(ns, replicas):
+    """A name with three IPv4 addresses and one IPv6 address is three replicas,
+    reached over IPv4 (the family with more), not four."""
+    reps = replicas(ADDRS)
+    ns.set_hosts(ADDRS + ["::1"])
+    set_all(reps, "v2")
+    r = client(ns, "ping", f"web:{NR_PORT}")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert f"web:{NR_PORT} (3 replicas): live in " in r.stdout, r.stdout
+    assert serving(reps) == ["v2"] * 3
+
+
 def test_status_every_replica(ns, replicas):
     reps = replicas(ADDRS)
     ns.set_hosts(ADDRS)
@@ -194,6 +206,14 @@ def test_targets_file_and_one_secret(ns, replicas, tmp_path):
     assert serving(reps) == ["v3"] * 3
 
 
+def test_targets_file_bad_line(ns, tmp_path):
+    listing = tmp_path / "targets"
+    listing.write_text("# fleet\n127.0.0.1:9001\n127.0.0.2:notaport\n")
+    r = client(ns, "status", "--targets", str(listing))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert f"{listing}:3: bad target '127.0.0.2:notaport'" in r.stderr, r.stderr
+
+
 @pytest.fixture
 def watch_ns(tmp_path, code, ns):
     started = []
@@ -212,6 +232,7 @@ def test_watch_reloads_every_replica(ns, replicas, watch_ns, code):
     reps = replicas(ADDRS)
     ns.set_hosts(ADDRS)
     w = watch_ns("--to", f"web:{NR_PORT}", "--debounce", "50")
+    assert f"web:{NR_PORT} is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" in w.stderr()
     set_all(reps, "v2")
     atomic_write(code / "views.py", "x = 2\n")
     w.wait_lives(1)
