@@ -51,7 +51,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-replicas bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -220,6 +220,7 @@ bench: deps-bench
 	$(PYTHON) bench/client.py
 	$(PYTHON) bench/configs.py
 	$(PYTHON) bench/scaling.py
+	$(PYTHON) bench/replicas.py
 	$(MAKE) bench-compat
 	$(PYTHON) bench/plot.py
 
@@ -265,6 +266,11 @@ bench-share: deps-bench
 bench-client: deps-bench
 	$(MAKE) all
 	$(PYTHON) bench/client.py
+
+# Fan-out: save -> every replica live for 1, 5 and 20 replicas behind one name (root: ip netns).
+bench-replicas: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/replicas.py
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c
