@@ -425,11 +425,12 @@ static void print_live(const struct nr_deliver *d, const char *path, unsigned co
 }
 
 /* Keep a live reply of a replica for its group's summary line. */
-static void save(struct nr_dtarget *t)
+static void save(struct nr_dtarget *t, int shown)
 {
 	const struct nr_ping *p = &t->ping;
 
 	t->saved = 1;
+	t->s_shown = shown;
 	t->s_total = (unsigned)(p->t_done - t->cur.t_first);
 	t->s_deb = (unsigned)(t->cur.t_fire - t->cur.t_first);
 	t->s_rel = (unsigned)(p->t_done - p->t_start);
@@ -437,15 +438,31 @@ static void save(struct nr_dtarget *t)
 	memcpy(t->s_path, t->cur.path, sizeof(t->s_path));
 }
 
-/* Once no replica of group gi has a ping in flight or a change to send: one
- * line if every replica went live, else the live ones each on their line (the
- * others said what went wrong as it happened). */
+static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t,
+			const char *label);
+
+/* "web:9001 (3 replicas) live in ..., slowest 127.0.0.3" */
+static void print_summary(const struct nr_deliver *d, int gi, const struct nr_dtarget *slow, int all)
+{
+	const struct nr_target *to = &d->targets[slow - d->t];
+	char label[300], suffix[80];
+
+	snprintf(label, sizeof(label), "%s (%d replicas)", d->g[gi].look.src.label, all);
+	snprintf(suffix, sizeof(suffix), ", slowest %.60s",
+		 d->g[gi].look.src.file[0] ? to->label : to->host);
+	print_live(d, slow->s_path, slow->s_count, label, suffix, slow->s_total, slow->s_deb,
+		   slow->s_rel);
+}
+
+/* Once no replica of group gi has a ping in flight or a change to send: when
+ * every replica went live, one line and one --on-live for them all; else the
+ * live ones each on their line (the others said what went wrong as it
+ * happened), and --on-live for each. */
 static void group_check(struct nr_deliver *d, int gi)
 {
 	struct nr_dgroup *g = &d->g[gi];
 	const struct nr_dtarget *slow = NULL;
-	int all = 0, saved = 0;
-	char suffix[80];
+	int all = 0, saved = 0, shown = 0, agree;
 
 	if (g->holding)
 		return;
@@ -457,36 +474,46 @@ static void group_check(struct nr_deliver *d, int gi)
 			return;
 		all++;
 		saved += t->saved;
+		shown += t->saved && t->s_shown;
 		if (t->saved && (!slow || t->s_total > slow->s_total))
 			slow = t;
 	}
-	if (saved && !g->bad && saved == all) {
-		char label[300];
-		snprintf(label, sizeof(label), "%s (%d replicas)", g->look.src.label, all);
-		snprintf(suffix, sizeof(suffix), ", slowest %.60s",
-			 g->look.src.file[0] ? d->targets[slow - d->t].label : d->targets[slow - d->t].host);
-		print_live(d, slow->s_path, slow->s_count, label, suffix, slow->s_total, slow->s_deb,
-			   slow->s_rel);
-	} else {
-		for (int i = 0; i < d->n; i++)
-			if (in_group(d, i, gi) && d->t[i].saved)
-				print_live(d, d->t[i].s_path, d->t[i].s_count, d->targets[i].label, "",
-					   d->t[i].s_total, d->t[i].s_deb, d->t[i].s_rel);
+	if (!saved) {
+		g->bad = 0;
+		return;
+	}
+	agree = !g->bad && saved == all;
+	if (agree && !shown && !d->o.quiet)
+		print_summary(d, gi, slow, all);
+	for (int i = 0; i < d->n; i++) {
+		struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi) || !t->saved)
+			continue;
+		if ((!agree || shown) && !t->s_shown && !d->o.quiet)
+			print_live(d, t->s_path, t->s_count, d->targets[i].label, "", t->s_total,
+				   t->s_deb, t->s_rel);
+		if (!agree && d->o.on_live)
+			run_on_live(d, t, d->targets[i].label);
+		t->saved = 0;
 	}
 	fflush(stdout);
-	for (int i = 0; i < d->n; i++)
-		if (in_group(d, i, gi))
-			d->t[i].saved = 0;
+	if (agree && d->o.on_live)
+		run_on_live(d, slow, g->look.src.label);
 	g->bad = 0;
 }
 
-/* A group of several replicas says "live" once for all of them (text output). */
-static int summarized(const struct nr_deliver *d, const struct nr_dtarget *t)
+/* A live reply from one of several replicas: kept until the group is done. */
+static int one_of_many(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
 	const struct nr_ping *p = &t->ping;
 
-	return !d->o.json && !d->o.breakdown && p->result == NR_EXIT_OK && p->req.wait &&
-	       !p->final.killed && group_size(d, t->group) > 1;
+	return p->result == NR_EXIT_OK && p->req.wait && group_size(d, t->group) > 1;
+}
+
+/* Its line waits for the group's one line (text output without details). */
+static int deferred(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	return !d->o.json && !d->o.breakdown && !t->ping.final.killed;
 }
 
 static void report(struct nr_deliver *d, const struct nr_dtarget *t)
@@ -508,7 +535,8 @@ static void report(struct nr_deliver *d, const struct nr_dtarget *t)
 /* ---- --on-live ------------------------------------------------------- */
 
 /* Fork and forget: the loop reaps the child on SIGCHLD. */
-static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
+static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t,
+			const char *label)
 {
 	const struct nr_ping *p = &t->ping;
 	char ms[24], gen[24];
@@ -529,7 +557,7 @@ static void run_on_live(const struct nr_deliver *d, const struct nr_dtarget *t)
 	}
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)(p->t_done - t->cur.t_first));
 	snprintf(gen, sizeof(gen), "%llu", (unsigned long long)p->final.gen);
-	setenv("NETRELOAD_TARGET", p->target.label, 1);
+	setenv("NETRELOAD_TARGET", label, 1);
 	setenv("NETRELOAD_MS", ms, 1);
 	setenv("NETRELOAD_GEN", gen, 1);
 	setenv("NETRELOAD_PATH", t->cur.path, 1);
@@ -617,12 +645,13 @@ static void finished(struct nr_deliver *d, int i, uint64_t now)
 	}
 	if (t->down)
 		came_back(d, t);
-	if (summarized(d, t))
-		save(t);
-	else
+	if (one_of_many(d, t))
+		save(t, !deferred(d, t));
+	if (!one_of_many(d, t) || !deferred(d, t))
 		report(d, t);
-	if (t->ping.result == NR_EXIT_OK && t->ping.req.wait && d->o.on_live)
-		run_on_live(d, t);
+	if (!one_of_many(d, t) && t->ping.result == NR_EXIT_OK && t->ping.req.wait &&
+	    d->o.on_live)
+		run_on_live(d, t, t->ping.target.label);
 	if (t->pending)
 		start(d, i);
 }

@@ -40,8 +40,8 @@ struct nr_dtarget {
 	int last; /* NR_EXIT_* of the last finished ping, -1 before any */
 	int group;	  /* the --to (or --targets) this replica belongs to */
 	int gone;	  /* the slot is free: the replica left its group */
-	/* a live reply kept for the group's one summary line */
-	int saved;
+	/* a live reply kept for the group's one summary line and --on-live */
+	int saved, s_shown; /* s_shown: its own line is out already */
 	unsigned s_total, s_deb, s_rel, s_count;
 	char s_path[1024];
 };

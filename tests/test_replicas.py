@@ -102,8 +102,9 @@ def ns():
 
 
 @pytest.fixture
-def replicas(tmp_path, ns):
-    """Factory: replicas(addrs) starts one replica per address; stopped at teardown."""
+def replicas(tmp_path, ns, code):
+    """Factory: replicas(addrs) starts one replica per address; stopped at teardown.
+    Their netreload-root is the watched tree, as for replicas sharing a volume."""
     started = []
 
     def make(addrs, extra=()):
@@ -111,7 +112,7 @@ def replicas(tmp_path, ns):
         for a in addrs:
             d = tmp_path / f"rep-{a}"
             d.mkdir()
-            r = Replica(d, ns, a, extra)
+            r = Replica(d, ns, a, ["--netreload-root", str(code), *extra])
             started.append(r)
             out.append(r.start())
         return out
@@ -228,16 +229,22 @@ def watch_ns(tmp_path, code, ns):
         w.stop()
 
 
-def test_watch_reloads_every_replica(ns, replicas, watch_ns, code):
+def test_watch_reloads_every_replica(ns, replicas, watch_ns, code, tmp_path):
     reps = replicas(ADDRS)
     ns.set_hosts(ADDRS)
-    w = watch_ns("--to", f"web:{NR_PORT}", "--debounce", "50")
+    hook = tmp_path / "on-live"
+    w = watch_ns("--to", f"web:{NR_PORT}", "--debounce", "50",
+                 "--on-live", f'echo "$NETRELOAD_TARGET" >> {hook}')
     assert f"web:{NR_PORT} is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" in w.stderr()
     set_all(reps, "v2")
     atomic_write(code / "views.py", "x = 2\n")
     w.wait_lives(1)
     assert f"\u2192 web:{NR_PORT} (3 replicas) live in " in w.stdout(), w.stdout()
     assert serving(reps) == ["v2"] * 3
+    # --on-live once the name is live, that is once every replica is
+    wait_for(hook.exists, 10, what="the --on-live hook")
+    w.stop()
+    assert hook.read_text() == f"web:{NR_PORT}\n"
 
 
 def test_watch_one_down_others_live(ns, replicas, watch_ns, code):
