@@ -267,9 +267,13 @@ int nr_lookup_finish(struct nr_lookup *l, uint64_t now)
 
 void nr_lookup_free(struct nr_lookup *l)
 {
-	if (l->running)
-		pthread_join(l->thread, NULL);
-	l->running = 0;
+	if (l->running) {
+		/* a resolver may take seconds to give up: do not wait at exit; the
+		 * thread still owns l and its pipe, which stay as they are */
+		pthread_detach(l->thread);
+		l->running = 0;
+		return;
+	}
 	for (int i = 0; i < 2; i++)
 		if (l->fds[i] >= 0)
 			close(l->fds[i]);

@@ -75,7 +75,7 @@ int nr_lookup_fd(const struct nr_lookup *l);
 /* The lookup is done (its fd was readable): 1 with l->cur replaced by the new
  * answer, 0 if it failed (l->cur kept, l->err says why), -1 if still running. */
 int nr_lookup_finish(struct nr_lookup *l, uint64_t now);
-/* Wait for a running lookup and close the fds. */
+/* Close the fds; a lookup still running is left to finish on its own (at exit). */
 void nr_lookup_free(struct nr_lookup *l);
 
 #endif

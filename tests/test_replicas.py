@@ -290,6 +290,21 @@ def test_watch_follows_scale_up_and_down(ns, replicas, watch_ns, code, tmp_path)
     assert "cannot connect" not in w.stderr(), w.stderr()
 
 
+def test_watch_keeps_last_answer_when_lookup_fails(ns, replicas, watch_ns, code):
+    reps = replicas(ADDRS)
+    ns.set_hosts(ADDRS)
+    w = watch_ns("--to", f"web:{NR_PORT}", "--debounce", "50")
+    ns.set_hosts([])  # the name is gone from the resolver
+    for n in (2, 3):
+        time.sleep(1.2)  # past the client's 1 s cache: it looks the name up again
+        set_all(reps, f"v{n}")
+        atomic_write(code / "views.py", f"x = {n}\n")
+        w.wait_lives(n - 1)
+        assert serving(reps) == [f"v{n}"] * 3
+    assert w.stderr().count("cannot resolve 'web'") == 1, w.stderr()
+    assert "keeping the last answer (3 replica(s))" in w.stderr(), w.stderr()
+
+
 def test_watch_targets_file_reread(ns, replicas, watch_ns, code, tmp_path):
     reps = replicas(ADDRS)
     listing = tmp_path / "targets"
