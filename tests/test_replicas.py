@@ -305,6 +305,30 @@ def test_watch_keeps_last_answer_when_lookup_fails(ns, replicas, watch_ns, code)
     assert "keeping the last answer (3 replica(s))" in w.stderr(), w.stderr()
 
 
+def test_watch_slow_lookup_does_not_hold_the_reload(ns, replicas, watch_ns, code):
+    """A resolver that does not answer: the reload goes to the replicas known
+    after a short wait, instead of waiting for the resolver to give up."""
+    reps = replicas(ADDRS)
+    ns.set_hosts(ADDRS)
+    # ip netns exec bind-mounts this over /etc/resolv.conf for the watcher
+    (ns.etc / "resolv.conf").write_text("nameserver 127.0.0.1\noptions timeout:5 attempts:1\n")
+    with in_netns(ns.name):
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        dns.bind(("127.0.0.1", 53))  # a name server that never answers
+        w = watch_ns("--to", f"web:{NR_PORT}", "--debounce", "50")
+        ns.set_hosts([])  # so the next lookup asks the name server
+        time.sleep(1.2)  # past the client's 1 s cache
+        set_all(reps, "v2")
+        atomic_write(code / "views.py", "x = 2\n")
+        w.wait_lives(1)
+        assert "(3 replicas) live in " in w.stdout(), w.stdout()
+        assert serving(reps) == ["v2"] * 3
+        assert "looking up web:9001 takes more than 500 ms" in w.stderr(), w.stderr()
+    finally:
+        dns.close()
+
+
 def test_watch_targets_file_reread(ns, replicas, watch_ns, code, tmp_path):
     reps = replicas(ADDRS)
     listing = tmp_path / "targets"
