@@ -120,9 +120,20 @@ static void add_slot(struct nr_deliver *d, int gi, const struct nr_target *to, i
 	d->t[i].ping.fd = -1;
 	d->t[i].last = -1;
 	d->t[i].group = gi;
+	d->t[i].newcomer = 1;
 	if (announce)
 		fprintf(stderr, "netreload: %s: new replica %s\n", d->g[gi].look.src.label,
 			to->label);
+}
+
+/* "web:9001 is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" */
+static void say_replicas(const struct nr_lookup *l)
+{
+	fprintf(stderr, "netreload: %s is %d replicas:", l->src.label, l->cur.n);
+	for (int i = 0; i < l->cur.n; i++)
+		fprintf(stderr, "%s %s", i ? "," : "",
+			l->cur.named ? l->cur.t[i].host : l->cur.t[i].label);
+	fputc('\n', stderr);
 }
 
 /* Make group gi's slots follow its lookup's answer. Replicas that come and go
@@ -132,12 +143,16 @@ static void sync_group(struct nr_deliver *d, int gi, int announce)
 	const struct nr_replicas *r = &d->g[gi].look.cur;
 	int was = group_size(d, gi);
 
+	int from_one = r->named && was == 1 && !d->g[gi].look.src.file[0];
+
 	announce = announce && !d->o.quiet;
 	if (announce && !r->named && was > 1)
 		fprintf(stderr, "netreload: %s: one host now (was %d replicas)\n",
 			d->g[gi].look.src.label, was);
-	if (!r->named && was > 1)
-		announce = 0;
+	if (announce && from_one)
+		say_replicas(&d->g[gi].look);
+	if ((!r->named && was > 1) || from_one)
+		announce = 0; /* the name itself gave way to its addresses, or back */
 
 	for (int i = 0; i < d->n; i++) {
 		int keep = 0;
@@ -157,16 +172,6 @@ static void sync_group(struct nr_deliver *d, int gi, int announce)
 	}
 }
 
-/* "web:9001 is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" */
-static void say_replicas(const struct nr_lookup *l)
-{
-	fprintf(stderr, "netreload: %s is %d replicas:", l->src.label, l->cur.n);
-	for (int i = 0; i < l->cur.n; i++)
-		fprintf(stderr, "%s %s", i ? "," : "",
-			l->cur.named ? l->cur.t[i].host : l->cur.t[i].label);
-	fputc('\n', stderr);
-}
-
 /* Start-up: a name that does not resolve, or a file that cannot be read, ends the watch. */
 int nr_deliver_resolve(struct nr_deliver *d)
 {
@@ -184,6 +189,8 @@ int nr_deliver_resolve(struct nr_deliver *d)
 			return NR_EXIT_UNREACHABLE;
 		}
 		sync_group(d, gi, 0);
+		for (int i = 0; i < d->n; i++)
+			d->t[i].newcomer = 0;
 		if (!d->o.quiet && g->look.cur.n > 1)
 			say_replicas(&g->look);
 	}
@@ -220,12 +227,14 @@ static void start(struct nr_deliver *d, int i)
 	log_lookup(d, t, &d->targets[i]);
 }
 
-/* Queue b for every replica of group gi and start what can start. */
-static void give(struct nr_deliver *d, int gi, const struct nr_batch *b, uint64_t now)
+/* Queue b for every replica of group gi (only the newcomers if asked) and
+ * start what can start. */
+static void give(struct nr_deliver *d, int gi, const struct nr_batch *b, uint64_t now,
+		 int newcomers)
 {
 	for (int i = 0; i < d->n; i++) {
 		struct nr_dtarget *t = &d->t[i];
-		if (!in_group(d, i, gi))
+		if (!in_group(d, i, gi) || (newcomers && !t->newcomer))
 			continue;
 		nr_batch_merge(&t->next, b);
 		t->pending = 1;
@@ -260,8 +269,16 @@ void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t n
 	for (int gi = 0; gi < d->ng; gi++) {
 		struct nr_dgroup *g = &d->g[gi];
 		start_lookup(d, gi, now);
-		if (!g->look.running) {
-			give(d, gi, b, now);
+		if (g->look.running && !g->look.cur.named) {
+			/* one host: no waiting; a lookup that finds more hands this on */
+			give(d, gi, b, now, 0);
+			if (g->late)
+				nr_batch_merge(&g->held, b);
+			else
+				g->held = *b;
+			g->late = 1;
+		} else if (!g->look.running) {
+			give(d, gi, b, now, 0);
 		} else if (g->holding) {
 			nr_batch_merge(&g->held, b);
 		} else {
@@ -280,7 +297,7 @@ static void release(struct nr_deliver *d, int gi, uint64_t now)
 	if (!g->holding)
 		return;
 	g->holding = 0;
-	give(d, gi, &g->held, now);
+	give(d, gi, &g->held, now, 0);
 }
 
 /* A lookup ended: follow its answer, or keep the last one and say so once. */
@@ -303,7 +320,13 @@ static void looked_up(struct nr_deliver *d, int gi, uint64_t now)
 		fprintf(stderr, "netreload: %s resolves again\n", g->look.src.label);
 	if (rc == 1)
 		sync_group(d, gi, 1);
+	if (g->late)
+		give(d, gi, &g->held, now, 1);
+	g->late = 0;
 	release(d, gi, now);
+	for (int i = 0; i < d->n; i++)
+		if (in_group(d, i, gi))
+			d->t[i].newcomer = 0;
 }
 
 int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx, int max)

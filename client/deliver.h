@@ -40,6 +40,7 @@ struct nr_dtarget {
 	int last; /* NR_EXIT_* of the last finished ping, -1 before any */
 	int group;	  /* the --to (or --targets) this replica belongs to */
 	int gone;	  /* the slot is free: the replica left its group */
+	int newcomer;	  /* added by the lookup being handled */
 	/* a live reply kept for the group's one summary line and --on-live */
 	int saved, s_shown; /* s_shown: its own line is out already */
 	unsigned s_total, s_deb, s_rel, s_count;
@@ -47,10 +48,13 @@ struct nr_dtarget {
 };
 
 /* One --to NAME:PORT or --targets FILE: its replicas, looked up again before a
- * reload when the answer is stale; a batch waits (briefly) for that lookup. */
+ * reload when the answer is stale. For a name known to be several replicas a
+ * batch waits (briefly) for that lookup; for one host it goes at once (as
+ * before replicas), and replicas the lookup then finds get it too. */
 struct nr_dgroup {
 	struct nr_lookup look;
 	int holding;	     /* held waits for the lookup */
+	int late;	     /* held went out already; newcomers get it too */
 	uint64_t hold_until; /* then it goes to the replicas known */
 	struct nr_batch held;
 	int slow_said;	     /* said once that lookups are slow */
