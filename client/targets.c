@@ -99,10 +99,13 @@ static int expand_name(const struct nr_target *spec, struct nr_replicas *out, ch
 	n4 = addresses(list, AF_INET, v4p, NR_MAX_REPLICAS);
 	n6 = addresses(list, AF_INET6, v6p, NR_MAX_REPLICAS);
 	freeaddrinfo(list);
-	if (n4 + n6 <= 1 || (n4 == 1 && n6 == 1))
+	/* IPv4 and IPv6 are taken as the same replicas reached two ways: IPv6
+	 * counts only without IPv4, and one IPv4 address is one host (a VM with a
+	 * few IPv6 addresses besides, localhost) whose addresses are tried in turn */
+	if (n4 == 1 || (n4 == 0 && n6 <= 1))
 		rc = add(out, spec);
 	else
-		rc = n6 > n4 ? add_addresses(out, spec, v6p, n6) : add_addresses(out, spec, v4p, n4);
+		rc = n4 ? add_addresses(out, spec, v4p, n4) : add_addresses(out, spec, v6p, n6);
 	if (rc)
 		snprintf(err, errlen, "more than %d replicas", NR_MAX_REPLICAS);
 	return rc;

@@ -39,11 +39,11 @@ struct nr_replicas {
 int nr_source_spec(struct nr_source *s, const char *spec, char *err, size_t errlen);
 /* --targets FILE as a source (read when expanded). */
 void nr_source_file(struct nr_source *s, const char *path);
-/* Every replica s stands for now (blocking: getaddrinfo, the file). A name that
- * resolves to one host (one address, or one IPv4 and one IPv6 address) stays
- * the name; one with several addresses becomes one target per address (IPv4
- * and IPv6 taken as the same replicas reached two ways: the family with more
- * addresses is used, IPv4 on a tie). A file line that does not resolve stays a
+/* Every replica s stands for now (blocking: getaddrinfo, the file). A name with
+ * several IPv4 addresses becomes one target per IPv4 address; without IPv4,
+ * one per IPv6 address. A name of one host (one IPv4 address, whatever IPv6
+ * addresses it has besides, or a single address) stays the name, whose
+ * addresses the ping tries in turn. A file line that does not resolve stays a
  * name (its ping then says why). 0, or -1 with err: the --to name does not
  * resolve, or the file cannot be read or has a bad line. */
 int nr_source_expand(const struct nr_source *s, struct nr_replicas *out, char *err, size_t errlen);

@@ -161,15 +161,21 @@ def test_ping_one_replica_down(ns, replicas):
 
 
 def test_ipv4_and_ipv6_are_the_same_replicas(ns, replicas):
-    """A name with three IPv4 addresses and one IPv6 address is three replicas,
-    reached over IPv4 (the family with more), not four."""
+    """Three IPv4 and two IPv6 addresses are three replicas, reached over IPv4;
+    one IPv4 address with IPv6 ones besides is one server, as before."""
     reps = replicas(ADDRS)
-    ns.set_hosts(ADDRS + ["::1"])
+    ns.set_hosts(ADDRS + ["::1", "::2"])
     set_all(reps, "v2")
     r = client(ns, "ping", f"web:{NR_PORT}")
     assert r.returncode == 0, (r.stdout, r.stderr)
     assert f"web:{NR_PORT} (3 replicas): live in " in r.stdout, r.stdout
     assert serving(reps) == ["v2"] * 3
+    ns.set_hosts(ADDRS[:1] + ["::1", "::2"])  # the replicas listen on IPv4 only
+    set_all(reps, "v3")
+    r = client(ns, "ping", f"web:{NR_PORT}")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.startswith(f"web:{NR_PORT}: live in "), r.stdout
+    assert serving(reps) == ["v3", "v2", "v2"]
 
 
 def test_status_every_replica(ns, replicas):
