@@ -37,6 +37,8 @@ class Netns:
     def __init__(self, name):
         self.name = name
         self.etc = Path("/etc/netns") / name
+        # left over by a run of ours that was killed (the name holds our pid)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
         subprocess.run(["ip", "netns", "add", name], check=True)
         self.etc.mkdir(parents=True, exist_ok=True)
         self.set_hosts([])
