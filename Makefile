@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-replicas bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -76,7 +76,7 @@ $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto -lpthread
 
 # test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
 $(BUILD)/slowfork.so: tests/shim/slowfork.c
@@ -234,6 +234,7 @@ bench: deps-bench
 	$(PYTHON) bench/browser.py
 	$(PYTHON) bench/configs.py
 	$(PYTHON) bench/scaling.py
+	$(PYTHON) bench/replicas.py
 	$(MAKE) bench-compat
 	$(PYTHON) bench/plot.py
 
@@ -284,6 +285,11 @@ bench-client: deps-bench
 bench-browser: deps-bench
 	$(MAKE) all
 	$(PYTEST_ENV) $(PYTHON) bench/browser.py
+
+# Fan-out: save -> every replica live for 1, 5 and 20 replicas behind one name (root: ip netns).
+bench-replicas: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/replicas.py
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c

@@ -16,25 +16,31 @@
 #define CONNECT_TIMEOUT_MS 3000 /* a VM that is off may swallow SYNs for minutes */
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 10000
+#define LOOKUP_WAIT_MS 500 /* longest a batch waits for a name's lookup */
 
 #define C_DIM "\033[2m"
 #define C_GREEN "\033[32m"
 #define C_RED "\033[31m"
 #define C_OFF "\033[0m"
 
-/* Only the n targets in use are cleared: each holds a whole request and two
- * batches of paths, and pages never touched cost no memory. */
+/* Only the groups in use are cleared: each holds a whole batch, and pages
+ * never touched cost no memory. Slots are made by nr_deliver_resolve. */
 void nr_deliver_init(struct nr_deliver *d, const struct nr_target *targets, int n,
 		     const struct nr_deliver_opts *o)
 {
 	d->o = *o;
-	d->n = n;
-	d->advised = 0;
-	for (int i = 0; i < n; i++) {
-		d->targets[i] = targets[i];
-		memset(&d->t[i], 0, sizeof(d->t[i]));
-		d->t[i].ping.fd = -1;
-		d->t[i].last = -1;
+	d->n = 0;
+	d->advised = d->full_said = 0;
+	d->ng = n + (o->targets_file ? 1 : 0);
+	for (int i = 0; i < d->ng; i++) {
+		memset(&d->g[i], 0, sizeof(d->g[i]));
+		d->g[i].look.fds[0] = d->g[i].look.fds[1] = -1;
+		if (i < n) {
+			d->g[i].look.src.spec = targets[i];
+			memcpy(d->g[i].look.src.label, targets[i].label, sizeof(targets[i].label));
+		} else {
+			nr_source_file(&d->g[i].look.src, o->targets_file);
+		}
 	}
 }
 
@@ -49,19 +55,154 @@ static void log_lookup(const struct nr_deliver *d, struct nr_dtarget *t, const s
 	if (!d->o.verbose)
 		return;
 	nr_addrs_format(&t->addrs, addrs, sizeof(addrs));
-	fprintf(stderr, "netreload: resolved %s to %s\n", to->host, addrs);
+	if (strcmp(addrs, to->host)) /* a replica's address leads to itself */
+		fprintf(stderr, "netreload: resolved %s to %s\n", to->host, addrs);
 }
 
+/* ---- replicas ---------------------------------------------------------- */
+
+static int in_group(const struct nr_deliver *d, int i, int gi)
+{
+	return !d->t[i].gone && d->t[i].group == gi;
+}
+
+/* The replicas of group gi now in use. */
+static int group_size(const struct nr_deliver *d, int gi)
+{
+	int n = 0;
+
+	for (int i = 0; i < d->n; i++)
+		n += in_group(d, i, gi);
+	return n;
+}
+
+static int same_target(const struct nr_target *a, const struct nr_target *b)
+{
+	return !strcmp(a->host, b->host) && !strcmp(a->port, b->port);
+}
+
+/* A replica left (scaled down, or out of the file): forget it without a word
+ * of error; a ping in flight to it is dropped. */
+static void drop(struct nr_deliver *d, int i, int announce)
+{
+	struct nr_dtarget *t = &d->t[i];
+
+	if (t->busy)
+		nr_ping_cancel(&t->ping);
+	nr_addrs_forget(&t->addrs);
+	t->busy = t->pending = t->down = t->saved = 0;
+	t->gone = 1;
+	if (announce)
+		fprintf(stderr, "netreload: %s: replica %s is gone; no longer reloaded\n",
+			d->g[t->group].look.src.label, d->targets[i].label);
+}
+
+/* A new replica of group gi: a free slot, or a new one at the end. */
+static void add_slot(struct nr_deliver *d, int gi, const struct nr_target *to, int announce)
+{
+	int i = 0;
+
+	while (i < d->n && !(d->t[i].gone && !d->t[i].busy))
+		i++;
+	if (i == NR_MAX_TARGETS) {
+		if (!d->full_said)
+			fprintf(stderr, "netreload: warning: more than %d replicas; %s and any others "
+					"are not reloaded\n",
+				NR_MAX_TARGETS, to->label);
+		d->full_said = 1;
+		return;
+	}
+	if (i == d->n)
+		d->n++;
+	d->targets[i] = *to;
+	memset(&d->t[i], 0, sizeof(d->t[i]));
+	d->t[i].ping.fd = -1;
+	d->t[i].last = -1;
+	d->t[i].group = gi;
+	d->t[i].newcomer = 1;
+	if (announce)
+		fprintf(stderr, "netreload: %s: new replica %s\n", d->g[gi].look.src.label,
+			to->label);
+}
+
+/* "web:9001 is 3 replicas: 127.0.0.1, 127.0.0.2, 127.0.0.3" */
+static void say_replicas(const struct nr_lookup *l)
+{
+	fprintf(stderr, "netreload: %s is %d replicas:", l->src.label, l->cur.n);
+	for (int i = 0; i < l->cur.n; i++)
+		fprintf(stderr, "%s %s", i ? "," : "",
+			l->cur.named ? l->cur.t[i].host : l->cur.t[i].label);
+	fputc('\n', stderr);
+}
+
+/* Make group gi's slots follow its lookup's answer. Replicas that come and go
+ * are named; a name back to one host is said once. */
+static void sync_group(struct nr_deliver *d, int gi, int announce)
+{
+	const struct nr_replicas *r = &d->g[gi].look.cur;
+	int was = group_size(d, gi);
+
+	int from_one = r->named && was == 1 && !d->g[gi].look.src.file[0];
+
+	announce = announce && !d->o.quiet;
+	if (announce && !r->named && was > 1)
+		fprintf(stderr, "netreload: %s: one host now (was %d replicas)\n",
+			d->g[gi].look.src.label, was);
+	if (announce && from_one)
+		say_replicas(&d->g[gi].look);
+	if ((!r->named && was > 1) || from_one)
+		announce = 0; /* the name itself gave way to its addresses, or back */
+
+	for (int i = 0; i < d->n; i++) {
+		int keep = 0;
+		if (!in_group(d, i, gi))
+			continue;
+		for (int k = 0; k < r->n && !keep; k++)
+			keep = same_target(&r->t[k], &d->targets[i]);
+		if (!keep)
+			drop(d, i, announce);
+	}
+	for (int k = 0; k < r->n; k++) {
+		int have = 0;
+		for (int i = 0; i < d->n && !have; i++)
+			have = in_group(d, i, gi) && same_target(&r->t[k], &d->targets[i]);
+		if (!have)
+			add_slot(d, gi, &r->t[k], announce);
+	}
+}
+
+/* Start-up: a name that does not resolve, or a file that cannot be read, ends the watch. */
 int nr_deliver_resolve(struct nr_deliver *d)
 {
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		struct nr_source src = g->look.src;
+		char err[300];
+		if (nr_lookup_init(&g->look, &src, err, sizeof(err))) {
+			if (src.file[0]) {
+				nr_error("%s", err);
+				return NR_EXIT_USAGE;
+			}
+			nr_error("%s (check the name in --to %s, or give an IP address)", err,
+				 src.label);
+			return NR_EXIT_UNREACHABLE;
+		}
+		sync_group(d, gi, 0);
+		for (int i = 0; i < d->n; i++)
+			d->t[i].newcomer = 0;
+		if (!d->o.quiet && g->look.cur.n > 1)
+			say_replicas(&g->look);
+	}
 	for (int i = 0; i < d->n; i++) {
 		char err[300];
-		if (nr_addrs_lookup(&d->t[i].addrs, &d->targets[i], err, sizeof(err))) {
+		/* a --targets line that does not resolve is retried like a server that is down */
+		if (nr_addrs_lookup(&d->t[i].addrs, &d->targets[i], err, sizeof(err)) == 0)
+			log_lookup(d, &d->t[i], &d->targets[i]);
+		else if (!d->g[d->t[i].group].look.src.file[0]) {
 			nr_error("%s (check the name in --to %s, or give an IP address)", err,
 				 d->targets[i].label);
 			return NR_EXIT_UNREACHABLE;
 		}
-		log_lookup(d, &d->t[i], &d->targets[i]);
 	}
 	return 0;
 }
@@ -87,10 +228,15 @@ static void start(struct nr_deliver *d, int i, uint64_t now)
 	log_lookup(d, t, &d->targets[i]);
 }
 
-void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
+/* Queue b for every replica of group gi (only the newcomers if asked) and
+ * start what can start. */
+static void give(struct nr_deliver *d, int gi, const struct nr_batch *b, uint64_t now,
+		 int newcomers)
 {
 	for (int i = 0; i < d->n; i++) {
 		struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi) || (newcomers && !t->newcomer))
+			continue;
 		nr_batch_merge(&t->next, b);
 		t->pending = 1;
 		if (t->down && t->retry_at > now + BACKOFF_MIN_MS)
@@ -100,6 +246,90 @@ void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t n
 	}
 }
 
+static void start_lookup(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+
+	if (!nr_lookup_due(&g->look, now) || nr_lookup_start(&g->look) == 0)
+		return;
+	if (!g->look.failing)
+		fprintf(stderr, "netreload: warning: %s; reloading the %d replica(s) of %s known\n",
+			g->look.err, group_size(d, gi), g->look.src.label);
+	g->look.failing = 1;
+	g->look.at = now; /* try again after the TTL */
+}
+
+void nr_deliver_prefetch(struct nr_deliver *d, uint64_t now)
+{
+	for (int gi = 0; gi < d->ng; gi++)
+		start_lookup(d, gi, now);
+}
+
+void nr_deliver_batch(struct nr_deliver *d, const struct nr_batch *b, uint64_t now)
+{
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		start_lookup(d, gi, now);
+		if (g->look.running && !g->look.cur.named) {
+			/* one host: no waiting; a lookup that finds more hands this on */
+			give(d, gi, b, now, 0);
+			if (g->late)
+				nr_batch_merge(&g->held, b);
+			else
+				g->held = *b;
+			g->late = 1;
+		} else if (!g->look.running) {
+			give(d, gi, b, now, 0);
+		} else if (g->holding) {
+			nr_batch_merge(&g->held, b);
+		} else {
+			g->held = *b;
+			g->holding = 1;
+			g->hold_until = now + LOOKUP_WAIT_MS;
+		}
+	}
+}
+
+/* The held batch goes to the replicas known now. */
+static void release(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+
+	if (!g->holding)
+		return;
+	g->holding = 0;
+	give(d, gi, &g->held, now, 0);
+}
+
+/* A lookup ended: follow its answer, or keep the last one and say so once. */
+static void looked_up(struct nr_deliver *d, int gi, uint64_t now)
+{
+	struct nr_dgroup *g = &d->g[gi];
+	int was_failing = g->look.failing;
+	int rc = nr_lookup_finish(&g->look, now);
+
+	if (rc < 0)
+		return;
+	if (rc == 0 && !was_failing) {
+		char why[NR_TTY_SIZE(sizeof(g->look.err))];
+		fprintf(stderr, "netreload: warning: %s; keeping the last answer (%d replica(s)) "
+				"until it works again\n",
+			nr_tty(g->look.err, why, sizeof(why)), group_size(d, gi));
+	}
+	g->look.failing = rc == 0;
+	if (rc == 1 && was_failing && !d->o.quiet)
+		fprintf(stderr, "netreload: %s resolves again\n", g->look.src.label);
+	if (rc == 1)
+		sync_group(d, gi, 1);
+	if (g->late)
+		give(d, gi, &g->held, now, 1);
+	g->late = 0;
+	release(d, gi, now);
+	for (int i = 0; i < d->n; i++)
+		if (in_group(d, i, gi))
+			d->t[i].newcomer = 0;
+}
+
 int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx, int max)
 {
 	int m = 0;
@@ -107,6 +337,15 @@ int nr_deliver_pollfds(const struct nr_deliver *d, struct pollfd *pfd, int *idx,
 	for (int i = 0; i < d->n && m < max; i++) {
 		if (d->t[i].busy && nr_ping_pollfd(&d->t[i].ping, &pfd[m]))
 			idx[m++] = i;
+	}
+	/* lookups last: an answer may free and reuse slots, so the slots' events
+	 * of this pass are handled first */
+	for (int gi = 0; gi < d->ng && m < max; gi++) {
+		int fd = nr_lookup_fd(&d->g[gi].look);
+		if (fd < 0)
+			continue;
+		pfd[m] = (struct pollfd){.fd = fd, .events = POLLIN};
+		idx[m++] = -1 - gi;
 	}
 	return m;
 }
@@ -128,15 +367,11 @@ static uint64_t after(uint64_t t, uint64_t since)
 }
 
 /* Where a result's time went: the parts add up to the total. */
-struct parts {
-	uint64_t total, debounce, queued, down, reload;
-};
-
-static struct parts parts_of(const struct nr_dtarget *t)
+static struct nr_parts parts_of(const struct nr_dtarget *t)
 {
 	const struct nr_ping *p = &t->ping;
 	uint64_t waited = after(t->t_begin, t->cur.t_fire);
-	struct parts r = {
+	struct nr_parts r = {
 		.debounce = after(t->cur.t_fire, t->cur.t_first),
 		.reload = after(p->t_done, t->t_begin),
 	};
@@ -159,7 +394,7 @@ static void json_batch(const struct nr_dtarget *t)
 static void json_result(const struct nr_dtarget *t, const char *event)
 {
 	const struct nr_ping *p = &t->ping;
-	struct parts pt = parts_of(t);
+	struct nr_parts pt = parts_of(t);
 
 	nr_json_begin(stdout, event, p->target.label);
 	printf(",\"exit\":%d,\"ms\":%llu", p->result, (unsigned long long)pt.total);
@@ -194,9 +429,9 @@ static void line_head(const struct nr_deliver *d, const struct nr_dtarget *t)
 
 /* "(debounce 20, down 7511, reload 56)": every part named, adding up to the total;
  * "max-delay 300" when changes kept coming and --max-delay cut the wait short. */
-static void print_parts(const struct nr_dtarget *t, const struct parts *pt)
+static void print_parts(int cut, const struct nr_parts *pt)
 {
-	printf("(%s %llu", t->cur.cut ? "max-delay" : "debounce", (unsigned long long)pt->debounce);
+	printf("(%s %llu", cut ? "max-delay" : "debounce", (unsigned long long)pt->debounce);
 	if (pt->queued)
 		printf(", queued %llu", (unsigned long long)pt->queued);
 	if (pt->down)
@@ -207,7 +442,7 @@ static void print_parts(const struct nr_dtarget *t, const struct parts *pt)
 static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 {
 	const struct nr_ping *p = &t->ping;
-	struct parts pt = parts_of(t);
+	struct nr_parts pt = parts_of(t);
 	unsigned total = (unsigned)pt.total;
 	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
 	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
@@ -218,7 +453,7 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		       (unsigned long long)p->accepted.gen, total);
 	} else if (p->result == NR_EXIT_OK) {
 		printf("%slive%s in %u ms ", on, off, total);
-		print_parts(t, &pt);
+		print_parts(t->cur.cut, &pt);
 		putchar('\n');
 		if (d->o.breakdown) {
 			char steps[160];
@@ -235,6 +470,110 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 		       nr_tty(p->final.reason, why, sizeof(why)));
 	else
 		printf("%serror%s: %s\n", on, off, nr_tty(p->err, why, sizeof(why)));
+}
+
+/* "live in ..." of a saved reply, on the line head of its batch. */
+static void print_live(const struct nr_deliver *d, const struct nr_dtarget *t,
+		       const char *label, const char *suffix)
+{
+	char hms[16], shown[NR_TTY_SIZE(sizeof(t->s_path))];
+
+	clock_str(hms, sizeof(hms));
+	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "",
+	       nr_tty(t->s_path, shown, sizeof(shown)));
+	if (t->s_count > 1)
+		printf(" (+%u)", t->s_count - 1);
+	printf(" \u2192 %s %slive%s in %llu ms ", label, d->o.color ? C_GREEN : "",
+	       d->o.color ? C_OFF : "", (unsigned long long)t->s_parts.total);
+	print_parts(t->s_cut, &t->s_parts);
+	printf("%s\n", suffix);
+}
+
+/* Keep a live reply of a replica for its group's summary line. */
+static void save(struct nr_dtarget *t, int shown)
+{
+	t->saved = 1;
+	t->s_shown = shown;
+	t->s_parts = parts_of(t);
+	t->s_cut = t->cur.cut;
+	t->s_count = t->cur.count;
+	memcpy(t->s_path, t->cur.path, sizeof(t->s_path));
+}
+
+static void tell_hooks(const struct nr_deliver *d, const struct nr_dtarget *t, const char *event,
+		       const char *label);
+
+/* "web:9001 (3 replicas) live in ..., slowest 127.0.0.3" */
+static void print_summary(const struct nr_deliver *d, int gi, const struct nr_dtarget *slow, int all)
+{
+	const struct nr_target *to = &d->targets[slow - d->t];
+	char label[300], suffix[80];
+
+	snprintf(label, sizeof(label), "%s (%d replicas)", d->g[gi].look.src.label, all);
+	snprintf(suffix, sizeof(suffix), ", slowest %.60s",
+		 d->g[gi].look.src.file[0] ? to->label : to->host);
+	print_live(d, slow, label, suffix);
+}
+
+/* Once no replica of group gi has a ping in flight or a change to send: when
+ * every replica went live, one line and one --on-live for them all; else the
+ * live ones each on their line (the others said what went wrong as it
+ * happened), and --on-live for each. */
+static void group_check(struct nr_deliver *d, int gi)
+{
+	struct nr_dgroup *g = &d->g[gi];
+	const struct nr_dtarget *slow = NULL;
+	int all = 0, saved = 0, shown = 0, agree;
+
+	if (g->holding)
+		return;
+	for (int i = 0; i < d->n; i++) {
+		const struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi))
+			continue;
+		if (t->busy || (t->pending && !t->down))
+			return;
+		all++;
+		saved += t->saved;
+		shown += t->saved && t->s_shown;
+		if (t->saved && (!slow || t->s_parts.total > slow->s_parts.total))
+			slow = t;
+	}
+	if (!saved) {
+		g->bad = 0;
+		return;
+	}
+	agree = !g->bad && saved == all;
+	if (agree && !shown && !d->o.quiet)
+		print_summary(d, gi, slow, all);
+	for (int i = 0; i < d->n; i++) {
+		struct nr_dtarget *t = &d->t[i];
+		if (!in_group(d, i, gi) || !t->saved)
+			continue;
+		if ((!agree || shown) && !t->s_shown && !d->o.quiet)
+			print_live(d, t, d->targets[i].label, "");
+		if (!agree)
+			tell_hooks(d, t, "live", d->targets[i].label);
+		t->saved = 0;
+	}
+	fflush(stdout);
+	if (agree)
+		tell_hooks(d, slow, "live", g->look.src.label);
+	g->bad = 0;
+}
+
+/* A live reply from one of several replicas: kept until the group is done. */
+static int one_of_many(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	const struct nr_ping *p = &t->ping;
+
+	return p->result == NR_EXIT_OK && p->req.wait && group_size(d, t->group) > 1;
+}
+
+/* Its line waits for the group's one line (text output without details). */
+static int deferred(const struct nr_deliver *d, const struct nr_dtarget *t)
+{
+	return !d->o.json && !d->o.breakdown && !t->ping.final.killed;
 }
 
 static const char *event_of(const struct nr_ping *p)
@@ -263,12 +602,13 @@ static void report(struct nr_deliver *d, const struct nr_dtarget *t, int recover
 
 /* Tell the hooks: live runs --on-live, any failure --on-fail (hook.c decides
  * when). --no-wait's "accepted" runs neither: nothing is known yet. */
-static void tell_hooks(const struct nr_deliver *d, const struct nr_dtarget *t, const char *event)
+static void tell_hooks(const struct nr_deliver *d, const struct nr_dtarget *t, const char *event,
+		       const char *label)
 {
 	const struct nr_ping *p = &t->ping;
 	struct nr_hook_env e = {
 		.event = event,
-		.target = p->target.label,
+		.target = label,
 		.path = t->cur.path,
 		.changes = t->cur.count,
 		.exit = p->result,
@@ -319,7 +659,7 @@ static void warn_down(const struct nr_deliver *d, const struct nr_dtarget *t)
 		nr_json_member(stdout, "error", p->err);
 		nr_json_end(stdout);
 	}
-	tell_hooks(d, t, busy(p) ? "busy" : "unreachable");
+	tell_hooks(d, t, busy(p) ? "busy" : "unreachable", p->target.label);
 }
 
 /* Keep the change for a later try; say so only the first time. */
@@ -349,13 +689,15 @@ static void came_back(struct nr_deliver *d, struct nr_dtarget *t)
 		fprintf(stderr, "netreload: %s answers again\n", t->ping.target.label);
 }
 
-static void done(struct nr_deliver *d, int i, uint64_t now)
+static void finished(struct nr_deliver *d, int i, uint64_t now)
 {
 	struct nr_dtarget *t = &d->t[i];
 	int recovered = t->last > NR_EXIT_OK;
 
 	t->busy = 0;
 	t->last = t->ping.result;
+	if (t->ping.result != NR_EXIT_OK)
+		d->g[t->group].bad = 1;
 	if (t->ping.result == NR_EXIT_UNREACHABLE)
 		nr_addrs_forget(&t->addrs); /* a VM may be back under another address */
 	if (retryable(&t->ping)) {
@@ -364,12 +706,22 @@ static void done(struct nr_deliver *d, int i, uint64_t now)
 	}
 	if (t->down)
 		came_back(d, t);
-	report(d, t, recovered);
-	tell_hooks(d, t, event_of(&t->ping));
+	if (one_of_many(d, t))
+		save(t, !deferred(d, t));
+	if (!one_of_many(d, t) || !deferred(d, t))
+		report(d, t, recovered);
+	if (!one_of_many(d, t))
+		tell_hooks(d, t, event_of(&t->ping), t->ping.target.label);
 	if (d->o.on_result)
 		d->o.on_result(d->o.ctx, i, &t->ping, t->pending);
 	if (t->pending)
 		start(d, i, now);
+}
+
+static void done(struct nr_deliver *d, int i, uint64_t now)
+{
+	finished(d, i, now);
+	group_check(d, d->t[i].group);
 }
 
 /* nr_ping's deadline covers the whole reload; connecting gets less. */
@@ -387,8 +739,13 @@ static void connect_timeout(struct nr_dtarget *t, uint64_t now)
 
 void nr_deliver_step(struct nr_deliver *d, int i, short revents, uint64_t now)
 {
-	struct nr_dtarget *t = &d->t[i];
+	struct nr_dtarget *t;
 
+	if (i < 0) {
+		looked_up(d, -1 - i, now);
+		return;
+	}
+	t = &d->t[i];
 	if (!t->busy)
 		return;
 	nr_ping_step(&t->ping, revents);
@@ -399,6 +756,17 @@ void nr_deliver_step(struct nr_deliver *d, int i, short revents, uint64_t now)
 
 void nr_deliver_tick(struct nr_deliver *d, uint64_t now)
 {
+	for (int gi = 0; gi < d->ng; gi++) {
+		struct nr_dgroup *g = &d->g[gi];
+		if (!g->holding || now < g->hold_until)
+			continue;
+		if (!g->slow_said)
+			fprintf(stderr, "netreload: warning: looking up %s takes more than %d ms; "
+					"reloading the replicas known meanwhile\n",
+				g->look.src.label, LOOKUP_WAIT_MS);
+		g->slow_said = 1;
+		release(d, gi, now);
+	}
 	for (int i = 0; i < d->n; i++) {
 		struct nr_dtarget *t = &d->t[i];
 		if (t->busy)
@@ -427,6 +795,9 @@ uint64_t nr_deliver_next(const struct nr_deliver *d)
 		if (at && (!next || at < next))
 			next = at;
 	}
+	for (int gi = 0; gi < d->ng; gi++)
+		if (d->g[gi].holding && (!next || d->g[gi].hold_until < next))
+			next = d->g[gi].hold_until;
 	return next;
 }
 
@@ -434,6 +805,9 @@ int nr_deliver_busy(const struct nr_deliver *d)
 {
 	for (int i = 0; i < d->n; i++)
 		if (d->t[i].busy || (d->t[i].pending && !d->t[i].down))
+			return 1;
+	for (int gi = 0; gi < d->ng; gi++)
+		if (d->g[gi].holding)
 			return 1;
 	return 0;
 }
@@ -446,6 +820,19 @@ void nr_deliver_cancel(struct nr_deliver *d)
 		d->t[i].busy = 0;
 		nr_addrs_forget(&d->t[i].addrs);
 	}
+	for (int gi = 0; gi < d->ng; gi++)
+		nr_lookup_free(&d->g[gi].look);
+}
+
+int nr_deliver_settled(const struct nr_deliver *d)
+{
+	for (int i = 0; i < d->n; i++)
+		if (!d->t[i].gone && (d->t[i].busy || d->t[i].pending))
+			return 0;
+	for (int gi = 0; gi < d->ng; gi++)
+		if (d->g[gi].holding)
+			return 0;
+	return 1;
 }
 
 int nr_deliver_status(const struct nr_deliver *d)
@@ -453,7 +840,7 @@ int nr_deliver_status(const struct nr_deliver *d)
 	int worst = NR_EXIT_OK;
 
 	for (int i = 0; i < d->n; i++)
-		if (d->t[i].last > worst)
+		if (!d->t[i].gone && d->t[i].last > worst)
 			worst = d->t[i].last;
 	return worst;
 }

@@ -14,11 +14,11 @@
 
 #include "client.h"
 #include "ping.h"
+#include "targets.h"
 
 #define NR_VERSION "0.2.0"
-#define MAX_TARGETS 64
 
-enum { OPT_ROOT = 256, OPT_NO_FILES };
+enum { OPT_ROOT = 256, OPT_NO_FILES, OPT_TARGETS };
 
 static const char usage_main[] =
 	"usage: netreload COMMAND [OPTIONS] ...\n"
@@ -55,6 +55,7 @@ static const char usage_ping[] =
 	"                      must be in it and are sent relative to it (default .)\n"
 	"      --no-files      list no files, even with --changed (older servers, or\n"
 	"                      setups that do not want the wait)\n"
+	"      --targets FILE  also every HOST:PORT line of FILE (# comments)\n"
 	"  -q, --quiet         print nothing on success\n"
 	"  -b, --breakdown     also print where the time went: old workers stopping,\n"
 	"                      new processes starting, app import, workers ready, network\n"
@@ -69,7 +70,10 @@ static const char usage_ping[] =
 	"      it fresh), 2 usage, 3 unreachable, 4 timeout, 5 protocol error,\n"
 	"      6 authentication refused (secret, clock), 8 an answer not to believe\n"
 	"      (unsigned with --secret-file, forged, or for another request); with\n"
-	"      several servers, the worst.\n";
+	"      several servers, the worst.\n"
+	"\n"
+	"A name that resolves to several addresses (a scaled service) means every one\n"
+	"of them: all are pinged at once, and it is live when all are.\n";
 
 static const char usage_status[] =
 	"usage: netreload status [OPTIONS] HOST:PORT...\n"
@@ -77,7 +81,10 @@ static const char usage_status[] =
 	"  -t, --timeout SEC   give up after SEC seconds (default 5)\n"
 	"  -j, --json          print one JSON object per server\n"
 	"  -s, --secret-file F sign requests with the secret in F\n"
-	"  -h, --help          this help\n";
+	"      --targets FILE  also every HOST:PORT line of FILE (# comments)\n"
+	"  -h, --help          this help\n"
+	"\n"
+	"A name that resolves to several addresses means every one of them.\n";
 
 void nr_error(const char *fmt, ...)
 {
@@ -160,26 +167,39 @@ static void print_result(const struct nr_ping *p, int json, int quiet, int break
 		nr_stale_advice(p->target.label, f->stale);
 }
 
-static int parse_targets(int argc, char **argv, struct nr_target *t, int *n, const char *usage)
+/* The targets of the arguments and --targets, names expanded into their replicas. */
+static int parse_targets(int argc, char **argv, const char *file, struct nr_fanout *f,
+			 const char *usage)
 {
-	char err[300];
+	char err[600];
 
-	if (argc == 0)
+	if (argc == 0 && !file)
 		return usage_error(usage, "%s", "no target given (e.g. 127.0.0.1:9001)");
-	if (argc > MAX_TARGETS)
-		return usage_error(usage, "at most %s targets", "64");
-	for (int i = 0; i < argc; i++) {
-		if (nr_target_parse(argv[i], &t[i], err, sizeof(err)))
-			return usage_error(usage, "%s", err);
-	}
-	*n = argc;
+	if (nr_fanout_build(f, argc, argv, file, err, sizeof(err)))
+		return usage_error(usage, "%s", err);
+	if (f->n == 0)
+		return usage_error(usage, "no target in --targets %s", file);
 	return 0;
+}
+
+/* The one line for source s's replicas when they agree: 1 if it was their
+ * turn (printed, or quiet), 0 if each must be shown. */
+static int print_summary(const struct nr_fanout *f, int s, const struct nr_ping *pings, int quiet)
+{
+	char line[600];
+
+	if (!nr_fanout_summary(f, s, pings, line, sizeof(line)))
+		return 0;
+	if (!quiet)
+		printf("%s\n", line);
+	return 1;
 }
 
 struct ping_opts {
 	struct nr_request req;
 	const char *secret;
 	const char *root;     /* --root: what --changed paths are relative to */
+	const char *targets;  /* --targets FILE */
 	const char **changed; /* --changed PATHs, nchanged of them (up to argc) */
 	int nchanged, no_files;
 	int udp, breakdown, json, quiet;
@@ -193,6 +213,7 @@ static int ping_option(struct ping_opts *o, int c)
 	case 'c': o->changed[o->nchanged++] = optarg; return 0;
 	case OPT_ROOT: o->root = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
+	case OPT_TARGETS: o->targets = optarg; return 0;
 	case 'b': o->breakdown = 1; return 0;
 	case 'u': o->udp = 1; return 0;
 	case 's': o->secret = optarg; return 0;
@@ -225,7 +246,7 @@ static int ping_options(struct ping_opts *o, int argc, char **argv)
 		{"secret-file", required_argument, 0, 's'}, {"udp", no_argument, 0, 'u'},
 		{"breakdown", no_argument, 0, 'b'},	    {"changed", required_argument, 0, 'c'},
 		{"root", required_argument, 0, OPT_ROOT},   {"no-files", no_argument, 0, OPT_NO_FILES},
-		{0, 0, 0, 0}};
+		{"targets", required_argument, 0, OPT_TARGETS}, {0, 0, 0, 0}};
 	int c, rc;
 
 	*o = (struct ping_opts){.req = {.verb = NR_VERB_RELOAD, .wait = 1}, .root = ".",
@@ -274,29 +295,32 @@ static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
 static int cmd_ping(int argc, char **argv)
 {
 	struct ping_opts o;
-	static struct nr_ping pings[MAX_TARGETS]; /* each holds a whole request: not on the stack */
+	static struct nr_ping pings[NR_MAX_REPLICAS]; /* each holds a whole request: not on the stack */
 	static struct nr_filelist files;
-	struct nr_target targets[MAX_TARGETS];
-	int n = 0, rc;
+	static struct nr_fanout f;
+	int rc;
 
 	if ((rc = ping_options(&o, argc, argv)) ||
-	    (rc = parse_targets(argc - optind, argv + optind, targets, &n, usage_ping)) ||
+	    (rc = parse_targets(argc - optind, argv + optind, o.targets, &f, usage_ping)) ||
 	    (rc = nr_use_secret(o.secret)) || (o.nchanged && (rc = changed_files(&o, &files))))
 		goto out;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < f.n; i++) {
 		nr_request_id(o.req.id, sizeof(o.req.id));
 		if (o.udp)
-			nr_ping_start_udp(&pings[i], &targets[i], &o.req, o.nchanged ? &files : NULL,
+			nr_ping_start_udp(&pings[i], &f.t[i], &o.req, o.nchanged ? &files : NULL,
 					  o.timeout);
 		else
-			nr_ping_start(&pings[i], &targets[i], &o.req, o.nchanged ? &files : NULL,
+			nr_ping_start(&pings[i], &f.t[i], &o.req, o.nchanged ? &files : NULL,
 				      o.timeout);
 	}
-	nr_ping_run(pings, n);
-	for (int i = 0; i < n; i++) {
-		print_result(&pings[i], o.json, o.quiet, o.breakdown);
+	nr_ping_run(pings, f.n);
+	for (int s = 0; s < f.nsrc; s++)
+		if (o.json || o.breakdown || !print_summary(&f, s, pings, o.quiet))
+			for (int i = 0; i < f.n; i++)
+				if (f.src[i] == s)
+					print_result(&pings[i], o.json, o.quiet, o.breakdown);
+	for (int i = 0; i < f.n; i++)
 		rc = worst(rc, pings[i].result);
-	}
 out:
 	free(o.changed);
 	return rc < 0 ? NR_EXIT_OK : rc;
@@ -331,17 +355,18 @@ static int cmd_status(int argc, char **argv)
 					     {"json", no_argument, 0, 'j'},
 					     {"help", no_argument, 0, 'h'},
 					     {"secret-file", required_argument, 0, 's'},
+					     {"targets", required_argument, 0, OPT_TARGETS},
 					     {0, 0, 0, 0}};
 	struct nr_request req = {.verb = NR_VERB_STATUS};
-	const char *secret = NULL;
-	struct nr_target targets[MAX_TARGETS];
-	static struct nr_ping pings[MAX_TARGETS]; /* each holds a whole request: not on the stack */
+	const char *secret = NULL, *file = NULL;
+	static struct nr_fanout f;
+	static struct nr_ping pings[NR_MAX_REPLICAS]; /* each holds a whole request: not on the stack */
 	uint32_t timeout = 5000;
-	int c, n, json = 0, rc = NR_EXIT_OK;
+	int c, json = 0, rc = NR_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "t:js:h", opts, NULL)) != -1) {
-		if (c == 's') {
-			secret = optarg;
+		if (c == 's' || c == OPT_TARGETS) {
+			*(c == 's' ? &secret : &file) = optarg;
 			continue;
 		}
 		if (c == 't' && !nr_parse_seconds(optarg, &timeout))
@@ -360,18 +385,21 @@ static int cmd_status(int argc, char **argv)
 		fputs(usage_status, stderr);
 		return NR_EXIT_USAGE;
 	}
-	if ((c = parse_targets(argc - optind, argv + optind, targets, &n, usage_status)) ||
+	if ((c = parse_targets(argc - optind, argv + optind, file, &f, usage_status)) ||
 	    (c = nr_use_secret(secret)))
 		return c;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0; i < f.n; i++) {
 		nr_request_id(req.id, sizeof(req.id)); /* the answer must echo it */
-		nr_ping_start(&pings[i], &targets[i], &req, NULL, timeout);
+		nr_ping_start(&pings[i], &f.t[i], &req, NULL, timeout);
 	}
-	nr_ping_run(pings, n);
-	for (int i = 0; i < n; i++) {
-		print_status(&pings[i], json);
+	nr_ping_run(pings, f.n);
+	for (int s = 0; s < f.nsrc; s++)
+		if (json || !print_summary(&f, s, pings, 0))
+			for (int i = 0; i < f.n; i++)
+				if (f.src[i] == s)
+					print_status(&pings[i], json);
+	for (int i = 0; i < f.n; i++)
 		rc = worst(rc, pings[i].result);
-	}
 	return rc;
 }
 

@@ -36,7 +36,11 @@ static const char usage_watch[] =
 	"\n"
 	"Watch DIR (default .) and ping every target when a source file changes.\n"
 	"\n"
-	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel)\n"
+	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel);\n"
+	"                      a name with several addresses means each of them, looked\n"
+	"                      up again before a reload (scaled services)\n"
+	"      --targets FILE  also every HOST:PORT line of FILE (# comments), re-read\n"
+	"                      when it changes\n"
 	"  -e, --ext LIST      only files with these extensions, e.g. py,html,txt (any case)\n"
 	"  -i, --include GLOB  only (or also, with --ext) paths matching GLOB; repeatable;\n"
 	"                      beats .gitignore, except inside an ignored directory, and\n"
@@ -96,7 +100,7 @@ static const char usage_watch[] =
 
 enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
        OPT_ON_LIVE, OPT_ON_FAIL, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE,
-       OPT_BROWSER, OPT_BROWSER_STATIC, OPT_BROWSER_ONLY };
+       OPT_BROWSER, OPT_BROWSER_STATIC, OPT_BROWSER_ONLY, OPT_TARGETS };
 
 /* Timing defaults; NR_UNSET marks one the user did not give. */
 #define DEFAULT_DEBOUNCE_MS 20
@@ -139,8 +143,7 @@ struct watch_ctx {
 	struct nr_browser br;
 	struct nr_debounce sdeb;
 	int sdeb_page;	       /* sdeb holds a --browser-only file: reload the pages */
-	unsigned char waiting[NR_MAX_TARGETS];
-	int nwaiting;
+	int following;	       /* pages wait for the targets' answers to a batch */
 	int follow_failed;     /* a final answer since the last batch was not live */
 	uint64_t follow_since; /* first change of what the pages wait for */
 	char follow_path[sizeof(((struct nr_batch *)0)->path)]; /* and the last one */
@@ -214,6 +217,7 @@ static int simple_option(struct watch_opts *o, int c)
 	case OPT_ON_FAIL: o->on_fail = optarg; return 0;
 	case OPT_BROWSER: o->browser = optarg; return 0;
 	case OPT_NO_FILES: o->no_files = 1; return 0;
+	case OPT_TARGETS: o->d.targets_file = optarg; return 0;
 	case 'n': o->d.req.wait = 0; return 0;
 	case 'j': o->d.json = 1; return 0;
 	case 'b': o->d.breakdown = 1; return 0;
@@ -317,6 +321,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"to", required_argument, 0, 't'},	     {"ext", required_argument, 0, 'e'},
+		{"targets", required_argument, 0, OPT_TARGETS},
 		{"include", required_argument, 0, 'i'},	     {"exclude", required_argument, 0, 'x'},
 		{"no-gitignore", no_argument, 0, OPT_NO_GITIGNORE},
 		{"no-default-ignore", no_argument, 0, OPT_NO_DEFAULT_IGNORE},
@@ -353,7 +358,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 	}
 	if (!o->ndirs)
 		o->dirs[o->ndirs++] = ".";
-	if (!o->ntargets && !o->explain)
+	if (!o->ntargets && !o->d.targets_file && !o->explain)
 		return usage_error("%s", "no target: add --to HOST:PORT (e.g. --to 127.0.0.1:9001)");
 	if (o->use_stdin && o->poll_ms)
 		return usage_error("%s", "--stdin and --poll exclude each other: pick one");
@@ -605,40 +610,40 @@ static int git_locked(const struct watch_ctx *c)
 
 /* ---- --browser: pages reload once every target is live ------------------ */
 
-/* A batch goes to every target: the pages wait for each one's final answer. */
+/* A batch goes to every target (every replica): the pages wait for each one's
+ * final answer. */
 static void follow_batch(struct watch_ctx *c, const struct nr_batch *b)
 {
 	if (!c->o->browser)
 		return;
-	if (!c->nwaiting)
+	if (!c->following)
 		c->follow_since = b->t_first;
+	c->following = 1;
 	c->follow_failed = 0; /* what failed before this batch is not the last word */
 	snprintf(c->follow_path, sizeof(c->follow_path), "%s", b->path);
-	for (int i = 0; i < c->o->ntargets; i++)
-		if (!c->waiting[i]) {
-			c->waiting[i] = 1;
-			c->nwaiting++;
-		}
 }
 
-/* deliver.c's result callback: show a failure at once; reload after the last live. */
+/* deliver.c's result callback: show a failure at once; reload once nothing is
+ * left to send or wait for (a target that is down still counts). */
 static void follow_result(void *ctx, int i, const struct nr_ping *p, int more)
 {
 	struct watch_ctx *c = ctx;
 	char why[NR_BROWSER_REASON_MAX];
 
-	if (more || !c->waiting[i])
+	(void)i;
+	if (!c->following)
 		return;
-	c->waiting[i] = 0;
-	c->nwaiting--;
 	if (p->result != NR_EXIT_OK) {
 		c->follow_failed = 1;
 		snprintf(why, sizeof(why), "%s: %s", p->target.label,
 			 p->result == NR_EXIT_FAILED ? p->final.reason : p->err);
 		nr_browser_failed(&c->br, why);
-	} else if (!c->nwaiting && !c->follow_failed) {
-		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_mono_ms() - c->follow_since));
 	}
+	if (more || !nr_deliver_settled(&c->del))
+		return;
+	c->following = 0;
+	if (!c->follow_failed)
+		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_mono_ms() - c->follow_since));
 }
 
 /* A batch is due: wait (bounded) for git to finish a checkout, then send it. */
@@ -647,6 +652,8 @@ static void fire_if_due(struct watch_ctx *c, uint64_t now)
 	uint64_t due = nr_debounce_due(&c->deb);
 	struct nr_batch b;
 
+	if (due)
+		nr_deliver_prefetch(&c->del, now); /* names looked up while the burst settles */
 	if (!due || now < due || now < c->lock_check)
 		return;
 	if (!git_locked(c)) {
@@ -685,7 +692,7 @@ static void fire_static(struct watch_ctx *c, uint64_t now)
 		return;
 	nr_debounce_take(&c->sdeb, &b, now);
 	c->sdeb_page = 0;
-	if (reload && c->nwaiting)
+	if (reload && c->following)
 		return;
 	if (reload)
 		nr_browser_live(&c->br, b.path, (unsigned)(now - b.t_first));
@@ -793,8 +800,8 @@ static int poll_timeout(const struct watch_ctx *c, uint64_t now)
 /* One round: wait for anything, then let every party advance. */
 static int loop_once(struct watch_ctx *c)
 {
-	struct pollfd pfd[1 + MAX_ROOTS + NR_MAX_TARGETS + 1 + NR_BROWSER_CONNS];
-	int widx[MAX_ROOTS], tidx[NR_MAX_TARGETS], nw = 0, nt, nb, rc;
+	struct pollfd pfd[1 + MAX_ROOTS + NR_DELIVER_FDS + 1 + NR_BROWSER_CONNS];
+	int widx[MAX_ROOTS], tidx[NR_DELIVER_FDS], nw = 0, nt, nb, rc;
 	uint64_t now = nr_mono_ms();
 
 	pfd[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
@@ -803,7 +810,7 @@ static int loop_once(struct watch_ctx *c)
 			pfd[1 + nw] = (struct pollfd){.fd = c->w[i].fd, .events = POLLIN};
 			widx[nw++] = i;
 		}
-	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_MAX_TARGETS);
+	nt = nr_deliver_pollfds(&c->del, pfd + 1 + nw, tidx, NR_DELIVER_FDS);
 	nb = nr_browser_pollfds(&c->br, pfd + 1 + nw + nt, 1 + NR_BROWSER_CONNS);
 	if (poll(pfd, (nfds_t)(1 + nw + nt + nb), poll_timeout(c, now)) < 0 && errno != EINTR) {
 		nr_error("poll: %s", strerror(errno));
@@ -866,6 +873,8 @@ static void startup_line(const struct watch_ctx *c)
 		fprintf(stderr, " (%s) \u2192", c->w[0].be->name);
 	for (int i = 0; i < c->o->ntargets; i++)
 		fprintf(stderr, "%s %s", i ? "," : "", c->o->targets[i].label);
+	if (c->o->d.targets_file)
+		fprintf(stderr, "%s %s", c->o->ntargets ? "," : "", c->o->d.targets_file);
 	fputc('\n', stderr);
 	if (c->o->browser)
 		fprintf(stderr, "netreload: pages follow with <script src=\"http://%s/netreload.js\"></script>\n",
