@@ -257,18 +257,26 @@ static void ws_frames(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
 	c->in_len -= off;
 }
 
-static void ws_read(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
+/* Append what the connection has for us to c->in: 1 if something came; 0 if
+ * nothing did yet, or the peer closed or failed (then c is closed). */
+static int conn_recv(struct nr_bconn *c)
 {
 	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
+		return 0;
 	if (n <= 0) {
 		conn_close(c);
-		return;
+		return 0;
 	}
 	c->in_len += (size_t)n;
-	ws_frames(b, c, now);
+	return 1;
+}
+
+static void ws_read(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
+{
+	if (conn_recv(c))
+		ws_frames(b, c, now);
 }
 
 /* A LiveReload "reload" command to every page that said hello. */
@@ -485,16 +493,10 @@ static size_t header_end(const char *in, size_t len)
 
 static void read_request(struct nr_browser *b, struct nr_bconn *c, uint64_t now)
 {
-	ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
 	size_t end;
 
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+	if (!conn_recv(c))
 		return;
-	if (n <= 0) {
-		conn_close(c);
-		return;
-	}
-	c->in_len += (size_t)n;
 	if ((end = header_end(c->in, c->in_len)))
 		handle_request(b, c, end, now);
 	else if (c->in_len == sizeof(c->in))

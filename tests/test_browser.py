@@ -26,7 +26,8 @@ import time
 
 import pytest
 
-from conftest import atomic_write, free_port, kill_tree, pid_alive, run_client, wait_for
+from conftest import (atomic_write, free_port, kill_tree, pid_alive, run_client, tcp_exchange,
+                      wait_for)
 from test_watch import Watcher, gen
 
 CHROMIUM = shutil.which("chromium")
@@ -361,21 +362,7 @@ def test_page_waits_for_every_target(chrome, tmp_path, servers, watchers):
 
 def exchange(port, data, timeout=10.0):
     """Send data, read the answer until the watcher closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        try:
-            s.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        chunks = []
-        while True:
-            try:
-                b = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not b:
-                break
-            chunks.append(b)
-    return b"".join(chunks).decode(errors="replace")
+    return tcp_exchange(port, data, timeout, shutdown=False)
 
 
 def status(reply):

@@ -35,16 +35,22 @@ def reload_json(srv):
     return json.loads(r.stdout)
 
 
-@pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True),
-                                       ("chain", True)])
-def test_killed_counts_the_worker_killed_for_a_long_request(servers, mode, lazy):
-    srv = servers(start=False, mode=mode, lazy=lazy, extra=["--netreload-grace", "500"])
+def start_with_a_long_request(srv):
+    """Start srv on v1, have a request in flight that outlasts netreload-grace,
+    and save v2."""
     save(srv, "v1")
     srv.start()
     slow = threading.Thread(target=srv.get, args=("/slow",), kwargs={"timeout": 35}, daemon=True)
     slow.start()
     wait_for(lambda: (srv.dir / "slow.started").exists(), 10, what="the long request")
     save(srv, "v2")
+
+
+@pytest.mark.parametrize("mode,lazy", [("graceful", False), ("workers", True),
+                                       ("chain", True)])
+def test_killed_counts_the_worker_killed_for_a_long_request(servers, mode, lazy):
+    srv = servers(start=False, mode=mode, lazy=lazy, extra=["--netreload-grace", "500"])
+    start_with_a_long_request(srv)
     j = reload_json(srv)
     assert j["event"] == "live" and j["killed"] == 1, j
     assert srv.get() == "v2"
@@ -62,12 +68,7 @@ def test_udp_retry_gets_the_same_killed(servers):
     """A UDP client whose "live" was lost asks again with the same id: the
     answer from memory must be the same one, killed=1 included."""
     srv = servers(start=False, mode="workers", lazy=True, extra=["--netreload-grace", "500"])
-    save(srv, "v1")
-    srv.start()
-    slow = threading.Thread(target=srv.get, args=("/slow",), kwargs={"timeout": 35}, daemon=True)
-    slow.start()
-    wait_for(lambda: (srv.dir / "slow.started").exists(), 10, what="the long request")
-    save(srv, "v2")
+    start_with_a_long_request(srv)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
         u.bind(("127.0.0.1", 0))
         u.settimeout(20)
