@@ -12,7 +12,8 @@ import threading
 
 import pytest
 
-from conftest import CLIENT, ROOT, free_port, run_client, wait_for
+from authtools import hello, key_of, sign_request
+from conftest import CLIENT, ROOT, free_port, run_client, tcp_exchange, wait_for
 
 TRY = {None: "try 'netreload --help'", "ping": "try 'netreload ping --help'",
        "status": "try 'netreload status --help'", "watch": "try 'netreload watch --help'"}
@@ -309,3 +310,15 @@ def test_other_bytes_are_quoted():
     finally:
         srv.close()
         t.join(2)
+
+
+def test_the_server_tells_a_bad_signature_from_a_missing_one(auth_server, secret, wrong):
+    """For any client (nc, a script): a request signed with another secret is
+    told "bad signature", an unsigned one that a signature is needed."""
+    sid = hello(auth_server.port, key_of(secret))
+    line, _ = sign_request(key_of(wrong), "NETRELOAD/2 reload", sid=sid)
+    out = tcp_exchange(auth_server.port, line)
+    assert "error code=auth" in out and "bad signature" in out, out
+    out = tcp_exchange(auth_server.port, b"NETRELOAD/1 reload\n")
+    assert "error code=auth" in out and "needs requests signed" in out, out
+    assert auth_server.get() == "v1"
