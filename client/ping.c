@@ -564,8 +564,9 @@ static void tcp_silent_end(struct nr_ping *p, int udp_closed)
 		finish(p, NR_EXIT_PROTOCOL,
 		       "%s %s, and its UDP port is closed (a netreload-port answers both): not a "
 		       "netreload port (uWSGI's socket or http-socket, say; netreload-port is a port "
-		       "of its own), or a TCP-only forward (ssh -L) to a server that is down",
-		       p->target.label, what);
+		       "of its own), or a TCP-only forward (ssh -L) to a server that is down%s",
+		       p->target.label, what,
+		       p->silent_closed ? ", or a uWSGI that exited just now (see its log)" : "");
 	else if (p->silent_closed)
 		finish(p, NR_EXIT_PROTOCOL,
 		       "%s closed the connection before it answered (did uWSGI exit? see its log)",
