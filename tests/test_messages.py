@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from authtools import hello, key_of, sign_request
-from conftest import CLIENT, ROOT, free_port, run_client, tcp_exchange, wait_for
+from conftest import CLIENT, ROOT, accepts_tcp, free_port, run_client, tcp_exchange, wait_for
 
 TRY = {None: "try 'netreload --help'", "ping": "try 'netreload ping --help'",
        "status": "try 'netreload status --help'", "watch": "try 'netreload watch --help'"}
@@ -276,7 +276,7 @@ def test_an_http_server_is_named(tmp_path):
     p = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
                          cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, what="http.server")
+        wait_for(lambda: accepts_tcp(port), what="http.server to listen")
         for args in ([], ["--udp"]):
             r = ping(*args, "-t", "2", f"127.0.0.1:{port}")
             assert r.returncode == 5, (args, r.stderr)
