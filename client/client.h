@@ -11,6 +11,13 @@
 
 /* "netreload: error: ..." on stderr. */
 void nr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A usage error (usage.c): "netreload CMD: WHAT" and "try 'netreload CMD --help'"
+ * on stderr (cmd NULL: the bare command). Returns NR_EXIT_USAGE. */
+int nr_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+struct option;
+/* The same for what getopt_long (with opterr = 0 and an optstring that starts
+ * with ':') returned as '?' or ':' (c): names the option, unknown or missing its value. */
+int nr_getopt_error(const char *cmd, int c, char **argv, const struct option *opts);
 /* Seconds (fractions allowed) to milliseconds; -1 if not a positive number. */
 int nr_parse_seconds(const char *s, uint32_t *ms);
 /* A fresh request id: random hex, which replies must echo. */

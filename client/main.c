@@ -97,13 +97,6 @@ void nr_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static int usage_error(const char *usage, const char *fmt, const char *arg)
-{
-	fputs("netreload: error: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", usage);
-	return NR_EXIT_USAGE;
-}
 
 int nr_parse_seconds(const char *s, uint32_t *ms)
 {
@@ -169,16 +162,16 @@ static void print_result(const struct nr_ping *p, int json, int quiet, int break
 
 /* The targets of the arguments and --targets, names expanded into their replicas. */
 static int parse_targets(int argc, char **argv, const char *file, struct nr_fanout *f,
-			 const char *usage)
+			 const char *cmd)
 {
 	char err[600];
 
 	if (argc == 0 && !file)
-		return usage_error(usage, "%s", "no target given (e.g. 127.0.0.1:9001)");
+		return nr_usage_error(cmd, "no target given (e.g. 127.0.0.1:9001)");
 	if (nr_fanout_build(f, argc, argv, file, err, sizeof(err)))
-		return usage_error(usage, "%s", err);
+		return nr_usage_error(cmd, "%s", err);
 	if (f->n == 0)
-		return usage_error(usage, "no target in --targets %s", file);
+		return nr_usage_error(cmd, "no target in --targets %s", file);
 	return 0;
 }
 
@@ -207,7 +200,7 @@ struct ping_opts {
 };
 
 /* One option into o; -1 after --help, NR_EXIT_USAGE after a bad one. */
-static int ping_option(struct ping_opts *o, int c)
+static int ping_option(struct ping_opts *o, int c, char **argv, const struct option *opts)
 {
 	switch (c) {
 	case 'c': o->changed[o->nchanged++] = optarg; return 0;
@@ -222,19 +215,18 @@ static int ping_option(struct ping_opts *o, int c)
 	case 'j': o->json = 1; return 0;
 	case 'm':
 		if (nr_mode_parse(optarg, &o->req.mode))
-			return usage_error(usage_ping, "unknown mode '%s'", optarg);
+			return nr_usage_error("ping", "unknown mode '%s' (graceful, chain, workers, "
+					      "brutal-workers, brutal)", optarg);
 		return 0;
 	case 't':
 		if (nr_parse_seconds(optarg, &o->timeout))
-			return usage_error(usage_ping, "bad --timeout '%s': give seconds", optarg);
+			return nr_usage_error("ping", "bad --timeout '%s': give seconds", optarg);
 		return 0;
 	case 'h':
 		fputs(usage_ping, stdout);
 		return -1;
 	}
-	fputc('\n', stderr);
-	fputs(usage_ping, stderr);
-	return NR_EXIT_USAGE;
+	return nr_getopt_error("ping", c, argv, opts);
 }
 
 static int ping_options(struct ping_opts *o, int argc, char **argv)
@@ -255,8 +247,9 @@ static int ping_options(struct ping_opts *o, int argc, char **argv)
 		nr_error("out of memory");
 		return NR_EXIT_USAGE;
 	}
-	while ((c = getopt_long(argc, argv, "m:nt:uqbjs:c:h", opts, NULL)) != -1)
-		if ((rc = ping_option(o, c)))
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":m:nt:uqbjs:c:h", opts, NULL)) != -1)
+		if ((rc = ping_option(o, c, argv, opts)))
 			return rc;
 	if (o->no_files)
 		o->nchanged = 0; /* the old behaviour, even where a script passes --changed */
@@ -272,15 +265,13 @@ static int changed_files(const struct ping_opts *o, struct nr_filelist *files)
 	struct stat st;
 
 	if (!realpath(o->root, root) || stat(root, &st) || !S_ISDIR(st.st_mode)) {
-		nr_error("--root '%s' is not a directory (give the directory the changed paths "
-			 "are under; default .)",
-			 o->root);
-		return NR_EXIT_USAGE;
+		return nr_usage_error("ping", "--root '%s' is not a directory (give the directory "
+				      "the changed paths are under; default .)",
+				      o->root);
 	}
 	for (int i = 0; i < o->nchanged; i++) {
 		if (nr_rel_to_root(root, o->changed[i], rel, sizeof(rel), err, sizeof(err))) {
-			nr_error("--changed %s", err);
-			return NR_EXIT_USAGE;
+			return nr_usage_error("ping", "--changed %s", err);
 		}
 		snprintf(full, sizeof(full), "%s/%s", strcmp(root, "/") ? root : "", rel);
 		if (!*rel || (stat(full, &st) == 0 && S_ISDIR(st.st_mode)))
@@ -301,7 +292,7 @@ static int cmd_ping(int argc, char **argv)
 	int rc;
 
 	if ((rc = ping_options(&o, argc, argv)) ||
-	    (rc = parse_targets(argc - optind, argv + optind, o.targets, &f, usage_ping)) ||
+	    (rc = parse_targets(argc - optind, argv + optind, o.targets, &f, "ping")) ||
 	    (rc = nr_use_secret(o.secret)) || (o.nchanged && (rc = changed_files(&o, &files))))
 		goto out;
 	for (int i = 0; i < f.n; i++) {
@@ -364,7 +355,8 @@ static int cmd_status(int argc, char **argv)
 	uint32_t timeout = 5000;
 	int c, json = 0, rc = NR_EXIT_OK;
 
-	while ((c = getopt_long(argc, argv, "t:js:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:js:h", opts, NULL)) != -1) {
 		if (c == 's' || c == OPT_TARGETS) {
 			*(c == 's' ? &secret : &file) = optarg;
 			continue;
@@ -372,7 +364,7 @@ static int cmd_status(int argc, char **argv)
 		if (c == 't' && !nr_parse_seconds(optarg, &timeout))
 			continue;
 		if (c == 't')
-			return usage_error(usage_status, "bad --timeout '%s': give seconds", optarg);
+			return nr_usage_error("status", "bad --timeout '%s': give seconds", optarg);
 		if (c == 'j') {
 			json = 1;
 			continue;
@@ -381,11 +373,9 @@ static int cmd_status(int argc, char **argv)
 			fputs(usage_status, stdout);
 			return NR_EXIT_OK;
 		}
-		fputc('\n', stderr);
-		fputs(usage_status, stderr);
-		return NR_EXIT_USAGE;
+		return nr_getopt_error("status", c, argv, opts);
 	}
-	if ((c = parse_targets(argc - optind, argv + optind, file, &f, usage_status)) ||
+	if ((c = parse_targets(argc - optind, argv + optind, file, &f, "status")) ||
 	    (c = nr_use_secret(secret)))
 		return c;
 	for (int i = 0; i < f.n; i++) {
@@ -408,7 +398,7 @@ int main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	if (!cmd)
-		return usage_error(usage_main, "%s", "no command given");
+		return nr_usage_error(NULL, "no command given (ping, status or watch)");
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
 		return NR_EXIT_OK;
@@ -423,5 +413,5 @@ int main(int argc, char **argv)
 		return cmd_status(argc - 1, argv + 1);
 	if (!strcmp(cmd, "watch"))
 		return nr_cmd_watch(argc - 1, argv + 1);
-	return usage_error(usage_main, "unknown command '%s'", cmd);
+	return nr_usage_error(NULL, "unknown command '%s' (ping, status or watch)", cmd);
 }

@@ -20,10 +20,12 @@
 #include <unistd.h>
 
 static const struct nr_secret *ping_secret;
+static const char *ping_secret_from = "";
 
-void nr_ping_set_secret(const struct nr_secret *secret)
+void nr_ping_set_secret(const struct nr_secret *secret, const char *from)
 {
 	ping_secret = secret;
+	ping_secret_from = from ? from : "";
 }
 
 /* req as a signed line in buf, for instance sid (NULL: a hello, which asks it).
@@ -461,7 +463,25 @@ static int ask_again(struct nr_ping *p, const struct nr_reply *rep)
 	return 1;
 }
 
-static void refused(struct nr_ping *p, const struct nr_reply *rep)
+/* The server refused our signature, or its absence: say which, from what this
+ * side sent (the server cannot tell a missing secret from a wrong one as well). */
+static void auth_refused(struct nr_ping *p, const char *note)
+{
+	if (!ping_secret)
+		finish(p, NR_EXIT_AUTH,
+		       "%s requires signed requests, and no secret was given: pass --secret-file "
+		       "FILE (a copy of the server's netreload-secret-file) or set "
+		       "NETRELOAD_SECRET_FILE%s",
+		       p->target.label, note);
+	else
+		finish(p, NR_EXIT_AUTH,
+		       "%s rejected the signature made with the secret in %s: it is not the "
+		       "secret in the server's netreload-secret-file (copy that file here again)%s",
+		       p->target.label, ping_secret_from, note);
+}
+
+/* An error reply; note is added to the message (why it came over TCP, say). */
+static void refused(struct nr_ping *p, const struct nr_reply *rep, const char *note)
 {
 	int auth = !strcmp(rep->code, "auth") || !strcmp(rep->code, "clock-skew") ||
 		   !strcmp(rep->code, "instance");
@@ -469,11 +489,226 @@ static void refused(struct nr_ping *p, const struct nr_reply *rep)
 	int old = !strcmp(rep->code, "version") && ping_secret;
 
 	p->final = *rep;
-	finish(p, auth ? NR_EXIT_AUTH : NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)%s",
+	if (!strcmp(rep->code, "auth") && !strstr(rep->reason, "replayed")) {
+		auth_refused(p, note);
+		return;
+	}
+	finish(p, auth ? NR_EXIT_AUTH : NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)%s%s",
 	       p->target.label, rep->reason, rep->code,
 	       old ? "; signed requests need netreload 0.2 or later on the server too: upgrade "
 		     "the plugin there"
-		   : "");
+		   : "",
+	       note);
+}
+
+/* What a peer that is not netreload sent, named: a web server is most likely
+ * the app's own port, an easy typo for netreload-port. */
+static void stranger(struct nr_ping *p, const char *buf, size_t len)
+{
+	char first[64];
+	size_t n = 0;
+	int http = (len >= 5 && !memcmp(buf, "HTTP/", 5)) || (len && buf[0] == '<');
+
+	for (size_t i = 0; i < len && buf[i] != '\r' && buf[i] != '\n' && n + 1 < sizeof(first);
+	     i++)
+		first[n++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
+	first[n] = '\0';
+	if (http)
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s answered HTTP (\"%s\"), not netreload: that is a web server, likely the "
+		       "app's port; netreload listens on a port of its own (netreload-port)",
+		       p->target.label, first);
+	else
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s answered something that is not netreload (\"%s\"): another service "
+		       "listens there; netreload listens on a port of its own (netreload-port)",
+		       p->target.label, first);
+}
+
+/* ---- Probes -------------------------------------------------------------
+ * A netreload port answers over TCP and UDP. When one stays silent, one
+ * exchange over the other, on the same address, tells why: a port that is
+ * not netreload (its UDP side is closed), a secret the server rejects (over
+ * UDP it answers nothing unverified), or UDP lost on the way. When the probe
+ * cannot tell, the first transport's outcome is reported as it was. */
+
+/* The probe's socket, connected to the address the first transport used. */
+static int probe_socket(struct nr_ping *p, int type)
+{
+	const struct addrinfo *ai = p->ai_cur;
+
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = -1;
+	p->in_len = p->out_off = 0;
+	p->deadline = nr_mono_ms() + NR_PROBE_MS;
+	if (!ai || (p->fd = nr_socket_nonblock(ai->ai_family, type)) < 0)
+		return -1;
+	if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
+		return 0;
+	close(p->fd);
+	p->fd = -1;
+	return -1;
+}
+
+/* TCP said nothing; the UDP probe found its port closed (udp_closed) or not. */
+static void tcp_silent_end(struct nr_ping *p, int udp_closed)
+{
+	char what[64];
+
+	if (p->silent_closed)
+		snprintf(what, sizeof(what), "closed the connection without a word");
+	else
+		snprintf(what, sizeof(what), "sent nothing within %.1f s", p->silent_ms / 1000.0);
+	if (udp_closed)
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s %s, and its UDP port is closed (a netreload-port answers both): not a "
+		       "netreload port (uWSGI's socket or http-socket, say; netreload-port is a port "
+		       "of its own), or a TCP-only forward (ssh -L) to a server that is down%s",
+		       p->target.label, what,
+		       p->silent_closed ? ", or a uWSGI that exited just now (see its log)" : "");
+	else if (p->silent_closed)
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s closed the connection before it answered (did uWSGI exit? see its log)",
+		       p->target.label);
+	else
+		finish(p, NR_EXIT_TIMEOUT,
+		       "%s: no answer within %.1f s (raise --timeout, or check the uWSGI log)",
+		       p->target.label, p->silent_ms / 1000.0);
+}
+
+/* Nothing came over TCP (closed: the peer hung up): is its UDP port open? */
+static void tcp_silent(struct nr_ping *p, int closed)
+{
+	static const char line[] = NR_MAGIC "1 status id=probe\n";
+
+	p->silent_closed = closed;
+	p->silent_ms = (unsigned)(nr_mono_ms() - p->t_start);
+	p->probe = NR_PROBE_UDP;
+	if (probe_socket(p, SOCK_DGRAM)) {
+		tcp_silent_end(p, 0);
+		return;
+	}
+	if (send(p->fd, line, sizeof(line) - 1, 0) < 0) {
+		tcp_silent_end(p, errno == ECONNREFUSED);
+		return;
+	}
+	p->state = NR_PING_READING;
+}
+
+/* Any answer means something listens on UDP; "port closed" means nothing does. */
+static void probe_read_udp(struct nr_ping *p)
+{
+	char buf[NR_LINE_MAX + 1];
+	ssize_t n = recv(p->fd, buf, sizeof(buf), 0);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	tcp_silent_end(p, n < 0 && errno == ECONNREFUSED);
+}
+
+/* UDP got no answer; TCP answered (tcp_ok) with our credentials accepted, or
+ * not at all (a connection it accepted, state past CONNECTING, and left silent). */
+static void udp_silent_end(struct nr_ping *p, int tcp_ok)
+{
+	const char *lo = ping_secret ? "" : "; without a secret the server answers UDP from "
+					    "loopback only";
+
+	if (tcp_ok && p->silent_refused)
+		finish(p, NR_EXIT_UNREACHABLE,
+		       "%s: UDP port closed, but TCP on the same port answers: UDP is not forwarded "
+		       "(forward it too: Vagrant protocol \"udp\"), or drop --udp",
+		       p->target.label);
+	else if (tcp_ok)
+		finish(p, NR_EXIT_TIMEOUT,
+		       "%s: no answer over UDP within %.1f s, but TCP on the same port answers: UDP "
+		       "is lost or not forwarded on the way (forward it too), or drop --udp%s",
+		       p->target.label, p->silent_ms / 1000.0, lo);
+	else if (p->silent_refused && p->state != NR_PING_CONNECTING)
+		finish(p, NR_EXIT_PROTOCOL,
+		       "%s: UDP port closed, and TCP on the same port says nothing netreload would: "
+		       "not a netreload port (uWSGI's socket or http-socket, say; netreload-port is a "
+		       "port of its own)",
+		       p->target.label);
+	else if (p->silent_refused)
+		finish(p, NR_EXIT_UNREACHABLE,
+		       "%s: UDP port closed (is uWSGI running there with netreload-port = %s?)",
+		       p->target.label, p->target.port);
+	else
+		finish(p, NR_EXIT_TIMEOUT,
+		       "%s: no answer within %.1f s (raise --timeout, or check the uWSGI log)",
+		       p->target.label, p->silent_ms / 1000.0);
+}
+
+/* No answer over UDP: ask over TCP what a UDP server keeps to itself. With a
+ * secret a signed hello (does the server take our signature?), without one a
+ * status (does the server want one?); neither reloads anything. */
+static void udp_silent(struct nr_ping *p)
+{
+	static const char status[] = NR_MAGIC "1 status id=probe\n";
+
+	p->silent_refused = p->refused;
+	p->silent_ms = (unsigned)(nr_mono_ms() - p->t_start);
+	p->probe = NR_PROBE_TCP;
+	p->udp = 0;
+	p->hello = 1; /* what is sent is hello_out */
+	if (ping_secret && make_hello(p))
+		return;
+	if (!ping_secret) {
+		memcpy(p->hello_out, status, sizeof(status) - 1);
+		p->hello_len = sizeof(status) - 1;
+	}
+	p->state = NR_PING_CONNECTING;
+	if (probe_socket(p, SOCK_STREAM))
+		udp_silent_end(p, 0);
+}
+
+/* The TCP probe's answer. */
+static void probe_line(struct nr_ping *p, const char *line, size_t len)
+{
+	struct nr_reply rep;
+	char why[160];
+	size_t body = len;
+
+	if (ping_secret)
+		nr_reply_verify(ping_secret, line, len, &body);
+	else if (body && line[body - 1] == '\n')
+		body--;
+	if (nr_reply_parse(line, body, &rep, why, sizeof(why))) {
+		stranger(p, line, len);
+		return;
+	}
+	if (rep.kind == NR_REPLY_ERROR) {
+		refused(p, &rep, " (no answer over UDP, which answers nothing it cannot verify; "
+				 "asked over TCP)");
+		return;
+	}
+	udp_silent_end(p, 1);
+}
+
+/* The deadline passed: probe the other transport, or say what did not come. */
+static void deadline_passed(struct nr_ping *p)
+{
+	if (p->probe == NR_PROBE_UDP)
+		tcp_silent_end(p, 0);
+	else if (p->probe == NR_PROBE_TCP)
+		udp_silent_end(p, 0);
+	else if (p->untrusted)
+		finish(p, NR_EXIT_UNTRUSTED, "%s: no answer to believe within %.1f s; %u refused, "
+					     "the last %s",
+		       p->target.label, (double)(p->deadline - p->t_start) / 1000.0, p->untrusted,
+		       p->untrusted_why);
+	else if (!p->heard && !p->got_accepted && p->udp)
+		udp_silent(p);
+	else if (!p->heard && !p->got_accepted && p->in_len)
+		stranger(p, p->in, p->in_len);
+	else if (!p->heard && !p->got_accepted && p->state != NR_PING_CONNECTING)
+		tcp_silent(p, 0);
+	else
+		finish(p, NR_EXIT_TIMEOUT,
+		       "%s: no %s within %.1f s (raise --timeout, or check the uWSGI log)",
+		       p->target.label, p->got_accepted ? "\"live\" answer" : "answer",
+		       (double)(p->deadline - p->t_start) / 1000.0);
 }
 
 /* One reply line: a hello's answer, then accepted, then live/failed (or a
@@ -485,10 +720,11 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 	int rc = trust(p, line, len, &rep, why, sizeof(why));
 
 	if (rc < 0 && !p->udp) {
-		finish(p, NR_EXIT_PROTOCOL, "%s answered something that is not netreload: %s",
-		       p->target.label, why);
+		stranger(p, line, len);
 		return;
 	}
+	if (rc >= 0)
+		p->heard = 1;
 	if (rc) {
 		distrust(p, why);
 		return;
@@ -508,7 +744,7 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 		return;
 	case NR_REPLY_ERROR:
 		if (!ask_again(p, &rep))
-			refused(p, &rep);
+			refused(p, &rep, "");
 		return;
 	default:
 		p->final = rep;
@@ -537,6 +773,10 @@ static void do_read(struct nr_ping *p)
 	ssize_t n;
 	char *lf;
 
+	if (p->probe == NR_PROBE_UDP) {
+		probe_read_udp(p);
+		return;
+	}
 	if (p->udp) {
 		do_read_udp(p);
 		return;
@@ -544,12 +784,18 @@ static void do_read(struct nr_ping *p)
 	n = recv(p->fd, p->in + p->in_len, sizeof(p->in) - p->in_len, 0);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
+	if (n <= 0 && p->in_len && !p->heard)
+		stranger(p, p->in, p->in_len);
+	else if (n <= 0 && p->probe == NR_PROBE_TCP)
+		udp_silent_end(p, 0);
+	else if (n <= 0 && !p->heard && !p->got_accepted)
+		tcp_silent(p, 1);
+	else if (n <= 0)
 		finish(p, NR_EXIT_PROTOCOL,
 		       "%s closed the connection before it answered%s (did uWSGI exit? see its log)",
 		       p->target.label, p->got_accepted ? " \"live\"" : "");
+	if (n <= 0)
 		return;
-	}
 	p->in_len += (size_t)n;
 	while (p->state == NR_PING_READING && (lf = memchr(p->in, '\n', p->in_len))) {
 		char line[sizeof(p->in)];
@@ -558,9 +804,14 @@ static void do_read(struct nr_ping *p)
 		memcpy(line, p->in, len);
 		memmove(p->in, p->in + len, p->in_len - len);
 		p->in_len -= len;
-		on_line(p, line, len);
+		if (p->probe)
+			probe_line(p, line, len);
+		else
+			on_line(p, line, len);
 	}
-	if (p->state == NR_PING_READING && p->in_len == sizeof(p->in))
+	if (p->state == NR_PING_READING && p->in_len == sizeof(p->in) && !p->heard)
+		stranger(p, p->in, p->in_len);
+	else if (p->state == NR_PING_READING && p->in_len == sizeof(p->in))
 		finish(p, NR_EXIT_PROTOCOL, "%s sent a line longer than %d bytes", p->target.label,
 		       NR_LINE_MAX);
 }
@@ -571,6 +822,10 @@ static void do_connected(struct nr_ping *p)
 	socklen_t len = sizeof(soerr);
 
 	getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+	if (soerr && p->probe) {
+		udp_silent_end(p, 0);
+		return;
+	}
 	if (soerr) {
 		close(p->fd);
 		p->fd = -1;
@@ -618,20 +873,8 @@ void nr_ping_step(struct nr_ping *p, short revents)
 	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at &&
 	    (!p->hello || make_hello(p) == 0))
 		do_send(p);
-	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline && p->untrusted)
-		finish(p, NR_EXIT_UNTRUSTED, "%s: no answer to believe within %.1f s; %u refused, "
-					     "the last %s",
-		       p->target.label, (double)(p->deadline - p->t_start) / 1000.0, p->untrusted,
-		       p->untrusted_why);
-	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline && p->udp && p->refused &&
-	    !p->got_accepted)
-		finish(p, NR_EXIT_UNREACHABLE, "%s: UDP port closed (is uWSGI running there with "
-					       "netreload-port = %s?)",
-		       p->target.label, p->target.port);
 	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
-		finish(p, NR_EXIT_TIMEOUT, "%s: no %s within %.1f s (raise --timeout, or check the uWSGI log)",
-		       p->target.label, p->got_accepted ? "\"live\" answer" : "answer",
-		       (double)(p->deadline - p->t_start) / 1000.0);
+		deadline_passed(p);
 }
 
 void nr_ping_run(struct nr_ping *pings, int n)

@@ -29,6 +29,9 @@ enum {
 	NR_EXIT_UNTRUSTED = 8, /* an answer not to believe: unsigned, forged, or another request's */
 };
 
+enum { NR_PROBE_NONE, NR_PROBE_UDP, NR_PROBE_TCP };
+#define NR_PROBE_MS 1000 /* how long a probe may take */
+
 #define NR_HELLO_IDS 8 /* UDP: the last hellos sent, any of whose answers will do */
 
 #define NR_DEFAULT_PORT "9001"
@@ -77,8 +80,15 @@ struct nr_ping {
 	uint64_t t_start, t_accepted, t_done, deadline;
 	uint64_t t_start_us, t_accepted_us; /* finer, for --json */
 	int got_accepted;
+	int heard;	  /* a netreload reply came: the peer is netreload */
+	/* after silence, one probe of the other transport on the same port says
+	 * why (ping.c, "Probes"); what is reported if it cannot tell */
+	int probe;	  /* NR_PROBE_* */
+	int silent_closed; /* TCP: the peer closed without a word (else: said nothing in time) */
+	int silent_refused; /* UDP: the port answered "closed" */
+	unsigned silent_ms; /* how long the first transport was given */
 	struct nr_reply accepted, final;
-	char err[300];
+	char err[600];
 	struct addrinfo *ai_list; /* looked up by this ping, freed by it; NULL if borrowed */
 	struct addrinfo *ai_next; /* next address to try */
 	char out[NR_REQUEST_MAX]; /* the request line, then its file lines (TCP) */
@@ -89,8 +99,10 @@ struct nr_ping {
 
 
 uint64_t nr_mono_ms(void);
-/* Sign every request started from now on with this secret (NULL: don't sign). */
-void nr_ping_set_secret(const struct nr_secret *secret);
+/* Sign every request started from now on with this secret (NULL: don't sign);
+ * from says where it came from ("PATH", "PATH, named by NETRELOAD_SECRET_FILE"),
+ * for messages about a signature the server rejects. */
+void nr_ping_set_secret(const struct nr_secret *secret, const char *from);
 uint64_t nr_mono_us(void);
 int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
 

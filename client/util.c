@@ -1,6 +1,7 @@
 /*
  * util.c - small helpers for the netreload commands: request ids and JSON output.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,22 +44,27 @@ const char *nr_exit_name(int result)
 int nr_use_secret(const char *path)
 {
 	static struct nr_secret secret;
+	static char from[PATH_MAX + 64];
 	char err[512];
-	int loose;
+	int loose, env = !path || !*path;
 
-	if (!path || !*path)
+	if (env)
 		path = getenv("NETRELOAD_SECRET_FILE");
 	if (!path || !*path)
 		return 0;
 	if (nr_secret_load(path, &secret, &loose, err, sizeof(err))) {
-		nr_error("%s", err);
+		/* a variable set long ago in a shell profile is easy to forget */
+		nr_error("%s%s", err, env ? " (named by NETRELOAD_SECRET_FILE in the environment: "
+					    "fix or unset it, or give --secret-file)"
+					  : "");
 		return NR_EXIT_USAGE;
 	}
 	if (loose)
 		fprintf(stderr, "netreload: warning: secret file %s is readable by group or others; "
 				"run: chmod 600 %s\n",
 			path, path);
-	nr_ping_set_secret(&secret);
+	snprintf(from, sizeof(from), "%s%s", path, env ? ", named by NETRELOAD_SECRET_FILE" : "");
+	nr_ping_set_secret(&secret, from);
 	return 0;
 }
 

@@ -36,7 +36,7 @@ static const char usage_watch[] =
 	"\n"
 	"Watch DIR (default .) and ping every target when a source file changes.\n"
 	"\n"
-	"  -t, --to HOST:PORT  a server to reload; repeat for several (pinged in parallel);\n"
+	"      --to HOST:PORT  a server to reload; repeat for several (pinged in parallel);\n"
 	"                      a name with several addresses means each of them, looked\n"
 	"                      up again before a reload (scaled services)\n"
 	"      --targets FILE  also every HOST:PORT line of FILE (# comments), re-read\n"
@@ -61,7 +61,7 @@ static const char usage_watch[] =
 	"  -m, --mode MODE     graceful, chain, workers, brutal-workers or brutal\n"
 	"  -n, --no-wait       do not wait until the new code is live\n"
 	"      --no-files      do not list the changed files in requests (see below)\n"
-	"  -T, --timeout SEC   give up on one reload after SEC seconds (default 60)\n"
+	"  -t, --timeout SEC   give up on one reload after SEC seconds (default 60)\n"
 	"  -s, --secret-file F sign requests with the secret in F (default:\n"
 	"                      $NETRELOAD_SECRET_FILE)\n"
 	"      --on-live CMD   run CMD with /bin/sh after each live reload\n"
@@ -98,7 +98,7 @@ static const char usage_watch[] =
 	"      end of --stdin, the worst of the last reloads (1 failed, 3 unreachable,\n"
 	"      4 timeout, 5 protocol, 6 auth, 8 untrusted).\n";
 
-enum { OPT_NO_GITIGNORE = 256, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
+enum { OPT_TO = 256, OPT_NO_GITIGNORE, OPT_EXPLAIN, OPT_DEBOUNCE, OPT_MAX_DELAY, OPT_POLL, OPT_STDIN,
        OPT_ON_LIVE, OPT_ON_FAIL, OPT_NO_FILES, OPT_BURST_QUIET, OPT_NO_DEFAULT_IGNORE,
        OPT_BROWSER, OPT_BROWSER_STATIC, OPT_BROWSER_ONLY, OPT_TARGETS };
 
@@ -156,10 +156,7 @@ static volatile sig_atomic_t got_stop, got_child;
 
 static int usage_error(const char *fmt, const char *arg)
 {
-	fputs("netreload: error: ", stderr);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, "\n\n%s", usage_watch);
-	return NR_EXIT_USAGE;
+	return nr_usage_error("watch", fmt, arg);
 }
 
 static int parse_ms(const char *s, uint32_t *ms, uint32_t min)
@@ -238,7 +235,7 @@ static int one_option(struct watch_opts *o, int c)
 	if (simple_option(o, c) == 0)
 		return 0;
 	switch (c) {
-	case 't': return add_target(o, optarg);
+	case OPT_TO: return add_target(o, optarg);
 	case 'e': return set_exts(o, optarg);
 	case 'i': return add_glob(o->f.includes, &o->f.nincludes, optarg);
 	case 'x': return add_glob(o->f.excludes, &o->f.nexcludes, optarg);
@@ -261,14 +258,13 @@ static int one_option(struct watch_opts *o, int c)
 			return usage_error("unknown mode '%s' (graceful, chain, workers, brutal-workers, brutal)",
 					   optarg);
 		return 0;
-	case 'T':
+	case 't':
+	case 'T': /* -T: what -t was before 0.2 */
 		if (nr_parse_seconds(optarg, &o->d.timeout_ms))
 			return usage_error("bad --timeout '%s': give seconds", optarg);
 		return 0;
 	}
-	fputc('\n', stderr);
-	fputs(usage_watch, stderr);
-	return NR_EXIT_USAGE;
+	return NR_EXIT_USAGE; /* getopt_long returns no other value */
 }
 
 /* "--max-delay 100" as given, or "--max-delay (default 10000)". */
@@ -320,7 +316,7 @@ static int timing_options(struct watch_opts *o)
 static int parse_options(struct watch_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"to", required_argument, 0, 't'},	     {"ext", required_argument, 0, 'e'},
+		{"to", required_argument, 0, OPT_TO},	     {"ext", required_argument, 0, 'e'},
 		{"targets", required_argument, 0, OPT_TARGETS},
 		{"include", required_argument, 0, 'i'},	     {"exclude", required_argument, 0, 'x'},
 		{"no-gitignore", no_argument, 0, OPT_NO_GITIGNORE},
@@ -331,7 +327,7 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{"burst-quiet", required_argument, 0, OPT_BURST_QUIET},
 		{"poll", required_argument, 0, OPT_POLL},    {"stdin", no_argument, 0, OPT_STDIN},
 		{"mode", required_argument, 0, 'm'},	     {"no-wait", no_argument, 0, 'n'},
-		{"timeout", required_argument, 0, 'T'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
+		{"timeout", required_argument, 0, 't'},	     {"on-live", required_argument, 0, OPT_ON_LIVE},
 		{"on-fail", required_argument, 0, OPT_ON_FAIL},
 		{"json", no_argument, 0, 'j'},		     {"quiet", no_argument, 0, 'q'},
 		{"verbose", no_argument, 0, 'v'},	     {"help", no_argument, 0, 'h'},
@@ -343,11 +339,14 @@ static int parse_options(struct watch_opts *o, int argc, char **argv)
 		{0, 0, 0, 0}};
 	int c, rc;
 
-	while ((c = getopt_long(argc, argv, "t:e:i:x:m:nT:jbqvs:h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":t:e:i:x:m:nT:jbqvs:h", opts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_watch, stdout);
 			return -1;
 		}
+		if (c == '?' || c == ':')
+			return nr_getopt_error("watch", c, argv, opts);
 		if ((rc = one_option(o, c)))
 			return rc;
 	}
@@ -389,14 +388,13 @@ static int open_root(struct nr_watch *w, const char *dir, const struct nr_filter
 	struct stat st;
 
 	if (!realpath(dir, real) || stat(real, &st)) {
-		fprintf(stderr, "netreload: error: cannot watch '%s': %s (give an existing directory)\n",
-			nr_tty(dir, shown, sizeof(shown)), strerror(errno));
-		return NR_EXIT_USAGE;
+		return nr_usage_error("watch", "cannot watch '%s': %s (give an existing directory)",
+				      nr_tty(dir, shown, sizeof(shown)), strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "netreload: error: cannot watch '%s': not a directory (give its directory, "
-				"and --include to pick files)\n", nr_tty(dir, shown, sizeof(shown)));
-		return NR_EXIT_USAGE;
+		return nr_usage_error("watch", "cannot watch '%s': not a directory (give its directory, "
+					       "and --include to pick files)",
+				      nr_tty(dir, shown, sizeof(shown)));
 	}
 	memset(w, 0, sizeof(*w));
 	w->fd = -1;
@@ -901,9 +899,10 @@ static int explain(struct watch_ctx *c, const char *arg)
 	else if (!strcmp(root, "/"))
 		rel = full + 1;
 	if (!rel || !*rel) {
-		fprintf(stderr, "netreload: error: --explain '%s': not inside %s (give a path in the watched directory)\n",
-			nr_tty(arg, shown, sizeof(shown)), nr_tty(root, shown_why, sizeof(shown_why)));
-		return NR_EXIT_USAGE;
+		return nr_usage_error("watch", "--explain '%s': not inside %s (give a path in the "
+				      "watched directory)",
+				      nr_tty(arg, shown, sizeof(shown)),
+				      nr_tty(root, shown_why, sizeof(shown_why)));
 	}
 	yes = nr_filter_check(c->w[0].filter, rel, stat(full, &st) == 0 && S_ISDIR(st.st_mode), why,
 			      sizeof(why));

@@ -230,6 +230,9 @@ static const struct {
 	 "signed for another netreload instance, or for this one before it restarted: ask "
 	 "its instance id again (hello)"},
 	{NR_AUTH_UNBOUND, "bad-request", "a signed protocol 2 request must have its nonce as id"},
+	{NR_AUTH_BAD, "auth",
+	 "authentication failed: bad signature (signed with another secret than this server's "
+	 "netreload-secret-file, or altered on the way)"},
 	{0, "auth",
 	 "authentication failed: this server needs requests signed with its "
 	 "netreload-secret-file (netreload --secret-file FILE)"},

@@ -66,7 +66,7 @@ def test_wrong_secret_is_refused(auth_server, tmp_path):
     wrong = make_secret(tmp_path / "wrong", "not the secret")
     r = auth_server.ping("--secret-file", str(wrong))
     assert r.returncode == 6
-    assert "authentication failed" in r.stderr
+    assert f"rejected the signature made with the secret in {wrong}" in r.stderr
     assert reloads(auth_server) == 0
 
 

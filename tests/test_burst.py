@@ -150,7 +150,7 @@ def test_conflicting_timing_options_are_refused(tree, args, says):
     r = subprocess.run([str(CLIENT), "watch", *args, "--to", "127.0.0.1:1", "--explain", "x.py"],
                        cwd=tree, capture_output=True, text=True, timeout=10)
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert "netreload: error: conflicting timing: " + says in r.stderr, r.stderr
+    assert "netreload watch: conflicting timing: " + says in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args", [

@@ -64,12 +64,25 @@ def udp_recv(u, timeout):
 
 class FakeServer:
     """A TCP listener on 127.0.0.1 that answers each connection with `reply`
-    (None: accept and say nothing). Closed by close(), in the test's finally."""
+    (None: accept and say nothing). With udp, a UDP socket on the same port
+    swallows datagrams, as a netreload server that is stuck would. Closed by
+    close(), in the test's finally."""
 
-    def __init__(self, reply=None):
+    def __init__(self, reply=None, udp=False):
         self.reply = reply
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.udp = None
+        for _ in range(50):
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.bind(("127.0.0.1", 0))
+            if not udp:
+                break
+            self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                self.udp.bind(self.sock.getsockname())
+                break
+            except OSError:
+                self.sock.close()
+                self.udp.close()
         self.sock.listen(8)
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
@@ -100,6 +113,8 @@ class FakeServer:
         for c in self.conns:
             c.close()
         self.sock.close()
+        if self.udp:
+            self.udp.close()
 
 
 # 9. echo . | nc ------------------------------------------------------------------
@@ -221,7 +236,7 @@ def test_client_unreachable_exits_3():
 
 
 def test_client_timeout_exits_4():
-    fake = FakeServer(reply=None)
+    fake = FakeServer(reply=None, udp=True)
     try:
         t0 = time.monotonic()
         r = run_client("ping", "--timeout", "0.5", f"127.0.0.1:{fake.port}", timeout=15)
@@ -237,7 +252,7 @@ def test_client_protocol_error_exits_5():
     try:
         r = run_client("ping", "--timeout", "5", f"127.0.0.1:{fake.port}", timeout=15)
         assert r.returncode == 5, (r.stdout, r.stderr)
-        assert "not netreload" in r.stderr
+        assert "answered HTTP (\"HTTP/1.1 400 Bad Request\"), not netreload" in r.stderr
     finally:
         fake.close()
 
@@ -247,7 +262,8 @@ def test_client_protocol_error_exits_5():
     (["-m", "nope", "127.0.0.1:9"], "unknown mode 'nope'"),
     (["host:99999"], "bad target 'host:99999'"),
     (["--timeout", "abc", "127.0.0.1:9"], "bad --timeout"),
-    (["--bogus", "127.0.0.1:9"], "usage: netreload ping"),
+    (["--bogus", "127.0.0.1:9"], "netreload ping: unknown option '--bogus'\n"
+                                 "try 'netreload ping --help'\n"),
 ])
 def test_client_usage_errors_exit_2(args, needle):
     r = run_client("ping", *args, timeout=10)

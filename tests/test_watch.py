@@ -413,7 +413,7 @@ def test_explain(code):
     r = explain(code, "pkg/models.py", "--exclude", "pkg/*")
     assert r.returncode == 1 and "--exclude 'pkg/*'" in r.stdout
     r = explain(code, "/etc/passwd")
-    assert r.returncode == 2 and "netreload: error:" in r.stderr
+    assert r.returncode == 2 and "netreload watch: --explain '/etc/passwd': not inside" in r.stderr, r.stderr
 
 
 # ---- debounce -----------------------------------------------------------------

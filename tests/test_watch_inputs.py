@@ -63,7 +63,7 @@ def explain(code, path, *args):
 def test_ext_is_validated(code, ext, says):
     r = explain(code, "views.py", "--ext", ext)
     assert r.returncode == 2, (r.stdout, r.stderr)
-    assert r.stderr.startswith("netreload: error: --ext ") and says in r.stderr, r.stderr
+    assert r.stderr.startswith("netreload watch: --ext ") and says in r.stderr, r.stderr
 
 
 # ---- default ignores -----------------------------------------------------------
