@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-replicas bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-replicas bench-idle bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -166,7 +166,7 @@ COMPAT_DIR ?= build/compat
 COMPAT_TESTS ?= tests/test_smoke.py tests/test_reload.py tests/test_hostile.py tests/test_auth.py \
 	tests/test_emperor.py tests/test_django.py tests/test_compat.py tests/test_udp.py \
 	tests/test_options.py tests/test_abi.py tests/test_examples.py tests/test_strangers.py tests/test_auth_binding.py tests/test_clock.py tests/test_nginx.py \
-	tests/test_fast.py
+	tests/test_fast.py tests/test_idle.py
 # VERSION:KIND, KIND as in tools/build-uwsgi.sh; the archive is COMPAT_SRC/uwsgi-VERSION.tar.gz
 COMPAT_BUILDS := 2.0.30:pip master:plugin
 test-compat: deps-compat
@@ -290,6 +290,11 @@ bench-browser: deps-bench
 bench-replicas: deps-bench
 	$(MAKE) all
 	$(PYTEST_ENV) $(PYTHON) bench/replicas.py
+
+# How late a ping is read around --idle; BEFORE=DIR adds another build side by side.
+bench-idle: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/idle.py --build now=$(BUILD) $(if $(BEFORE),--build before=$(BEFORE))
 
 format:
 	clang-format -i common/*.[ch] plugin/*.[ch] client/*.[ch] tests/unit/*.c

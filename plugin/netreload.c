@@ -471,6 +471,7 @@ static int nr_init(void)
 	nr_check_options();
 	nr_need_app_off();
 	nr_apply_fast();
+	nr_idle_take_over();
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);

@@ -175,6 +175,8 @@ void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct socka
 		   socklen_t alen);
 int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen);
 void nr_reload_tick(uint64_t now);
+/* --idle: check it here instead of uWSGI (see reload.c); at startup. */
+void nr_idle_take_over(void);
 void nr_reload_export(struct nr_handover *h);
 void nr_share_export(struct nr_handover *h);
 void nr_reload_import(const struct nr_handover *h);

@@ -683,14 +683,106 @@ timeout:
 	}
 }
 
+/* --idle N: after N seconds without a request uWSGI stops the workers
+ * (uwsgi_master_check_idle), but it SIGINTs each one and sleeps a whole second
+ * before it looks at it again: N workers block the master N seconds, in which
+ * no ping is read and a SIGINT to the master waits. netreload takes the check
+ * over (uwsgi.idle is set to 0, so uWSGI's never runs) with the same rule and
+ * the same steps, but without sleeping: the workers are reaped by the master
+ * loop as they exit (our tick keeps it turning), killed after 3 s as uWSGI
+ * does, and only then do the sockets wait for the request that wakes them.
+ * die-on-idle is left to uWSGI (the instance ends; nothing to reload). */
+#define NR_IDLE_KILL_MS 3000
+
+static struct {
+	int secs;	     /* the user's --idle; 0: not ours */
+	int stopping;	     /* workers told to stop; sockets not yet watched */
+	uint64_t since;	     /* last request seen (or the stop began) */
+	uint64_t requests;   /* uwsgi.workers[0].requests then */
+} idle;
+
+void nr_idle_take_over(void)
+{
+	if (!uwsgi.idle || uwsgi.die_on_idle)
+		return;
+	idle.secs = uwsgi.idle;
+	uwsgi.idle = 0;
+	idle.since = 0;
+	idle.stopping = 0;
+	uwsgi_log("netreload: idle = %d is checked by netreload (no 1 s pause per worker)\n",
+		  idle.secs);
+}
+
+static void idle_stop_workers(uint64_t now)
+{
+	uwsgi_log("workers have been inactive for more than %d seconds\n", idle.secs);
+	uwsgi.status.is_cheap = 1;
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		w->cheaped = 1;
+		w->rss_size = w->vsz_size = 0;
+		if (w->pid <= 0)
+			continue;
+		w->manage_next_request = 0; /* its death is expected, not a crash */
+		kill(w->pid, SIGINT);
+	}
+	idle.stopping = 1;
+	idle.since = now;
+}
+
+/* 1 while workers told to stop are still there. */
+static int idle_stopping(uint64_t now)
+{
+	int left = 0;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		pid_t pid = uwsgi.workers[i].pid;
+		if (pid <= 0)
+			continue;
+		left++;
+		if (now - idle.since >= NR_IDLE_KILL_MS)
+			kill(pid, SIGKILL);
+	}
+	if (left)
+		return 1;
+	uwsgi_add_sockets_to_queue(uwsgi.master_queue, -1);
+	uwsgi_log("cheap mode enabled: waiting for socket connection...\n");
+	idle.stopping = 0;
+	return 0;
+}
+
+static void idle_check(uint64_t now)
+{
+	if (!idle.secs)
+		return;
+	if (idle.stopping && idle_stopping(now))
+		return;
+	if (uwsgi.status.is_cheap || unr.active || unr.pending || uwsgi_instance_is_reloading ||
+	    uwsgi_instance_is_dying) {
+		idle.since = 0;
+		return;
+	}
+	for (int i = 1; i <= uwsgi.numproc; i++)
+		if (!uwsgi.workers[i].cheaped && uwsgi.workers[i].pid > 0 && uwsgi_worker_is_busy(i))
+			idle.since = 0;
+	if (!idle.since || idle.requests != uwsgi.workers[0].requests) {
+		idle.since = now;
+		idle.requests = uwsgi.workers[0].requests;
+		return;
+	}
+	if (nr_ms_since(now, idle.since) > (uint64_t)idle.secs * 1000)
+		idle_stop_workers(now);
+}
+
 void nr_reload_tick(uint64_t now)
 {
 	if (unr.active)
 		check_progress(now);
+	idle_check(now);
 	if (share_settled() && !unr.active && unr.pending && !uwsgi_instance_is_reloading &&
-	    !uwsgi_instance_is_dying && workers_ready_for_signal(now))
+	    !uwsgi_instance_is_dying && !idle.stopping && workers_ready_for_signal(now))
 		start_reload(now);
-	if (unr.active || uwsgi_instance_is_reloading)
+	if (unr.active || uwsgi_instance_is_reloading || idle.stopping)
 		nr_set_tick(NR_FAST_TICK_MS);
 	else if (unr.pending)
 		nr_set_tick(NR_FAST_TICK_MS * 5);
