@@ -86,29 +86,6 @@ static const char usage_status[] =
 	"\n"
 	"A name that resolves to several addresses means every one of them.\n";
 
-void nr_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("netreload: error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-
-int nr_parse_seconds(const char *s, uint32_t *ms)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end || v <= 0 || v > 86400)
-		return -1;
-	*ms = (uint32_t)(v * 1000);
-	return 0;
-}
-
 /* Worse outcomes have higher codes, except that usage (2) never comes from a ping. */
 static int worst(int a, int b)
 {

@@ -2,6 +2,7 @@
  * util.c - small helpers for the netreload commands: request ids and JSON output.
  */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,4 +188,26 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 	if (p->result != 0 && p->result != 1)
 		nr_json_member(out, "error", p->err);
 	nr_json_end(out);
+}
+
+void nr_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("netreload: error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int nr_parse_seconds(const char *s, uint32_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || v <= 0 || v > 86400)
+		return -1;
+	*ms = (uint32_t)(v * 1000);
+	return 0;
 }
