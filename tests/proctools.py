@@ -11,19 +11,48 @@ import subprocess
 import time
 
 
+# Ports are handed out below the kernel's ephemeral range (32768-60999 by
+# default), which every outgoing connection draws its source port from: a port
+# picked there (bind to 0) can be taken by some connection before the server
+# under test binds it. Each pytest-xdist worker gets its own slice, and each
+# process starts at its own place in it and counts up, so concurrent sessions
+# and workers do not pick the same port either.
+_PORT_LOW, _PORT_HIGH, _SLICES = 10000, 32000, 8
+
+
+def _port_slice():
+    w = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(w[2:]) if w[2:].isdigit() else 0
+    size = (_PORT_HIGH - _PORT_LOW) // _SLICES
+    return _PORT_LOW + (n % _SLICES) * size, size
+
+
+_next_port = None
+
+
+def _bindable(port):
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            s.bind(("127.0.0.1", port))
+            u.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+
+
 def free_port():
-    """A port free for both TCP and UDP on 127.0.0.1."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                u.bind(("127.0.0.1", port))
+    """A port free for both TCP and UDP on 127.0.0.1, not in the ephemeral range."""
+    global _next_port
+    base, size = _port_slice()
+    if _next_port is None:
+        _next_port = (os.getpid() * 7919 + time.monotonic_ns()) % size
+    for _ in range(size):
+        port = base + _next_port % size
+        _next_port += 1
+        if _bindable(port):
             return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port")
+    raise RuntimeError(f"no free port in {base}-{base + size - 1}")
 
 
 def children_of(pid):
