@@ -740,7 +740,7 @@ static int idle_stopping(uint64_t now)
 		if (pid <= 0)
 			continue;
 		left++;
-		if (now - idle.since >= NR_IDLE_KILL_MS)
+		if (nr_ms_since(now, idle.since) >= NR_IDLE_KILL_MS)
 			kill(pid, SIGKILL);
 	}
 	if (left)
