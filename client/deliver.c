@@ -415,16 +415,17 @@ static void json_result(const struct nr_dtarget *t, const char *event)
 }
 
 /* "12:03:04 views.py (+2) → HOST:PORT " : what changed and where it went. */
-static void line_head(const struct nr_deliver *d, const struct nr_dtarget *t)
+static void line_head(const struct nr_deliver *d, const char *path, unsigned count,
+		      const char *label)
 {
-	char hms[16], path[NR_TTY_SIZE(sizeof(t->cur.path))];
+	char hms[16], shown[NR_TTY_SIZE(sizeof(((struct nr_batch *)0)->path))];
 
 	clock_str(hms, sizeof(hms));
 	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "",
-	       nr_tty(t->cur.path, path, sizeof(path)));
-	if (t->cur.count > 1)
-		printf(" (+%u)", t->cur.count - 1);
-	printf(" \u2192 %s ", t->ping.target.label);
+	       nr_tty(path, shown, sizeof(shown)));
+	if (count > 1)
+		printf(" (+%u)", count - 1);
+	printf(" \u2192 %s ", label);
 }
 
 /* "(debounce 20, down 7511, reload 56)": every part named, adding up to the total;
@@ -447,7 +448,7 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 	const char *on = d->o.color ? (p->result ? C_RED : C_GREEN) : "", *off = d->o.color ? C_OFF : "";
 	char why[NR_TTY_SIZE(sizeof(p->err) + sizeof(p->final.reason))];
 
-	line_head(d, t);
+	line_head(d, t->cur.path, t->cur.count, t->ping.target.label);
 	if (p->result == NR_EXIT_OK && !p->req.wait) {
 		printf("%saccepted%s (generation %llu) after %u ms\n", on, off,
 		       (unsigned long long)p->accepted.gen, total);
@@ -476,15 +477,9 @@ static void print_result(const struct nr_deliver *d, const struct nr_dtarget *t)
 static void print_live(const struct nr_deliver *d, const struct nr_dtarget *t,
 		       const char *label, const char *suffix)
 {
-	char hms[16], shown[NR_TTY_SIZE(sizeof(t->s_path))];
-
-	clock_str(hms, sizeof(hms));
-	printf("%s%s%s %s", d->o.color ? C_DIM : "", hms, d->o.color ? C_OFF : "",
-	       nr_tty(t->s_path, shown, sizeof(shown)));
-	if (t->s_count > 1)
-		printf(" (+%u)", t->s_count - 1);
-	printf(" \u2192 %s %slive%s in %llu ms ", label, d->o.color ? C_GREEN : "",
-	       d->o.color ? C_OFF : "", (unsigned long long)t->s_parts.total);
+	line_head(d, t->s_path, t->s_count, label);
+	printf("%slive%s in %llu ms ", d->o.color ? C_GREEN : "", d->o.color ? C_OFF : "",
+	       (unsigned long long)t->s_parts.total);
 	print_parts(t->s_cut, &t->s_parts);
 	printf("%s\n", suffix);
 }

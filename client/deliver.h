@@ -60,7 +60,7 @@ struct nr_dtarget {
 	struct nr_parts s_parts;
 	int s_cut;
 	unsigned s_count;
-	char s_path[1024];
+	char s_path[sizeof(((struct nr_batch *)0)->path)];
 };
 
 /* One --to NAME:PORT or --targets FILE: its replicas, looked up again before a
