@@ -796,15 +796,27 @@ uint64_t nr_deliver_next(const struct nr_deliver *d)
 	return next;
 }
 
-int nr_deliver_busy(const struct nr_deliver *d)
+/* A ping in flight, a change queued (for a target that is down too, if
+ * asked), or a batch held for a lookup. A slot that is gone has none. */
+static int unfinished(const struct nr_deliver *d, int down_too)
 {
 	for (int i = 0; i < d->n; i++)
-		if (d->t[i].busy || (d->t[i].pending && !d->t[i].down))
+		if (d->t[i].busy || (d->t[i].pending && (down_too || !d->t[i].down)))
 			return 1;
 	for (int gi = 0; gi < d->ng; gi++)
 		if (d->g[gi].holding)
 			return 1;
 	return 0;
+}
+
+int nr_deliver_busy(const struct nr_deliver *d)
+{
+	return unfinished(d, 0);
+}
+
+int nr_deliver_settled(const struct nr_deliver *d)
+{
+	return !unfinished(d, 1);
 }
 
 void nr_deliver_cancel(struct nr_deliver *d)
@@ -817,17 +829,6 @@ void nr_deliver_cancel(struct nr_deliver *d)
 	}
 	for (int gi = 0; gi < d->ng; gi++)
 		nr_lookup_free(&d->g[gi].look);
-}
-
-int nr_deliver_settled(const struct nr_deliver *d)
-{
-	for (int i = 0; i < d->n; i++)
-		if (!d->t[i].gone && (d->t[i].busy || d->t[i].pending))
-			return 0;
-	for (int gi = 0; gi < d->ng; gi++)
-		if (d->g[gi].holding)
-			return 0;
-	return 1;
 }
 
 int nr_deliver_status(const struct nr_deliver *d)
