@@ -21,6 +21,7 @@
 #define NR_MAX_UDP_WAITERS NR_HO_UDP /* UDP senders waiting for "live" */
 #define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
+#define NR_MAX_FD_HINT 16384 /* above this, a startup line suggests max-fd */
 #define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
 /* why a reload in a mode that only replaces workers is refused without lazy-apps */
 #define NR_MODE_NEEDS_LAZY                                                                   \

@@ -59,6 +59,84 @@ def test_old_workers_skip_the_teardown_only_with_netreload_fast(servers, fast):
         assert len(lines) >= 4, f"expected the old workers' atexit lines, got {lines}"
 
 
+# A C library that registers an exit handler when it loads, as OpenSSL does: the
+# handler appends "PID" to the file named at build time.
+EXIT_MARK_C = r'''
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void mark(void)
+{
+	char line[32];
+	int fd = open(MARK, O_WRONLY | O_APPEND | O_CREAT, 0644);
+	if (fd >= 0) {
+		snprintf(line, sizeof line, "%d\n", (int)getpid());
+		if (write(fd, line, strlen(line)) < 0)
+			_exit(99);
+		close(fd);
+	}
+}
+
+__attribute__((constructor)) static void init(void) { atexit(mark); }
+'''
+
+EXIT_APP = '''\
+import ctypes, os, uwsgi
+VERSION = {version!r}
+HERE = os.path.dirname(os.path.abspath(__file__))
+ctypes.CDLL(os.path.join(HERE, "exitmark.so"))
+
+def _bye():
+    with open(os.path.join(HERE, "uwsgi-atexit.log"), "a") as f:
+        f.write("%d\\n" % os.getpid())
+
+uwsgi.atexit = _bye
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [VERSION.encode()]
+'''
+
+
+def lines(path):
+    return path.read_text().splitlines() if path.exists() else []
+
+
+@pytest.mark.parametrize("mode,lazy", [("workers", True), ("graceful", False)])
+@pytest.mark.parametrize("fast", [False, True])
+def test_old_workers_skip_library_exit_handlers_only_with_netreload_fast(servers, tmp_path,
+                                                                        mode, lazy, fast):
+    """With netreload-fast an old worker leaves with _exit() once uWSGI's language
+    hooks ran: uwsgi.atexit still runs, the exit handlers that libraries registered
+    while the app loaded do not (they only cost copy-on-write faults)."""
+    src = tmp_path / "exitmark.c"
+    src.write_text(EXIT_MARK_C)
+    server = servers(mode=mode, lazy=lazy, extra=["--netreload-fast"] if fast else [],
+                     start=False, app=EXIT_APP.format(version="v1"))
+    mark = server.dir / "c-atexit.log"
+    subprocess.run(["cc", "-shared", "-fPIC", f'-DMARK="{mark}"', "-o",
+                    str(server.dir / "exitmark.so"), str(src)], check=True)
+    server.start()
+    pids = set()
+    for n in range(2, 4):
+        pids |= set(server.worker_pids())
+        atomic_write(server.app, EXIT_APP.format(version=f"v{n}"))
+        r = server.ping()
+        assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+        assert server.get() == f"v{n}"
+    old = {str(p) for p in pids}
+    wait_for(lambda: old <= set(lines(server.dir / "uwsgi-atexit.log")), 10,
+             what="uwsgi.atexit to run in every old worker")
+    ran = old & set(lines(mark))
+    if fast:
+        assert ran == set(), f"library exit handlers ran in old workers {ran}: {server.log_text()}"
+    else:
+        assert ran == old, f"library exit handlers ran in {ran} of the old workers {old}"
+
+
 @pytest.mark.skipif(builtin_python(), reason="this uWSGI has Python built in")
 def test_netreload_fast_without_the_python_plugin_says_so(tmp_path):
     port = free_port()

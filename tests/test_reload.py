@@ -8,6 +8,7 @@ request, so no GET after a ping is retried.
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -16,8 +17,10 @@ import time
 
 import pytest
 
-from conftest import (APP_TEMPLATE, CLIENT, atomic_write, descendants, pid_alive, run_client,
-                      tcp_exchange, wait_for)
+from conftest import (APP_TEMPLATE, BUILD, CLIENT, accepts_tcp, atomic_write, descendants,
+                      free_port, kill_tree, pid_alive, run_client, tcp_exchange, uwsgi_env,
+                      wait_for)
+from uwsgibin import uwsgi_cmd
 
 GEN_LINE = re.compile(r"netreload: generation \d+: \w[\w-]* reload")
 
@@ -562,3 +565,58 @@ def test_worker_in_its_teardown_gets_no_second_sighup(servers, mode, lazy):
     assert s.count("Gracefully killing worker") >= 2
     assert len(re.findall(rf"Gracefully killing worker \d+ \(pid: {busy}\)", s.log_text())) == 1
     assert "killing it" not in s.log_text()
+
+
+def test_graceful_reexec_closes_fds_only_up_to_the_highest_open_one(server):
+    """uWSGI closes every fd below max_fd (the RLIMIT_NOFILE soft limit, 1048576 in
+    many containers) one by one before it re-execs; netreload ends that loop at the
+    highest open fd. The sockets, the listener and the new code survive it."""
+    logged = lambda: [int(m) for m in re.findall(r"closing all non-uwsgi socket fds > 2 "
+                                                  r"\(max_fd = (\d+)\)", server.log_text())]
+    for n in (2, 3):
+        server.set_version(f"v{n}")
+        r = server.ping()
+        assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr
+        assert server.get() == f"v{n}"
+    loops = logged()
+    assert len(loops) == 2, server.log_text()
+    # the server runs with --max-fd 1024; a handful of fds are open
+    assert all(3 < m < 100 for m in loops), f"close loops went up to {loops}"
+
+
+@pytest.mark.parametrize("nofile,max_fd,hint", [(20000, None, True), (20000, "4096", False),
+                                               (4096, None, False)])
+def test_a_huge_fd_limit_gets_a_max_fd_hint_at_startup(tmp_path, nofile, max_fd, hint):
+    """The re-exec'd master checks every fd up to max_fd twice: with a container's
+    RLIMIT_NOFILE that is seconds per graceful reload, so startup says how to cut it."""
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < nofile:
+        pytest.skip(f"the hard RLIMIT_NOFILE here is below {nofile}")
+    port = free_port()
+    (tmp_path / "app.py").write_text(APP_TEMPLATE.format(version="v1"))
+    args = ["--plugin", "netreload", "--netreload-port", str(port), "--master",
+            "--http-socket", f"127.0.0.1:{free_port()}", "--wsgi-file", str(tmp_path / "app.py")]
+    if max_fd:
+        args += ["--max-fd", max_fd]
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    log = tmp_path / "uwsgi.log"
+    with open(log, "wb") as out:
+        try:
+            proc = subprocess.Popen(uwsgi_cmd(BUILD, *args), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=tmp_path, env=uwsgi_env(),
+                                    preexec_fn=limit)
+        except subprocess.SubprocessError as e:
+            pytest.skip(f"cannot raise RLIMIT_NOFILE to {nofile} here: {e}")
+    try:
+        wait_for(lambda: accepts_tcp(port), 15, what="netreload to listen")
+        text = log.read_text()
+        said = re.search(r"netreload: max_fd is (\d+): .* set max-fd = 4096", text)
+        if hint:
+            assert said and said[1] == str(nofile), text
+        else:
+            assert not said, text
+    finally:
+        kill_tree(proc.pid)
+        proc.wait(timeout=10)
