@@ -23,7 +23,7 @@
 #include "debounce.h"
 #include "deliver.h"
 #include "filter.h"
-#include "watch.h"
+#include "backend.h"
 
 #define MAX_ROOTS 16
 #define NR_EXIT_WATCH 7		  /* cannot watch: backend failed (6 is NR_EXIT_AUTH) */

@@ -1,13 +1,13 @@
 /*
- * watch.h - the interface every file-watching backend implements.
+ * backend.h - the interface every file-watching backend implements.
  *
  * A backend watches one root and reports changed paths through a callback.
  * The watch command owns the only poll() loop: it polls w->fd for POLLIN,
  * or, when fd is -1, calls read() every period_ms. Backends never print;
  * they describe problems in w->err.
  */
-#ifndef NR_WATCH_H
-#define NR_WATCH_H
+#ifndef NR_BACKEND_H
+#define NR_BACKEND_H
 
 #include <dirent.h>
 #include <stddef.h>
