@@ -93,4 +93,15 @@ extern const struct nr_watch_backend nr_watch_stdin;
 void nr_watch_stdin_feed(struct nr_watch *w, const char *data, size_t n, nr_watch_cb cb,
 			 void *ctx);
 
+/* backend.c, the one that prints for them. */
+/* Open w with the backend asked for (--stdin, --poll MS) or the best there is:
+ * inotify, else polling, with a warning that says why. 0, or NR_EXIT_WATCH
+ * after saying why not. */
+int nr_backend_open(struct nr_watch *w, int use_stdin, int poll_ms);
+/* inotify ran out while the tree grew (read() said NR_WATCH_LIMIT): poll w
+ * from now on, with the same warning. 0, or NR_EXIT_WATCH after saying why. */
+int nr_backend_fallback(struct nr_watch *w, int poll_ms);
+/* "WHAT ROOT: WHY" (w->err) as an error; returns NR_EXIT_WATCH. */
+int nr_backend_failed(const struct nr_watch *w, const char *what);
+
 #endif
