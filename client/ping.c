@@ -79,7 +79,9 @@ static void finish(struct nr_ping *p, int result, const char *fmt, ...)
 	}
 	if (p->fd >= 0)
 		close(p->fd);
-	p->fd = -1;
+	if (p->udp_fd >= 0)
+		close(p->udp_fd);
+	p->fd = p->udp_fd = -1;
 	if (p->ai_list)
 		freeaddrinfo(p->ai_list);
 	p->ai_list = p->ai_next = NULL;
@@ -213,7 +215,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 		       struct nr_addrs *cache)
 {
 	memset(p, 0, sizeof(*p));
-	p->fd = -1;
+	p->fd = p->udp_fd = -1;
 	p->udp = udp;
 	p->resend_ms = 200;
 	p->target = *t;
@@ -255,9 +257,21 @@ void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct n
 	ping_start(p, t, req, files, timeout_ms, 0, a);
 }
 
+/* When the early look over TCP is due (0: not for this ping, or not now). */
+static uint64_t early_at(const struct nr_ping *p)
+{
+	if (!p->udp || p->probe || p->early_done || p->heard || p->got_accepted ||
+	    p->state == NR_PING_DONE)
+		return 0;
+	return p->t_start + NR_EARLY_PROBE_MS;
+}
+
 uint64_t nr_ping_wake(const struct nr_ping *p)
 {
-	return p->udp && p->resend_at && p->resend_at < p->deadline ? p->resend_at : p->deadline;
+	uint64_t at = p->udp && p->resend_at && p->resend_at < p->deadline ? p->resend_at
+									: p->deadline;
+
+	return early_at(p) && early_at(p) < at ? early_at(p) : at;
 }
 
 int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd)
@@ -390,10 +404,32 @@ static void refused(struct nr_ping *p, const struct nr_reply *rep, const char *n
 	finish(p, nr_diag_refused(p, rep, secret_from(), note, p->err, sizeof(p->err)), NULL);
 }
 
-/* What a peer that is not netreload sent, named. */
+/* The early look over TCP told nothing for sure: back to UDP as it was, and
+ * send again now. */
+static void resume_udp(struct nr_ping *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = p->udp_fd;
+	p->udp_fd = -1;
+	p->early = 0;
+	p->probe = NR_PROBE_NONE;
+	p->udp = 1;
+	p->hello = p->udp_hello;
+	p->deadline = p->udp_deadline;
+	p->in_len = p->out_off = 0;
+	p->state = NR_PING_READING;
+	p->resend_at = nr_mono_ms();
+}
+
+/* What a peer that is not netreload sent, named (by the last look, not the
+ * early one: the time left is UDP's). */
 static void stranger(struct nr_ping *p, const char *buf, size_t len)
 {
-	finish(p, nr_diag_stranger(p, buf, len, p->err, sizeof(p->err)), NULL);
+	if (p->early)
+		resume_udp(p);
+	else
+		finish(p, nr_diag_stranger(p, buf, len, p->err, sizeof(p->err)), NULL);
 }
 
 /* TCP said nothing; the UDP probe found its port closed (udp_closed) or not. */
@@ -405,7 +441,11 @@ static void tcp_silent_end(struct nr_ping *p, int udp_closed)
 /* UDP got no answer; the TCP probe answered with our credentials accepted (tcp_ok), or not. */
 static void udp_silent_end(struct nr_ping *p, int tcp_ok)
 {
-	finish(p, nr_diag_udp_silent(p, tcp_ok, secret_from(), p->err, sizeof(p->err)), NULL);
+	if (p->early)
+		resume_udp(p);
+	else
+		finish(p, nr_diag_udp_silent(p, tcp_ok, secret_from(), p->err, sizeof(p->err)),
+		       NULL);
 }
 
 /* ---- Probes -------------------------------------------------------------
@@ -485,6 +525,23 @@ static void udp_silent(struct nr_ping *p)
 	p->state = NR_PING_CONNECTING;
 	if (probe_socket(p, SOCK_STREAM))
 		udp_silent_end(p, 0);
+}
+
+/* UDP silent for NR_EARLY_PROBE_MS: the same look over TCP, once, with the
+ * UDP socket kept. A refusal (the secret, say) ends the ping now rather than
+ * at --timeout; anything else goes back to UDP (resume_udp) for the rest. */
+static void udp_look_early(struct nr_ping *p)
+{
+	uint64_t deadline = p->deadline;
+
+	p->early = p->early_done = 1;
+	p->udp_fd = p->fd;
+	p->fd = -1;
+	p->udp_hello = p->hello;
+	p->udp_deadline = deadline;
+	udp_silent(p);
+	if (p->state != NR_PING_DONE && p->early && p->deadline > deadline)
+		p->deadline = deadline; /* the look takes none of UDP's time past --timeout */
 }
 
 /* The TCP probe's answer. */
@@ -668,6 +725,10 @@ static void do_send(struct nr_ping *p)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n < 0 && p->early) {
+		resume_udp(p);
+		return;
+	}
 	if (n < 0) {
 		finish(p, NR_EXIT_UNREACHABLE, "%s: send: %s", p->target.label, strerror(errno));
 		return;
@@ -697,6 +758,8 @@ void nr_ping_step(struct nr_ping *p, short revents)
 	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at &&
 	    (!p->hello || make_hello(p) == 0))
 		do_send(p);
+	if (early_at(p) && nr_mono_ms() >= early_at(p) && nr_mono_ms() < p->deadline)
+		udp_look_early(p);
 	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
 		deadline_passed(p);
 }

@@ -21,6 +21,7 @@
 
 enum { NR_PROBE_NONE, NR_PROBE_UDP, NR_PROBE_TCP };
 #define NR_PROBE_MS 1000 /* how long a probe may take */
+#define NR_EARLY_PROBE_MS 1000 /* UDP silent this long: one early look over TCP */
 
 #define NR_HELLO_IDS 8 /* UDP: the last hellos sent, any of whose answers will do */
 
@@ -60,6 +61,13 @@ struct nr_ping {
 	int silent_closed; /* TCP: the peer closed without a word (else: said nothing in time) */
 	int silent_refused; /* UDP: the port answered "closed" */
 	unsigned silent_ms; /* how long the first transport was given */
+	/* UDP: the early look over TCP (ping.c, "Probes") and the UDP side it
+	 * returns to when the look cannot tell */
+	int early;	       /* the TCP probe in flight is the early one */
+	int early_done;	       /* it was made (once a ping) */
+	int udp_fd;	       /* the UDP socket meanwhile, or -1 */
+	int udp_hello;	       /* what p->hello was */
+	uint64_t udp_deadline; /* and p->deadline */
 	struct nr_reply accepted, final;
 	char err[600];
 	struct addrinfo *ai_list; /* looked up by this ping, freed by it; NULL if borrowed */
