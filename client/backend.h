@@ -2,9 +2,9 @@
  * backend.h - the interface every file-watching backend implements.
  *
  * A backend watches one root and reports changed paths through a callback.
- * The watch command owns the only poll() loop: it polls w->fd for POLLIN,
- * or, when fd is -1, calls read() every period_ms. Backends never print;
- * they describe problems in w->err.
+ * loop.c owns the only poll() loop: it polls w->fd for POLLIN, or, when fd
+ * is -1, calls read() every period_ms. Backends never print; they describe
+ * problems in w->err, which backend.c (the one that picks them) reports.
  */
 #ifndef NR_BACKEND_H
 #define NR_BACKEND_H
