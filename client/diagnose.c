@@ -69,16 +69,12 @@ int nr_diag_stranger(const struct nr_ping *p, const char *buf, size_t len, char 
 	     i++)
 		first[n++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
 	first[n] = '\0';
-	if (http)
-		return say(err, errlen, NR_EXIT_PROTOCOL,
-			   "%s answered HTTP (\"%s\"), not netreload: that is a web server, likely the "
-			   "app's port; netreload listens on a port of its own (netreload-port)",
-			   p->target.label, first);
-	else
-		return say(err, errlen, NR_EXIT_PROTOCOL,
-			   "%s answered something that is not netreload (\"%s\"): another service "
-			   "listens there; netreload listens on a port of its own (netreload-port)",
-			   p->target.label, first);
+	return say(err, errlen, NR_EXIT_PROTOCOL,
+		   http ? "%s answered HTTP (\"%s\"), not netreload: that is a web server, likely "
+			  "the app's port; netreload listens on a port of its own (netreload-port)"
+			: "%s answered something that is not netreload (\"%s\"): another service "
+			  "listens there; netreload listens on a port of its own (netreload-port)",
+		   p->target.label, first);
 }
 
 int nr_diag_tcp_silent(const struct nr_ping *p, int udp_closed, char *err, size_t errlen)
