@@ -184,7 +184,7 @@ demo: deps-demo
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g -O1 \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SRC := $(COMMON_SRC) client/filter.c client/watch-stdin.c client/paths.c plugin/handover.c \
+FUZZ_SRC := $(COMMON_SRC) client/filter.c client/backend-stdin.c client/paths.c plugin/handover.c \
 	plugin/logs.c client/browser.c client/websocket.c
 FUZZ_TIMEOUT ?= 10
 FUZZ_MAX_LEN ?= 4096

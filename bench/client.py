@@ -58,7 +58,7 @@ CLIENT = BUILD / "netreload"
 RESULTS = ROOT / "bench" / "results"
 RUN_CLIENT = CLIENT  # replaced by a private copy taken at the start of the run
 
-DEFAULT_DEBOUNCE_MS = 20  # client/watch.c defaults(); checked against --help at the start
+DEFAULT_DEBOUNCE_MS = 20  # client/cmd_watch.c defaults(); checked against --help at the start
 FILES_PER_DIR = 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

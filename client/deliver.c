@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "report.h"
 
 #define CONNECT_TIMEOUT_MS 3000 /* a VM that is off may swallow SYNs for minutes */
 #define BACKOFF_MIN_MS 500
@@ -571,11 +571,6 @@ static int deferred(const struct nr_deliver *d, const struct nr_dtarget *t)
 	return !d->o.json && !d->o.breakdown && !t->ping.final.killed;
 }
 
-static const char *event_of(const struct nr_ping *p)
-{
-	return p->result == NR_EXIT_OK && !p->req.wait ? "accepted" : nr_exit_name(p->result);
-}
-
 /* recovered: the last result for this target was a failure, or it was down;
  * -q prints that line too, so the last line on screen is never a stale failure. */
 static void report(struct nr_deliver *d, const struct nr_dtarget *t, int recovered)
@@ -583,7 +578,7 @@ static void report(struct nr_deliver *d, const struct nr_dtarget *t, int recover
 	const struct nr_ping *p = &t->ping;
 
 	if (d->o.json)
-		json_result(t, event_of(p));
+		json_result(t, nr_event_name(p));
 	else if (!(d->o.quiet && p->result == NR_EXIT_OK && !recovered))
 		print_result(d, t);
 	fflush(stdout);
@@ -706,7 +701,7 @@ static void finished(struct nr_deliver *d, int i, uint64_t now)
 	if (!one_of_many(d, t) || !deferred(d, t))
 		report(d, t, recovered);
 	if (!one_of_many(d, t))
-		tell_hooks(d, t, event_of(&t->ping), t->ping.target.label);
+		tell_hooks(d, t, nr_event_name(&t->ping), t->ping.target.label);
 	if (d->o.on_result)
 		d->o.on_result(d->o.ctx, i, &t->ping, t->pending);
 	if (t->pending)

@@ -4,10 +4,12 @@
  * With a secret a ping is two exchanges: a hello that asks the server's
  * instance id, then the request signed for that instance (PROTOCOL.md,
  * "Instances"); every answer must be signed and echo the request's id, or it
- * is not believed.
+ * is not believed. When it fails, diagnose.c says why; the probes of the
+ * other transport that tell it more are here ("Probes").
  */
 #include "ping.h"
 #include "compat.h"
+#include "diagnose.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,23 @@ void nr_ping_set_secret(const struct nr_secret *secret, const char *from)
 	ping_secret_from = from ? from : "";
 }
 
+/* Random, so a sender who cannot see our request cannot guess what its answer
+ * must echo (a signed request replaces it with its nonce anyway). */
+void nr_request_id(char *id, size_t len)
+{
+	static unsigned counter;
+	char random[NR_NONCE_HEX + 1];
+	struct timespec ts;
+
+	if (len > NR_NONCE_HEX && nr_nonce_new(random) == 0) {
+		snprintf(id, len, "%s", random);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(id, len, "%x-%lx-%u", (unsigned)getpid(), (unsigned long)(ts.tv_nsec & 0xfffff),
+		 ++counter);
+}
+
 /* req as a signed line in buf, for instance sid (NULL: a hello, which asks it).
  * Its id is a fresh nonce, which replies echo: that ties them to this request
  * (PROTOCOL.md, "Authentication"). Returns the length, or -1. */
@@ -46,64 +65,6 @@ static int sign_line(struct nr_request *req, const char *sid, char *buf, size_t 
 	return nr_auth_sign(ping_secret, buf, (size_t)n - 1, size, (int64_t)time(NULL), nonce, sid);
 }
 
-uint64_t nr_mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t nr_mono_ms(void)
-{
-	return nr_mono_us() / 1000;
-}
-
-static int valid_port(const char *s)
-{
-	char *end;
-	long p = strtol(s, &end, 10);
-
-	return end != s && !*end && p >= 1 && p <= 65535;
-}
-
-/* HOST:PORT, [V6]:PORT, HOST (port 9001) or PORT (on 127.0.0.1). */
-int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen)
-{
-	const char *colon = strrchr(spec, ':');
-	const char *host = spec, *port = NR_DEFAULT_PORT;
-	size_t hlen = strlen(spec);
-
-	if (spec[0] == '[') {
-		const char *close = strchr(spec, ']');
-		if (!close || (close[1] && close[1] != ':')) {
-			snprintf(err, errlen, "bad target '%s': write IPv6 as [ADDR]:PORT", spec);
-			return -1;
-		}
-		host = spec + 1;
-		hlen = (size_t)(close - host);
-		if (close[1] == ':')
-			port = close + 2;
-	} else if (colon && strchr(spec, ':') == colon) {
-		hlen = (size_t)(colon - spec);
-		port = colon + 1;
-	} else if (!colon && valid_port(spec)) {
-		host = "127.0.0.1";
-		hlen = strlen(host);
-		port = spec;
-	}
-	if (hlen == 0 || hlen >= sizeof(t->host) || !valid_port(port)) {
-		snprintf(err, errlen, "bad target '%s': expected HOST:PORT (e.g. 127.0.0.1:9001)", spec);
-		return -1;
-	}
-	memcpy(t->host, host, hlen);
-	t->host[hlen] = '\0';
-	snprintf(t->port, sizeof(t->port), "%s", port);
-	snprintf(t->label, sizeof(t->label), strchr(t->host, ':') ? "[%s]:%s" : "%s:%s", t->host,
-		 t->port);
-	return 0;
-}
-
 static void finish(struct nr_ping *p, int result, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
@@ -118,7 +79,9 @@ static void finish(struct nr_ping *p, int result, const char *fmt, ...)
 	}
 	if (p->fd >= 0)
 		close(p->fd);
-	p->fd = -1;
+	if (p->udp_fd >= 0)
+		close(p->udp_fd);
+	p->fd = p->udp_fd = -1;
 	if (p->ai_list)
 		freeaddrinfo(p->ai_list);
 	p->ai_list = p->ai_next = NULL;
@@ -151,53 +114,6 @@ static void try_next_address(struct nr_ping *p, int last_errno)
 	       "cannot connect to %s: %s (is uWSGI running there with netreload-port = %s, and "
 	       "netreload-bind reachable from here?)",
 	       p->target.label, strerror(last_errno), p->target.port);
-}
-
-/* getaddrinfo() for t; -1 with err filled ("cannot resolve ...") on failure. */
-static int lookup(const struct nr_target *t, int udp, struct addrinfo **list, char *err,
-		  size_t errlen)
-{
-	struct addrinfo hints = {.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV};
-	int rc = getaddrinfo(t->host, t->port, &hints, list);
-
-	if (rc) {
-		*list = NULL;
-		snprintf(err, errlen, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
-		return -1;
-	}
-	return 0;
-}
-
-int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen)
-{
-	nr_addrs_forget(a);
-	if (lookup(t, 0, &a->list, err, errlen))
-		return -1;
-	a->fresh = 1;
-	return 0;
-}
-
-void nr_addrs_forget(struct nr_addrs *a)
-{
-	if (a->list)
-		freeaddrinfo(a->list);
-	a->list = NULL;
-	a->sid[0] = '\0';
-}
-
-void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	buf[0] = '\0';
-	for (const struct addrinfo *ai = a->list; ai && n < len; ai = ai->ai_next) {
-		char host[NI_MAXHOST];
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-				NI_NUMERICHOST))
-			continue;
-		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", host);
-	}
 }
 
 /* What the request line says about files: over TCP the list, over UDP only a count. */
@@ -299,7 +215,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 		       struct nr_addrs *cache)
 {
 	memset(p, 0, sizeof(*p));
-	p->fd = -1;
+	p->fd = p->udp_fd = -1;
 	p->udp = udp;
 	p->resend_ms = 200;
 	p->target = *t;
@@ -314,7 +230,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 		finish(p, NR_EXIT_UNREACHABLE, NULL);
 		return;
 	}
-	if (!cache && lookup(t, udp, &p->ai_list, p->err, sizeof(p->err))) {
+	if (!cache && nr_target_lookup(t, udp, &p->ai_list, p->err, sizeof(p->err))) {
 		finish(p, NR_EXIT_UNREACHABLE, NULL);
 		return;
 	}
@@ -341,9 +257,21 @@ void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct n
 	ping_start(p, t, req, files, timeout_ms, 0, a);
 }
 
+/* When the early look over TCP is due (0: not for this ping, or not now). */
+static uint64_t early_at(const struct nr_ping *p)
+{
+	if (!p->udp || p->probe || p->early_done || p->heard || p->got_accepted ||
+	    p->state == NR_PING_DONE)
+		return 0;
+	return p->t_start + NR_EARLY_PROBE_MS;
+}
+
 uint64_t nr_ping_wake(const struct nr_ping *p)
 {
-	return p->udp && p->resend_at && p->resend_at < p->deadline ? p->resend_at : p->deadline;
+	uint64_t at = p->udp && p->resend_at && p->resend_at < p->deadline ? p->resend_at
+									: p->deadline;
+
+	return early_at(p) && early_at(p) < at ? early_at(p) : at;
 }
 
 int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd)
@@ -463,66 +391,61 @@ static int ask_again(struct nr_ping *p, const struct nr_reply *rep)
 	return 1;
 }
 
-/* The server refused our signature, or its absence: say which, from what this
- * side sent (the server cannot tell a missing secret from a wrong one as well). */
-static void auth_refused(struct nr_ping *p, const char *note)
+/* Where the secret came from, for messages about it; NULL: requests are not signed. */
+static const char *secret_from(void)
 {
-	if (!ping_secret)
-		finish(p, NR_EXIT_AUTH,
-		       "%s requires signed requests, and no secret was given: pass --secret-file "
-		       "FILE (a copy of the server's netreload-secret-file) or set "
-		       "NETRELOAD_SECRET_FILE%s",
-		       p->target.label, note);
-	else
-		finish(p, NR_EXIT_AUTH,
-		       "%s rejected the signature made with the secret in %s: it is not the "
-		       "secret in the server's netreload-secret-file (copy that file here again)%s",
-		       p->target.label, ping_secret_from, note);
+	return ping_secret ? ping_secret_from : NULL;
 }
 
 /* An error reply; note is added to the message (why it came over TCP, say). */
 static void refused(struct nr_ping *p, const struct nr_reply *rep, const char *note)
 {
-	int auth = !strcmp(rep->code, "auth") || !strcmp(rep->code, "clock-skew") ||
-		   !strcmp(rep->code, "instance");
-	/* a 0.1 plugin reads protocol 1 only, and signed requests need 2 */
-	int old = !strcmp(rep->code, "version") && ping_secret;
-
 	p->final = *rep;
-	if (!strcmp(rep->code, "auth") && !strstr(rep->reason, "replayed")) {
-		auth_refused(p, note);
-		return;
-	}
-	finish(p, auth ? NR_EXIT_AUTH : NR_EXIT_PROTOCOL, "%s refused the request: %s (%s)%s%s",
-	       p->target.label, rep->reason, rep->code,
-	       old ? "; signed requests need netreload 0.2 or later on the server too: upgrade "
-		     "the plugin there"
-		   : "",
-	       note);
+	finish(p, nr_diag_refused(p, rep, secret_from(), note, p->err, sizeof(p->err)), NULL);
 }
 
-/* What a peer that is not netreload sent, named: a web server is most likely
- * the app's own port, an easy typo for netreload-port. */
+/* The early look over TCP told nothing for sure: back to UDP as it was, and
+ * send again now. */
+static void resume_udp(struct nr_ping *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	p->fd = p->udp_fd;
+	p->udp_fd = -1;
+	p->early = 0;
+	p->probe = NR_PROBE_NONE;
+	p->udp = 1;
+	p->hello = p->udp_hello;
+	p->deadline = p->udp_deadline;
+	p->in_len = p->out_off = 0;
+	p->state = NR_PING_READING;
+	p->resend_at = nr_mono_ms();
+}
+
+/* What a peer that is not netreload sent, named (by the last look, not the
+ * early one: the time left is UDP's). */
 static void stranger(struct nr_ping *p, const char *buf, size_t len)
 {
-	char first[64];
-	size_t n = 0;
-	int http = (len >= 5 && !memcmp(buf, "HTTP/", 5)) || (len && buf[0] == '<');
-
-	for (size_t i = 0; i < len && buf[i] != '\r' && buf[i] != '\n' && n + 1 < sizeof(first);
-	     i++)
-		first[n++] = buf[i] >= 0x20 && buf[i] < 0x7f ? buf[i] : '?';
-	first[n] = '\0';
-	if (http)
-		finish(p, NR_EXIT_PROTOCOL,
-		       "%s answered HTTP (\"%s\"), not netreload: that is a web server, likely the "
-		       "app's port; netreload listens on a port of its own (netreload-port)",
-		       p->target.label, first);
+	if (p->early)
+		resume_udp(p);
 	else
-		finish(p, NR_EXIT_PROTOCOL,
-		       "%s answered something that is not netreload (\"%s\"): another service "
-		       "listens there; netreload listens on a port of its own (netreload-port)",
-		       p->target.label, first);
+		finish(p, nr_diag_stranger(p, buf, len, p->err, sizeof(p->err)), NULL);
+}
+
+/* TCP said nothing; the UDP probe found its port closed (udp_closed) or not. */
+static void tcp_silent_end(struct nr_ping *p, int udp_closed)
+{
+	finish(p, nr_diag_tcp_silent(p, udp_closed, p->err, sizeof(p->err)), NULL);
+}
+
+/* UDP got no answer; the TCP probe answered with our credentials accepted (tcp_ok), or not. */
+static void udp_silent_end(struct nr_ping *p, int tcp_ok)
+{
+	if (p->early)
+		resume_udp(p);
+	else
+		finish(p, nr_diag_udp_silent(p, tcp_ok, secret_from(), p->err, sizeof(p->err)),
+		       NULL);
 }
 
 /* ---- Probes -------------------------------------------------------------
@@ -549,32 +472,6 @@ static int probe_socket(struct nr_ping *p, int type)
 	close(p->fd);
 	p->fd = -1;
 	return -1;
-}
-
-/* TCP said nothing; the UDP probe found its port closed (udp_closed) or not. */
-static void tcp_silent_end(struct nr_ping *p, int udp_closed)
-{
-	char what[64];
-
-	if (p->silent_closed)
-		snprintf(what, sizeof(what), "closed the connection without a word");
-	else
-		snprintf(what, sizeof(what), "sent nothing within %.1f s", p->silent_ms / 1000.0);
-	if (udp_closed)
-		finish(p, NR_EXIT_PROTOCOL,
-		       "%s %s, and its UDP port is closed (a netreload-port answers both): not a "
-		       "netreload port (uWSGI's socket or http-socket, say; netreload-port is a port "
-		       "of its own), or a TCP-only forward (ssh -L) to a server that is down%s",
-		       p->target.label, what,
-		       p->silent_closed ? ", or a uWSGI that exited just now (see its log)" : "");
-	else if (p->silent_closed)
-		finish(p, NR_EXIT_PROTOCOL,
-		       "%s closed the connection before it answered (did uWSGI exit? see its log)",
-		       p->target.label);
-	else
-		finish(p, NR_EXIT_TIMEOUT,
-		       "%s: no answer within %.1f s (raise --timeout, or check the uWSGI log)",
-		       p->target.label, p->silent_ms / 1000.0);
 }
 
 /* Nothing came over TCP (closed: the peer hung up): is its UDP port open? */
@@ -607,39 +504,6 @@ static void probe_read_udp(struct nr_ping *p)
 	tcp_silent_end(p, n < 0 && errno == ECONNREFUSED);
 }
 
-/* UDP got no answer; TCP answered (tcp_ok) with our credentials accepted, or
- * not at all (a connection it accepted, state past CONNECTING, and left silent). */
-static void udp_silent_end(struct nr_ping *p, int tcp_ok)
-{
-	const char *lo = ping_secret ? "" : "; without a secret the server answers UDP from "
-					    "loopback only";
-
-	if (tcp_ok && p->silent_refused)
-		finish(p, NR_EXIT_UNREACHABLE,
-		       "%s: UDP port closed, but TCP on the same port answers: UDP is not forwarded "
-		       "(forward it too: Vagrant protocol \"udp\"), or drop --udp",
-		       p->target.label);
-	else if (tcp_ok)
-		finish(p, NR_EXIT_TIMEOUT,
-		       "%s: no answer over UDP within %.1f s, but TCP on the same port answers: UDP "
-		       "is lost or not forwarded on the way (forward it too), or drop --udp%s",
-		       p->target.label, p->silent_ms / 1000.0, lo);
-	else if (p->silent_refused && p->state != NR_PING_CONNECTING)
-		finish(p, NR_EXIT_PROTOCOL,
-		       "%s: UDP port closed, and TCP on the same port says nothing netreload would: "
-		       "not a netreload port (uWSGI's socket or http-socket, say; netreload-port is a "
-		       "port of its own)",
-		       p->target.label);
-	else if (p->silent_refused)
-		finish(p, NR_EXIT_UNREACHABLE,
-		       "%s: UDP port closed (is uWSGI running there with netreload-port = %s?)",
-		       p->target.label, p->target.port);
-	else
-		finish(p, NR_EXIT_TIMEOUT,
-		       "%s: no answer within %.1f s (raise --timeout, or check the uWSGI log)",
-		       p->target.label, p->silent_ms / 1000.0);
-}
-
 /* No answer over UDP: ask over TCP what a UDP server keeps to itself. With a
  * secret a signed hello (does the server take our signature?), without one a
  * status (does the server want one?); neither reloads anything. */
@@ -661,6 +525,23 @@ static void udp_silent(struct nr_ping *p)
 	p->state = NR_PING_CONNECTING;
 	if (probe_socket(p, SOCK_STREAM))
 		udp_silent_end(p, 0);
+}
+
+/* UDP silent for NR_EARLY_PROBE_MS: the same look over TCP, once, with the
+ * UDP socket kept. A refusal (the secret, say) ends the ping now rather than
+ * at --timeout; anything else goes back to UDP (resume_udp) for the rest. */
+static void udp_look_early(struct nr_ping *p)
+{
+	uint64_t deadline = p->deadline;
+
+	p->early = p->early_done = 1;
+	p->udp_fd = p->fd;
+	p->fd = -1;
+	p->udp_hello = p->hello;
+	p->udp_deadline = deadline;
+	udp_silent(p);
+	if (p->state != NR_PING_DONE && p->early && p->deadline > deadline)
+		p->deadline = deadline; /* the look takes none of UDP's time past --timeout */
 }
 
 /* The TCP probe's answer. */
@@ -844,6 +725,10 @@ static void do_send(struct nr_ping *p)
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n < 0 && p->early) {
+		resume_udp(p);
+		return;
+	}
 	if (n < 0) {
 		finish(p, NR_EXIT_UNREACHABLE, "%s: send: %s", p->target.label, strerror(errno));
 		return;
@@ -873,6 +758,8 @@ void nr_ping_step(struct nr_ping *p, short revents)
 	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at &&
 	    (!p->hello || make_hello(p) == 0))
 		do_send(p);
+	if (early_at(p) && nr_mono_ms() >= early_at(p) && nr_mono_ms() < p->deadline)
+		udp_look_early(p);
 	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
 		deadline_passed(p);
 }

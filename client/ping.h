@@ -14,42 +14,16 @@
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
+#include "clock.h"
 #include "files.h"
-
-/* Exit codes, documented in netreload(1). */
-enum {
-	NR_EXIT_OK = 0,		 /* live (or accepted, with --no-wait) */
-	NR_EXIT_FAILED = 1,	 /* the server says the reload failed */
-	NR_EXIT_USAGE = 2,	 /* bad command line */
-	NR_EXIT_UNREACHABLE = 3, /* no connection: refused, no route, bad host */
-	NR_EXIT_TIMEOUT = 4,	 /* no final answer within --timeout */
-	NR_EXIT_PROTOCOL = 5,	 /* the peer is not a netreload server, or hung up */
-	NR_EXIT_AUTH = 6,	 /* the server refused our signature: secret or clock */
-	/* 7: watch cannot watch (watch.c) */
-	NR_EXIT_UNTRUSTED = 8, /* an answer not to believe: unsigned, forged, or another request's */
-};
+#include "report.h"
+#include "targets.h"
 
 enum { NR_PROBE_NONE, NR_PROBE_UDP, NR_PROBE_TCP };
 #define NR_PROBE_MS 1000 /* how long a probe may take */
+#define NR_EARLY_PROBE_MS 1000 /* UDP silent this long: one early look over TCP */
 
 #define NR_HELLO_IDS 8 /* UDP: the last hellos sent, any of whose answers will do */
-
-#define NR_DEFAULT_PORT "9001"
-
-struct nr_target {
-	char host[256];
-	char port[8];
-	char label[272]; /* host:port as the user should read it */
-};
-
-/* What the watcher keeps of a target across pings: its addresses, looked up
- * once (a lookup can block for seconds, and the watcher's poll() loop must
- * not), and its instance id, so a signed ping needs no hello each time. */
-struct nr_addrs {
-	struct addrinfo *list;	  /* NULL: look up at the next ping */
-	int fresh;		  /* the last ping looked them up; the caller clears it */
-	char sid[NR_SID_HEX + 1]; /* from the last hello; "": ask again */
-};
 
 enum nr_ping_state { NR_PING_IDLE, NR_PING_CONNECTING, NR_PING_SENDING, NR_PING_READING, NR_PING_DONE };
 
@@ -87,6 +61,13 @@ struct nr_ping {
 	int silent_closed; /* TCP: the peer closed without a word (else: said nothing in time) */
 	int silent_refused; /* UDP: the port answered "closed" */
 	unsigned silent_ms; /* how long the first transport was given */
+	/* UDP: the early look over TCP (ping.c, "Probes") and the UDP side it
+	 * returns to when the look cannot tell */
+	int early;	       /* the TCP probe in flight is the early one */
+	int early_done;	       /* it was made (once a ping) */
+	int udp_fd;	       /* the UDP socket meanwhile, or -1 */
+	int udp_hello;	       /* what p->hello was */
+	uint64_t udp_deadline; /* and p->deadline */
 	struct nr_reply accepted, final;
 	char err[600];
 	struct addrinfo *ai_list; /* looked up by this ping, freed by it; NULL if borrowed */
@@ -98,13 +79,10 @@ struct nr_ping {
 };
 
 
-uint64_t nr_mono_ms(void);
 /* Sign every request started from now on with this secret (NULL: don't sign);
  * from says where it came from ("PATH", "PATH, named by NETRELOAD_SECRET_FILE"),
  * for messages about a signature the server rejects. */
 void nr_ping_set_secret(const struct nr_secret *secret, const char *from);
-uint64_t nr_mono_us(void);
-int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
 
 /* Send req, and after it the file lines of files unless that is NULL (PROTOCOL.md,
  * "Changed files"); req's files, more and sum are set from files. */
@@ -118,13 +96,6 @@ void nr_ping_start_udp(struct nr_ping *p, const struct nr_target *t, const struc
 void nr_ping_start_cached(struct nr_ping *p, const struct nr_target *t, struct nr_addrs *a,
 			  const struct nr_request *req, const struct nr_filelist *files,
 			  uint32_t timeout_ms);
-/* Look up t's TCP addresses into a; -1 with err filled if the name does not resolve. */
-int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen);
-/* Drop them and the instance id (the target may have moved or restarted): the
- * next ping looks them up and asks again. */
-void nr_addrs_forget(struct nr_addrs *a);
-/* "::1, 127.0.0.1": the addresses, for a log line. */
-void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len);
 /* When the ping next needs nr_ping_step() even without events (deadline or resend). */
 uint64_t nr_ping_wake(const struct nr_ping *p);
 /* Fill pfd for poll(); returns 0 when the ping needs no fd (done). */
@@ -132,6 +103,8 @@ int nr_ping_pollfd(const struct nr_ping *p, struct pollfd *pfd);
 /* Advance after poll() said revents (0 if only time passed). */
 void nr_ping_step(struct nr_ping *p, short revents);
 void nr_ping_cancel(struct nr_ping *p);
+/* A fresh request id: random hex, which replies must echo. */
+void nr_request_id(char *id, size_t len);
 /* Run pings to completion in one poll() loop. */
 void nr_ping_run(struct nr_ping *pings, int n);
 

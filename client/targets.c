@@ -1,5 +1,6 @@
 /*
- * targets.c - sources (a name, a --targets file) expanded into their
+ * targets.c - a target: HOST:PORT parsed, its addresses looked up and kept
+ * for the next ping; sources (a name, a --targets file) expanded into their
  * replicas, and the watcher's lookups of them in a thread (see targets.h).
  */
 #include "targets.h"
@@ -13,10 +14,105 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "clock.h"
 #include "compat.h"
 
 #define ADDR_MAX 46 /* INET6_ADDRSTRLEN - 1 */
+
+/* ---- one target -------------------------------------------------------- */
+
+static int valid_port(const char *s)
+{
+	char *end;
+	long p = strtol(s, &end, 10);
+
+	return end != s && !*end && p >= 1 && p <= 65535;
+}
+
+/* HOST:PORT, [V6]:PORT, HOST (port 9001) or PORT (on 127.0.0.1). */
+int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen)
+{
+	const char *colon = strrchr(spec, ':');
+	const char *host = spec, *port = NR_DEFAULT_PORT;
+	size_t hlen = strlen(spec);
+
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || (close[1] && close[1] != ':')) {
+			snprintf(err, errlen, "bad target '%s': write IPv6 as [ADDR]:PORT", spec);
+			return -1;
+		}
+		host = spec + 1;
+		hlen = (size_t)(close - host);
+		if (close[1] == ':')
+			port = close + 2;
+	} else if (colon && strchr(spec, ':') == colon) {
+		hlen = (size_t)(colon - spec);
+		port = colon + 1;
+	} else if (!colon && valid_port(spec)) {
+		host = "127.0.0.1";
+		hlen = strlen(host);
+		port = spec;
+	}
+	if (hlen == 0 || hlen >= sizeof(t->host) || !valid_port(port)) {
+		snprintf(err, errlen, "bad target '%s': expected HOST:PORT (e.g. 127.0.0.1:9001)", spec);
+		return -1;
+	}
+	memcpy(t->host, host, hlen);
+	t->host[hlen] = '\0';
+	snprintf(t->port, sizeof(t->port), "%s", port);
+	snprintf(t->label, sizeof(t->label), strchr(t->host, ':') ? "[%s]:%s" : "%s:%s", t->host,
+		 t->port);
+	return 0;
+}
+
+int nr_target_lookup(const struct nr_target *t, int udp, struct addrinfo **list, char *err,
+		     size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = udp ? SOCK_DGRAM : SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV};
+	int rc = getaddrinfo(t->host, t->port, &hints, list);
+
+	if (rc) {
+		*list = NULL;
+		snprintf(err, errlen, "cannot resolve '%s': %s", t->host, gai_strerror(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen)
+{
+	nr_addrs_forget(a);
+	if (nr_target_lookup(t, 0, &a->list, err, errlen))
+		return -1;
+	a->fresh = 1;
+	return 0;
+}
+
+void nr_addrs_forget(struct nr_addrs *a)
+{
+	if (a->list)
+		freeaddrinfo(a->list);
+	a->list = NULL;
+	a->sid[0] = '\0';
+}
+
+void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (const struct addrinfo *ai = a->list; ai && n < len; ai = ai->ai_next) {
+		char host[NI_MAXHOST];
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
+				NI_NUMERICHOST))
+			continue;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", host);
+	}
+}
+
+/* ---- sources and their replicas ---------------------------------------- */
 
 int nr_source_spec(struct nr_source *s, const char *spec, char *err, size_t errlen)
 {
@@ -281,118 +377,4 @@ void nr_lookup_free(struct nr_lookup *l)
 		if (l->fds[i] >= 0)
 			close(l->fds[i]);
 	l->fds[0] = l->fds[1] = -1;
-}
-
-/* ---- ping and status ---------------------------------------------------- */
-
-/* Expand source s into f's targets. */
-static int fanout_add(struct nr_fanout *f, int s, char *err, size_t errlen)
-{
-	static struct nr_replicas r; /* the commands run in one thread */
-	char why[300];
-
-	if (nr_source_expand(&f->sources[s], &r, why, sizeof(why))) {
-		if (f->sources[s].file[0]) {
-			snprintf(err, errlen, "%s", why);
-			return -1;
-		}
-		r.n = 1; /* does not resolve: the ping says so, and fails as unreachable */
-		r.t[0] = f->sources[s].spec;
-	}
-	if (f->n + r.n > NR_MAX_REPLICAS) {
-		snprintf(err, errlen, "more than %d targets (after looking up %.200s)", NR_MAX_REPLICAS,
-			 f->sources[s].label);
-		return -1;
-	}
-	for (int i = 0; i < r.n; i++) {
-		f->t[f->n] = r.t[i];
-		f->src[f->n++] = s;
-	}
-	f->count[s] = r.n;
-	return 0;
-}
-
-int nr_fanout_build(struct nr_fanout *f, int argc, char **argv, const char *file, char *err,
-		    size_t errlen)
-{
-	f->n = f->nsrc = 0;
-	if (argc > NR_MAX_SOURCES - 1) {
-		snprintf(err, errlen, "at most %d targets", NR_MAX_SOURCES - 1);
-		return -1;
-	}
-	for (int i = 0; i < argc; i++)
-		if (nr_source_spec(&f->sources[f->nsrc++], argv[i], err, errlen))
-			return -1;
-	if (file)
-		nr_source_file(&f->sources[f->nsrc++], file);
-	for (int s = 0; s < f->nsrc; s++)
-		if (fanout_add(f, s, err, errlen))
-			return -1;
-	return 0;
-}
-
-/* Status replies agree when every replica is in the same state and mode:
- * one line with the generations' range and the workers and apps added up. */
-static int status_summary(const struct nr_fanout *f, int s, const struct nr_ping *pings, char *buf,
-			  size_t len)
-{
-	const struct nr_reply *first = NULL;
-	uint64_t lo = UINT64_MAX, hi = 0;
-	unsigned live = 0, total = 0, apps = 0;
-	char state[NR_TTY_SIZE(sizeof(first->state))], gens[48];
-
-	for (int i = 0; i < f->n; i++) {
-		const struct nr_reply *r = &pings[i].final;
-		if (f->src[i] != s)
-			continue;
-		if (pings[i].result != NR_EXIT_OK ||
-		    (first && (strcmp(r->state, first->state) || r->mode != first->mode)))
-			return 0;
-		first = first ? first : r;
-		lo = r->gen < lo ? r->gen : lo;
-		hi = r->gen > hi ? r->gen : hi;
-		live += r->workers_live;
-		total += r->workers_total;
-		apps += r->apps;
-	}
-	if (lo == hi)
-		snprintf(gens, sizeof(gens), "generation %llu", (unsigned long long)lo);
-	else
-		snprintf(gens, sizeof(gens), "generations %llu-%llu", (unsigned long long)lo,
-			 (unsigned long long)hi);
-	snprintf(buf, len, "%s (%d replicas): %s, %s, mode %s, workers %u/%u, apps %u",
-		 f->sources[s].label, f->count[s], nr_tty(first->state, state, sizeof(state)), gens,
-		 nr_mode_name(first->mode), live, total, apps);
-	return 1;
-}
-
-int nr_fanout_summary(const struct nr_fanout *f, int s, const struct nr_ping *pings, char *buf,
-		      size_t len)
-{
-	const struct nr_ping *slow = NULL;
-	int wait = -1;
-
-	if (f->count[s] < 2)
-		return 0;
-	for (int i = 0; i < f->n; i++)
-		if (f->src[i] == s && pings[i].req.verb == NR_VERB_STATUS)
-			return status_summary(f, s, pings, buf, len);
-	for (int i = 0; i < f->n; i++) {
-		const struct nr_ping *p = &pings[i];
-		if (f->src[i] != s)
-			continue;
-		if (p->result != NR_EXIT_OK || p->final.killed || (wait >= 0 && p->req.wait != wait))
-			return 0;
-		wait = p->req.wait;
-		if (!slow || p->t_done - p->t_start > slow->t_done - slow->t_start)
-			slow = p;
-	}
-	if (!wait)
-		snprintf(buf, len, "%s (%d replicas): reload accepted by all", f->sources[s].label,
-			 f->count[s]);
-	else
-		snprintf(buf, len, "%s (%d replicas): live in %u ms, slowest %s", f->sources[s].label,
-			 f->count[s], (unsigned)(slow->t_done - slow->t_start),
-			 f->sources[s].file[0] ? slow->target.label : slow->target.host);
-	return 1;
 }

@@ -1,6 +1,7 @@
 /*
- * targets.h - what a target stands for: every replica behind a name, and
- * the HOST:PORT lines of a --targets file.
+ * targets.h - a target (HOST:PORT, its addresses and instance id kept
+ * between pings), and what a target stands for: every replica behind a
+ * name, and the HOST:PORT lines of a --targets file.
  *
  * A source is one --to NAME:PORT (or one ping/status argument) or one
  * --targets FILE. Expanding it gives its replicas: one target per address
@@ -17,7 +18,41 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#include "ping.h"
+#include <netdb.h>
+
+#include "../common/nr_auth.h"
+
+#define NR_DEFAULT_PORT "9001"
+
+struct nr_target {
+	char host[256];
+	char port[8];
+	char label[272]; /* host:port as the user should read it */
+};
+
+/* What the watcher keeps of a target across pings: its addresses, looked up
+ * once (a lookup can block for seconds, and the watcher's poll() loop must
+ * not), and its instance id, so a signed ping needs no hello each time. */
+struct nr_addrs {
+	struct addrinfo *list;	  /* NULL: look up at the next ping */
+	int fresh;		  /* the last ping looked them up; the caller clears it */
+	char sid[NR_SID_HEX + 1]; /* from the last hello; "": ask again */
+};
+
+/* HOST:PORT, [V6]:PORT, HOST (port NR_DEFAULT_PORT) or PORT (on 127.0.0.1);
+ * -1 with err saying what is wrong. */
+int nr_target_parse(const char *spec, struct nr_target *t, char *err, size_t errlen);
+/* getaddrinfo() for t (udp: datagram sockets); -1 with err filled ("cannot
+ * resolve ...") on failure. */
+int nr_target_lookup(const struct nr_target *t, int udp, struct addrinfo **list, char *err,
+		     size_t errlen);
+/* Look up t's TCP addresses into a; -1 with err filled if the name does not resolve. */
+int nr_addrs_lookup(struct nr_addrs *a, const struct nr_target *t, char *err, size_t errlen);
+/* Drop them and the instance id (the target may have moved or restarted): the
+ * next ping looks them up and asks again. */
+void nr_addrs_forget(struct nr_addrs *a);
+/* "::1, 127.0.0.1": the addresses, for a log line. */
+void nr_addrs_format(const struct nr_addrs *a, char *buf, size_t len);
 
 #define NR_MAX_REPLICAS 64   /* targets after expansion, over all sources */
 #define NR_LOOKUP_TTL_MS 1000 /* an answer this old is asked again before a reload */
@@ -79,26 +114,3 @@ int nr_lookup_finish(struct nr_lookup *l, uint64_t now);
 void nr_lookup_free(struct nr_lookup *l);
 
 #endif
-
-/* ---- ping and status: every target of every source, run at once -------- */
-
-#define NR_MAX_SOURCES 65 /* 64 arguments and one --targets file */
-
-struct nr_fanout {
-	int n, nsrc;
-	struct nr_target t[NR_MAX_REPLICAS];
-	int src[NR_MAX_REPLICAS]; /* t[i] is a replica of sources[src[i]] */
-	struct nr_source sources[NR_MAX_SOURCES];
-	int count[NR_MAX_SOURCES]; /* replicas of each source */
-};
-
-/* The targets of args (HOST:PORT...) and of file (--targets, or NULL): a name
- * is expanded now, one that does not resolve is kept (its ping says why).
- * 0, or -1 with err (a bad spec, an unreadable file, too many targets). */
-int nr_fanout_build(struct nr_fanout *f, int argc, char **argv, const char *file, char *err,
-		    size_t errlen);
-/* When source s stands for several targets and all their pings agree, the one
- * line that says so, into buf (e.g. "web:9001 (3 replicas): live in 71 ms,
- * slowest 127.0.0.3") and 1; 0 when they must be shown one by one. */
-int nr_fanout_summary(const struct nr_fanout *f, int s, const struct nr_ping *pings, char *buf,
-		      size_t len);

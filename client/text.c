@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
+#include "report.h"
 
 /* The UTF-8 sequence at s (n bytes left): its length with its code point in
  * *cp, or 0 if it is not valid UTF-8 (overlong, a surrogate, past U+10FFFF,

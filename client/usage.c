@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "client.h"
+#include "report.h"
 
 int nr_usage_error(const char *cmd, const char *fmt, ...)
 {

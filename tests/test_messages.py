@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -167,6 +168,25 @@ def test_a_secret_file_the_server_rejects_is_named(auth_server, secret, wrong, u
     r = ping(*udp, "--secret-file", str(secret), auth_server.target)
     assert r.returncode == 0, r.stderr
     assert auth_server.get() == "v2"
+
+
+@pytest.mark.parametrize("given", ["wrong", "none"])
+def test_over_udp_a_rejected_secret_is_named_before_the_timeout(auth_server, wrong, given):
+    """Over UDP the server answers nothing it cannot verify. After a second of
+    silence one look over TCP asks why; a refusal ends the ping then, not
+    after the whole --timeout."""
+    args = ["--secret-file", str(wrong)] if given == "wrong" else []
+    t0 = time.monotonic()
+    r = ping("--udp", "-t", "20", *args, auth_server.target)
+    took = time.monotonic() - t0
+    assert r.returncode == 6, r.stderr
+    why = (f"rejected the signature made with the secret in {wrong}" if given == "wrong"
+           else "requires signed requests, and no secret was given")
+    assert f"{auth_server.target} {why}" in r.stderr, r.stderr
+    assert "no answer over UDP" in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr
+    assert took < 5, f"took {took:.1f} s"
+    assert auth_server.get() == "v1"
 
 
 def test_a_rejected_secret_from_the_environment_says_so(auth_server, wrong):

@@ -120,7 +120,7 @@ static void options(struct input *in, struct nr_filter_opts *o)
 	}
 }
 
-/* One path, as on_change() in watch.c sees it, asked twice. */
+/* One path, as on_change() in loop.c sees it, asked twice. */
 static void check(struct nr_filter *f, const char *line, size_t whylen)
 {
 	char rel[PATH_MAX], *why = malloc(whylen), *again = malloc(whylen);

@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../client/watch.h"
+#include "../../client/backend.h"
 
 static char cwd[PATH_MAX], link_dir[PATH_MAX], link_path[PATH_MAX];
 

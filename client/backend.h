@@ -1,13 +1,13 @@
 /*
- * watch.h - the interface every file-watching backend implements.
+ * backend.h - the interface every file-watching backend implements.
  *
  * A backend watches one root and reports changed paths through a callback.
- * The watch command owns the only poll() loop: it polls w->fd for POLLIN,
- * or, when fd is -1, calls read() every period_ms. Backends never print;
- * they describe problems in w->err.
+ * loop.c owns the only poll() loop: it polls w->fd for POLLIN, or, when fd
+ * is -1, calls read() every period_ms. Backends never print; they describe
+ * problems in w->err, which backend.c (the one that picks them) reports.
  */
-#ifndef NR_WATCH_H
-#define NR_WATCH_H
+#ifndef NR_BACKEND_H
+#define NR_BACKEND_H
 
 #include <dirent.h>
 #include <stddef.h>
@@ -92,5 +92,16 @@ extern const struct nr_watch_backend nr_watch_stdin;
  * also how fuzz_stdin reaches the line reader without a pipe. */
 void nr_watch_stdin_feed(struct nr_watch *w, const char *data, size_t n, nr_watch_cb cb,
 			 void *ctx);
+
+/* backend.c, the one that prints for them. */
+/* Open w with the backend asked for (--stdin, --poll MS) or the best there is:
+ * inotify, else polling, with a warning that says why. 0, or NR_EXIT_WATCH
+ * after saying why not. */
+int nr_backend_open(struct nr_watch *w, int use_stdin, int poll_ms);
+/* inotify ran out while the tree grew (read() said NR_WATCH_LIMIT): poll w
+ * from now on, with the same warning. 0, or NR_EXIT_WATCH after saying why. */
+int nr_backend_fallback(struct nr_watch *w, int poll_ms);
+/* "WHAT ROOT: WHY" (w->err) as an error; returns NR_EXIT_WATCH. */
+int nr_backend_failed(const struct nr_watch *w, const char *what);
 
 #endif

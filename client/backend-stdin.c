@@ -1,5 +1,5 @@
 /*
- * watch-stdin.c - the backend for other watchers: read one changed path per
+ * backend-stdin.c - the backend for other watchers: read one changed path per
  * line from standard input, as `fswatch -r DIR` or `watchman-wait` print.
  *
  * Relative paths are taken relative to the root as given (DIR), as
@@ -12,7 +12,7 @@
  * root; any other is passed on absolute, which means outside.
  */
 #include "paths.h"
-#include "watch.h"
+#include "backend.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,8 @@
 /*
- * util.c - small helpers for the netreload commands: request ids and JSON output.
+ * report.c - how the client reports: errors and warnings on stderr, the one
+ * table of exit codes and their event names, a finished ping as JSON, where
+ * a reload's time went, and the advice for a share that shows old files.
+ * Escaping what others wrote is text.c's; usage errors are usage.c's.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -9,24 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
-
-/* Random, so a sender who cannot see our request cannot guess what its answer
- * must echo (a signed request replaces it with its nonce anyway). */
-void nr_request_id(char *id, size_t len)
-{
-	static unsigned counter;
-	char random[NR_NONCE_HEX + 1];
-	struct timespec ts;
-
-	if (len > NR_NONCE_HEX && nr_nonce_new(random) == 0) {
-		snprintf(id, len, "%s", random);
-		return;
-	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(id, len, "%x-%lx-%u", (unsigned)getpid(), (unsigned long)(ts.tv_nsec & 0xfffff),
-		 ++counter);
-}
+#include "ping.h"
+#include "report.h"
 
 const char *nr_exit_name(int result)
 {
@@ -40,33 +27,6 @@ const char *nr_exit_name(int result)
 	if (result < 0 || result >= (int)(sizeof(names) / sizeof(names[0])) || !names[result])
 		return "error";
 	return names[result];
-}
-
-int nr_use_secret(const char *path)
-{
-	static struct nr_secret secret;
-	static char from[PATH_MAX + 64];
-	char err[512];
-	int loose, env = !path || !*path;
-
-	if (env)
-		path = getenv("NETRELOAD_SECRET_FILE");
-	if (!path || !*path)
-		return 0;
-	if (nr_secret_load(path, &secret, &loose, err, sizeof(err))) {
-		/* a variable set long ago in a shell profile is easy to forget */
-		nr_error("%s%s", err, env ? " (named by NETRELOAD_SECRET_FILE in the environment: "
-					    "fix or unset it, or give --secret-file)"
-					  : "");
-		return NR_EXIT_USAGE;
-	}
-	if (loose)
-		fprintf(stderr, "netreload: warning: secret file %s is readable by group or others; "
-				"run: chmod 600 %s\n",
-			path, path);
-	snprintf(from, sizeof(from), "%s%s", path, env ? ", named by NETRELOAD_SECRET_FILE" : "");
-	nr_ping_set_secret(&secret, from);
-	return 0;
 }
 
 static unsigned after(unsigned t, unsigned since)
@@ -151,7 +111,7 @@ void nr_stale_advice(const char *label, uint32_t stale)
 		label, stale, stale == 1 ? "" : "s");
 }
 
-static const char *event_name(const struct nr_ping *p)
+const char *nr_event_name(const struct nr_ping *p)
 {
 	if (p->result == 0 && p->final.kind == NR_REPLY_STATUS)
 		return "status";
@@ -164,7 +124,7 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 {
 	const struct nr_reply *f = &p->final;
 
-	nr_json_begin(out, event_name(p), p->target.label);
+	nr_json_begin(out, nr_event_name(p), p->target.label);
 	fprintf(out, ",\"exit\":%d,\"ms\":%llu", p->result,
 		(unsigned long long)(p->t_done - p->t_start));
 	if (p->got_accepted) {
@@ -190,24 +150,28 @@ void nr_json_result(FILE *out, const struct nr_ping *p)
 	nr_json_end(out);
 }
 
+/* "netreload: KIND: ...": the one shape of a message on stderr. */
+static void say(const char *kind, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "netreload: %s: ", kind);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void nr_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("netreload: error: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say("error", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
-int nr_parse_seconds(const char *s, uint32_t *ms)
+void nr_warning(const char *fmt, ...)
 {
-	char *end;
-	double v = strtod(s, &end);
+	va_list ap;
 
-	if (end == s || *end || v <= 0 || v > 86400)
-		return -1;
-	*ms = (uint32_t)(v * 1000);
-	return 0;
+	va_start(ap, fmt);
+	say("warning", fmt, ap);
+	va_end(ap);
 }

@@ -1,16 +1,37 @@
 /*
- * client.h - helpers shared by the netreload commands.
+ * report.h - how the client speaks: the exit codes and their one table of
+ * event names, errors and warnings, usage errors (usage.c), JSON events, and
+ * text that others wrote made safe for JSON and terminals (text.c).
+ * Nothing here calls up: it is what every other file calls.
  */
-#ifndef NR_CLIENT_H
-#define NR_CLIENT_H
+#ifndef NR_REPORT_H
+#define NR_REPORT_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
-#include "ping.h"
+struct nr_ping;
+struct nr_reply;
+
+/* Exit codes, documented in netreload(1). */
+enum {
+	NR_EXIT_OK = 0,		 /* live (or accepted, with --no-wait) */
+	NR_EXIT_FAILED = 1,	 /* the server says the reload failed */
+	NR_EXIT_USAGE = 2,	 /* bad command line */
+	NR_EXIT_UNREACHABLE = 3, /* no connection: refused, no route, bad host */
+	NR_EXIT_TIMEOUT = 4,	 /* no final answer within --timeout */
+	NR_EXIT_PROTOCOL = 5,	 /* the peer is not a netreload server, or hung up */
+	NR_EXIT_AUTH = 6,	 /* the server refused our signature: secret or clock */
+	NR_EXIT_WATCH = 7,	 /* watch cannot watch: its backend failed */
+	NR_EXIT_UNTRUSTED = 8, /* an answer not to believe: unsigned, forged, or another request's */
+};
 
 /* "netreload: error: ..." on stderr. */
 void nr_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "netreload: warning: ..." on stderr. */
+void nr_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A usage error (usage.c): "netreload CMD: WHAT" and "try 'netreload CMD --help'"
  * on stderr (cmd NULL: the bare command). Returns NR_EXIT_USAGE. */
 int nr_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -18,12 +39,11 @@ struct option;
 /* The same for what getopt_long (with opterr = 0 and an optstring that starts
  * with ':') returned as '?' or ':' (c): names the option, unknown or missing its value. */
 int nr_getopt_error(const char *cmd, int c, char **argv, const struct option *opts);
-/* Seconds (fractions allowed) to milliseconds; -1 if not a positive number. */
-int nr_parse_seconds(const char *s, uint32_t *ms);
-/* A fresh request id: random hex, which replies must echo. */
-void nr_request_id(char *id, size_t len);
 /* The event name of an exit code ("live", "auth", "untrusted", ...): the one table. */
 const char *nr_exit_name(int result);
+/* The event of a finished ping: its exit name, or "accepted" (reload with
+ * --no-wait), or "status". */
+const char *nr_event_name(const struct nr_ping *p);
 /* One JSON object on one line describing a finished ping. */
 void nr_json_result(FILE *out, const struct nr_ping *p);
 
@@ -60,11 +80,5 @@ void nr_old_words(const char *old, char *buf, size_t len);
 /* After a failed reply with stale=N: the share the server reads lags behind this
  * host; say on stderr which mount options and server option fix that. */
 void nr_stale_advice(const char *label, uint32_t stale);
-/* Load --secret-file, or $NETRELOAD_SECRET_FILE when path is NULL, and sign with it.
- * Returns 0 (also when there is no secret) or NR_EXIT_USAGE after printing why. */
-int nr_use_secret(const char *path);
-
-/* `netreload watch`: watch source files and ping on every change (watch.c). */
-int nr_cmd_watch(int argc, char **argv);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * watch-inotify.c - the Linux backend: one inotify watch per directory,
+ * backend-inotify.c - the Linux backend: one inotify watch per directory,
  * added recursively and kept up to date as directories appear, move and go.
  *
  * A file counts as changed when it is closed after writing, renamed in or
@@ -9,7 +9,7 @@
  * pretends the kernel ran out of watches after N (to test the fallback).
  */
 #include "compat.h"
-#include "watch.h"
+#include "backend.h"
 
 #if NR_HAVE_INOTIFY
 

@@ -1,5 +1,5 @@
 /*
- * watch-poll.c - the portable backend: walk the tree every period_ms and
+ * backend-poll.c - the portable backend: walk the tree every period_ms and
  * compare each file's size, mtime and inode with the last walk. Not the
  * ctime: chmod and chown change only that, and they change no code.
  *
@@ -8,7 +8,7 @@
  * period; prune big directories with the filters.
  */
 #include "compat.h"
-#include "watch.h"
+#include "backend.h"
 
 #include <dirent.h>
 #include <errno.h>
