@@ -53,7 +53,7 @@ FUZZ_SECONDS ?= 30
 SAN ?=
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-replicas bench-idle bench-vm bench-stale bench-share test-vm demo \
+.PHONY: all plugin client uwsgi-abi deps test test-compat check unit pytest uninstall bench bench-reload bench-configs bench-scaling bench-client bench-browser bench-replicas bench-idle bench-fast bench-vm bench-stale bench-share test-vm demo \
 	format install \
 	clean deps-build deps-test deps-demo deps-fuzz fuzz check-asan \
 	$(addprefix fuzz-run-,$(FUZZ_TARGETS))
@@ -235,6 +235,7 @@ bench: deps-bench
 	$(PYTHON) bench/configs.py
 	$(PYTHON) bench/scaling.py
 	$(PYTHON) bench/replicas.py
+	$(PYTHON) bench/fast.py --build now=$(BUILD)
 	$(MAKE) bench-compat
 	$(PYTHON) bench/plot.py
 
@@ -290,6 +291,12 @@ bench-browser: deps-bench
 bench-replicas: deps-bench
 	$(MAKE) all
 	$(PYTEST_ENV) $(PYTHON) bench/replicas.py
+
+# What each part of netreload-fast gives (and the trials that were dropped); BEFORE=DIR
+# adds another build side by side.
+bench-fast: deps-bench
+	$(MAKE) all
+	$(PYTEST_ENV) $(PYTHON) bench/fast.py --build now=$(BUILD) $(if $(BEFORE),--build before=$(BEFORE))
 
 # How late a ping is read around --idle; BEFORE=DIR adds another build side by side.
 bench-idle: deps-bench
