@@ -10,8 +10,9 @@ all alike; a cold start (process start -> first 200, GET polled every 2 ms) of
 the same app runs in the same rounds as the reference.
 
 Configurations: workers + lazy-apps and graceful, each without and with
-netreload-fast, and two trials: gc.freeze() in the master before it forks
-(a shared-import of a module that calls it), with netreload-fast.
+netreload-fast; two trials: gc.freeze() in the master before it forks (a
+shared-import of a module that calls it), with netreload-fast; and graceful
+with the max-fd the startup hint suggests when ulimit -n is high.
 
     python3 bench/fast.py --build now=build [--build before=OTHER_BUILD] [--rounds 15]
 
@@ -45,6 +46,7 @@ CONFIGS = {
     "graceful": [],
     "graceful + fast": FAST,
     "graceful + fast + gc.freeze (trial)": FAST + FREEZE,
+    "graceful + fast + max-fd 4096 (the startup hint)": FAST + ["--max-fd", "4096"],
 }
 
 
