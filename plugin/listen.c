@@ -8,15 +8,17 @@
  * rate-limited log line (nr_complain); garbage still counts as a ping while
  * no secret is configured, which keeps `echo . | nc HOST PORT` working.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "netreload.h"
+
+#include "glue.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
-
-extern struct uwsgi_server uwsgi;
 
 #define NR_BATCH 64
 /* Replies the UDP port may send per second, whoever asks: what a flood of
@@ -46,7 +48,7 @@ static void ep_add(int fd, uint64_t key)
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
 
 	if (epoll_ctl(unr.ep_fd, EPOLL_CTL_ADD, fd, &ev))
-		uwsgi_error("netreload: epoll_ctl()");
+		nr_log_errno("netreload: epoll_ctl()");
 }
 
 static int is_loopback(const struct sockaddr *sa)
@@ -172,7 +174,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 	char holder[96], who[128] = "";
 
 	if (fd < 0) {
-		uwsgi_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
+		nr_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
 		return -1;
 	}
 	if (type == SOCK_STREAM)
@@ -185,7 +187,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 			return -2;
 		}
 		if (err == EACCES && atoi(unr.port) < 1024) {
-			uwsgi_log("netreload: cannot listen on %s %s:%s: %s (a port below 1024 needs "
+			nr_log("netreload: cannot listen on %s %s:%s: %s (a port below 1024 needs "
 				  "root, and uWSGI has already dropped privileges to uid %d: use "
 				  "netreload-port 1024 or above, or master-as-root = true)\n",
 				  what, unr.bind, unr.port, strerror(err), (int)getuid());
@@ -196,7 +198,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 			port_holder(type, atoi(unr.port), holder, sizeof(holder));
 			snprintf(who, sizeof(who), ", held by %s", holder[0] ? holder : "another process");
 		}
-		uwsgi_log("netreload: cannot listen on %s %s:%s: %s%s (netreload-port %s is taken: "
+		nr_log("netreload: cannot listen on %s %s:%s: %s%s (netreload-port %s is taken: "
 			  "stop what holds it or pick a free port)\n",
 			  what, unr.bind, unr.port, strerror(err), who, unr.port);
 		close(fd);
@@ -211,7 +213,7 @@ static int check_port(void)
 	long p = strtol(unr.port, &end, 10);
 
 	if (end == unr.port || *end || p < 1 || p > 65535) {
-		uwsgi_log("netreload: bad value '%s' for netreload-port: expected a port number "
+		nr_log("netreload: bad value '%s' for netreload-port: expected a port number "
 			  "from 1 to 65535\n",
 			  unr.port);
 		return -1;
@@ -233,13 +235,13 @@ static struct addrinfo *wanted_address(void)
 		return NULL;
 	rc = getaddrinfo(unr.bind, unr.port, &hints, &ai);
 	if (rc) {
-		uwsgi_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
+		nr_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
 			  "address such as 127.0.0.1, 0.0.0.0 or ::, or a host name)\n",
 			  unr.bind, gai_strerror(rc));
 		return NULL;
 	}
 	if (!is_loopback(ai->ai_addr) && !unr.insecure && !unr.secret) {
-		uwsgi_log("netreload: refusing to listen on non-loopback address %s without "
+		nr_log("netreload: refusing to listen on non-loopback address %s without "
 			  "authentication: anyone who can reach it could reload this instance; set "
 			  "netreload-secret-file (or netreload-insecure = true to accept that)\n",
 			  unr.bind);
@@ -265,9 +267,9 @@ static int open_listeners(const struct addrinfo *ai, int may_wait)
 		return -1;
 	}
 	/* after a re-exec uWSGI closes every fd it was not told about */
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
-	uwsgi_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
+	nr_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
 		  nr_mode_name(unr.mode));
 	return 0;
 }
@@ -332,7 +334,7 @@ static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 	if (getpeername(hc->fd, (struct sockaddr *)&ss, &alen) == 0)
 		c->loopback = is_loopback((const struct sockaddr *)&ss);
 	snprintf(c->id, sizeof(c->id), "%s", hc->id);
-	uwsgi_add_safe_fd(hc->fd);
+	nr_glue_keep_fd(hc->fd);
 	set_cloexec(hc->fd, 1);
 	if (hc->waiting) {
 		c->state = NR_CONN_WAITING;
@@ -378,10 +380,10 @@ int nr_listen_import(const struct nr_handover *h)
 		return -1;
 	if (!bound_at(h->tcp_fd, ai) || !bound_at(h->udp_fd, ai)) {
 		if (h->tcp_fd >= 0 && h->udp_fd >= 0)
-			uwsgi_log("netreload: netreload-bind/netreload-port changed across the reload: "
+			nr_log("netreload: netreload-bind/netreload-port changed across the reload: "
 				  "closing the old listeners\n");
 		else
-			uwsgi_log("netreload: lost the listening sockets across the reload; "
+			nr_log("netreload: lost the listening sockets across the reload; "
 				  "opening new ones\n");
 		if (h->tcp_fd >= 0)
 			close(h->tcp_fd);
@@ -394,11 +396,11 @@ int nr_listen_import(const struct nr_handover *h)
 	freeaddrinfo(ai);
 	unr.tcp_fd = h->tcp_fd;
 	unr.udp_fd = h->udp_fd;
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
 	set_cloexec(unr.tcp_fd, 1);
 	set_cloexec(unr.udp_fd, 1);
-	uwsgi_log("netreload: kept listening on %s port %s across the reload\n", unr.bind, unr.port);
+	nr_log("netreload: kept listening on %s port %s across the reload\n", unr.bind, unr.port);
 	return 0;
 }
 
@@ -500,7 +502,7 @@ static int udp_may_answer_stranger(const struct sockaddr_storage *ss)
  * neither the last exception text nor the master's pid. */
 static void status_reply(struct nr_reply *rep, const struct nr_request *req, int local)
 {
-	nr_status_reply(rep);
+	nr_status_reply(nr_glue_snapshot(), rep);
 	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
 	if (!unr.secret && !local) {
 		rep->pid = 0;
@@ -532,7 +534,7 @@ static int conn_reload(struct nr_conn *c, const struct nr_request *req, const st
 	struct nr_reply rep;
 
 	c->t0 = now;
-	c->want_gen = nr_request_reload_files(req->mode, now, files, n, req->more);
+	c->want_gen = nr_request_reload_files(nr_glue_snapshot(), req->mode, now, files, n, req->more);
 	snprintf(c->id, sizeof(c->id), "%s", req->id);
 	accepted_reply(&rep, req->id, c->want_gen, req->mode);
 	nr_send_reply(c, &rep);
@@ -640,7 +642,7 @@ static void conn_legacy(struct nr_conn *c, uint64_t now)
 		nr_send_reply(c, &rep);
 		return;
 	}
-	accepted_reply(&rep, "", nr_request_reload(NR_MODE_DEFAULT, now), NR_MODE_DEFAULT);
+	accepted_reply(&rep, "", nr_request_reload(nr_glue_snapshot(), NR_MODE_DEFAULT, now), NR_MODE_DEFAULT);
 	nr_send_reply(c, &rep);
 }
 
@@ -770,6 +772,120 @@ static void accept_batch(uint64_t now)
 	}
 }
 
+static uint32_t since(uint64_t t, uint64_t t0)
+{
+	return t > t0 ? (uint32_t)(t - t0) : 0;
+}
+
+static struct nr_recent *recent_lookup(const char *id)
+{
+	for (int i = 0; i < NR_RECENT_IDS; i++)
+		if (id[0] && !strcmp(unr.recent[i].id, id))
+			return &unr.recent[i];
+	return NULL;
+}
+
+static void recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
+		   socklen_t alen)
+{
+	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
+
+	*r = (struct nr_recent){.gen = gen, .t0 = t0};
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	if (alen <= sizeof(r->addr)) {
+		memcpy(&r->addr, from, alen);
+		r->alen = alen;
+	}
+}
+
+/* Whether ss sent the request r remembers. */
+static int recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen)
+{
+	return r->alen == alen && !memcmp(&r->addr, ss, alen);
+}
+
+/* Remember how a generation ended, so a UDP retry whose answer was lost gets it again. */
+static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t stop, uint64_t now)
+{
+	for (int i = 0; i < NR_RECENT_IDS; i++) {
+		struct nr_recent *r = &unr.recent[i];
+		if (!r->id[0] || r->kind || r->gen > gen)
+			continue;
+		r->kind = rep->kind;
+		r->ms = since(now, r->t0);
+		r->stop_ms = since(stop, r->t0);
+		r->killed = rep->killed;
+		snprintf(r->old, sizeof(r->old), "%s", rep->old);
+	}
+}
+
+/* Where the time went, from this waiter's request on (0: before it, or unknown). */
+static void set_steps(struct nr_reply *rep, const struct nr_reload_times *t, uint64_t t0,
+		      uint64_t now)
+{
+	rep->ms = since(now, t0);
+	rep->stop_ms = since(t->stop, t0);
+	rep->spawn_ms = since(t->spawn, t0);
+	rep->load_ms = since(t->load, t0);
+}
+
+/* The clients that wait for generation tmpl->gen (or an earlier one) get its
+ * end, timed to this moment; the UDP ids remember it as of end, the pass's clock. */
+void nr_answer_waiters(const struct nr_reply *tmpl, const struct nr_reload_times *t, uint64_t end)
+{
+	uint64_t gen = tmpl->gen, now = nr_now_ms();
+	struct nr_reply rep = *tmpl;
+
+	for (int i = 0; i < NR_MAX_CONNS; i++) {
+		struct nr_conn *c = unr.conns[i];
+		if (!c || c->state != NR_CONN_WAITING || c->want_gen > gen)
+			continue;
+		snprintf(rep.id, sizeof(rep.id), "%s", c->id);
+		set_steps(&rep, t, c->t0, now);
+		nr_send_reply(c, &rep);
+		nr_conn_close(c);
+	}
+	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
+		struct nr_udp_waiter *w = &unr.udpw[i];
+		if (!w->used || w->want_gen > gen)
+			continue;
+		snprintf(rep.id, sizeof(rep.id), "%s", w->id);
+		set_steps(&rep, t, w->t0, now);
+		nr_udp_reply(&w->addr, w->alen, &rep);
+		w->used = 0;
+	}
+	recent_finish(gen, tmpl, t->stop, end);
+}
+
+/* The UDP ids taken, for the next master. */
+void nr_recent_export(struct nr_handover *h)
+{
+	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
+		struct nr_recent *r = &unr.recent[i];
+		struct nr_ho_recent *hr;
+		if (!r->id[0])
+			continue;
+		hr = &h->recent[h->nrecent++];
+		*hr = (struct nr_ho_recent){.gen = r->gen, .t0 = r->t0, .kind = (int)r->kind,
+					    .ms = r->ms, .stop_ms = r->stop_ms, .alen = r->alen};
+		memcpy(&hr->addr, &r->addr, r->alen);
+		snprintf(hr->id, sizeof(hr->id), "%s", r->id);
+	}
+}
+
+void nr_recent_import(const struct nr_handover *h)
+{
+	for (int i = 0; i < h->nrecent; i++) {
+		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
+		*r = (struct nr_recent){.gen = h->recent[i].gen, .t0 = h->recent[i].t0,
+					.kind = (enum nr_kind)h->recent[i].kind,
+					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms,
+					.alen = h->recent[i].alen};
+		memcpy(&r->addr, &h->recent[i].addr, h->recent[i].alen);
+		snprintf(r->id, sizeof(r->id), "%s", h->recent[i].id);
+	}
+}
+
 static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
 			   const struct nr_request *req, uint64_t gen, uint64_t now)
 {
@@ -816,7 +932,7 @@ static void udp_retry(struct nr_recent *r, const struct nr_request *req,
 	rep.killed = r->killed;
 	snprintf(rep.old, sizeof(rep.old), "%s", r->old);
 	if (r->kind == NR_REPLY_FAILED)
-		nr_reason_set(rep.reason, unr.last_reason);
+		nr_reason_set(rep.reason, nr_reload_last_reason());
 	nr_udp_reply(ss, alen, &rep);
 }
 
@@ -841,7 +957,7 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 		return;
 	}
 	rc = nr_authorize(&req, buf, n, &rep);
-	seen = req.verb == NR_VERB_RELOAD ? nr_recent_lookup(req.id) : NULL;
+	seen = req.verb == NR_VERB_RELOAD ? recent_lookup(req.id) : NULL;
 	if (rc < 0 || (rc == 1 && !seen)) {
 		/* forged, skewed or replayed: no answer to an address nobody vouched
 		 * for (over TCP, which cannot be spoofed, clock-skew is still said) */
@@ -874,13 +990,13 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 	}
 	if (seen) {
 		/* a retry is answered only where the original came from */
-		if (!quiet && nr_recent_from(seen, ss, alen))
+		if (!quiet && recent_from(seen, ss, alen))
 			udp_retry(seen, &req, ss, alen);
 		return;
 	}
-	gen = nr_request_reload(req.mode, now);
+	gen = nr_request_reload(nr_glue_snapshot(), req.mode, now);
 	if (req.id[0])
-		nr_recent_add(req.id, gen, now, ss, alen);
+		recent_add(req.id, gen, now, ss, alen);
 	accepted_reply(&rep, req.id, gen, req.mode);
 	if (quiet)
 		return;
@@ -904,7 +1020,7 @@ static void udp_batch(uint64_t now)
 			if (unr.secret)
 				nr_complain("plain UDP ping refused: a secret is configured");
 			else
-				nr_request_reload(NR_MODE_DEFAULT, now);
+				nr_request_reload(nr_glue_snapshot(), NR_MODE_DEFAULT, now);
 		} else
 			udp_request(buf, (size_t)n, &ss, alen, now);
 	}
@@ -1009,7 +1125,7 @@ static void export_conns(struct nr_handover *h, int waiting)
 					  .want_gen = c->want_gen, .t0 = c->t0, .opened = c->opened,
 					  .buf = c->buf, .len = c->len, .slot = i};
 		snprintf(hc->id, sizeof(hc->id), "%s", c->id);
-		uwsgi_add_safe_fd(c->fd);
+		nr_glue_keep_fd(c->fd);
 	}
 }
 
@@ -1019,8 +1135,8 @@ void nr_listen_export(struct nr_handover *h)
 {
 	h->tcp_fd = unr.tcp_fd;
 	h->udp_fd = unr.udp_fd;
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
 	/* clients waiting for "live" first: the hand-over keeps them before anyone
 	 * still sending an unverified request (handover.h) */
 	export_conns(h, 1);

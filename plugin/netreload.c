@@ -6,9 +6,12 @@
  * sender when the new code is live. All of its fds sit behind one epoll fd
  * that the master's own event queue watches; master_cycle drains it.
  */
+#include <uwsgi.h>
+
 #include "netreload.h"
 
 #include "abi.h"
+#include "glue.h"
 #include "logs.h"
 #include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
 
@@ -60,42 +63,6 @@ static struct uwsgi_option nr_options[] = {
 	 "allow netreload to listen on a non-loopback address without authentication",
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
 	UWSGI_END_OF_OPTIONS};
-
-uint64_t nr_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t nr_now_ms(void)
-{
-	return nr_now_us() / 1000;
-}
-
-/* Bad input is logged at most once a second, with a count, never per packet. */
-void nr_complain(const char *fmt, ...)
-{
-	va_list ap;
-
-	unr.bad_count++;
-	va_start(ap, fmt);
-	vsnprintf(unr.bad_last, sizeof(unr.bad_last), fmt, ap);
-	va_end(ap);
-	nr_complain_flush(nr_now_ms());
-}
-
-/* Log what was counted once a second has passed, also after the last bad packet. */
-void nr_complain_flush(uint64_t now)
-{
-	if (!unr.bad_count || (unr.bad_logged_ms && now - unr.bad_logged_ms < 1000))
-		return;
-	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
-		  (unsigned long long)unr.bad_count, unr.bad_last);
-	unr.bad_count = 0;
-	unr.bad_logged_ms = now;
-}
 
 /* Strict decimal parsing, so "10s" or "abc" stop startup instead of meaning 0. */
 static int int_option(const char *name, const char *val, int def, int min, int max)
@@ -167,6 +134,20 @@ static void nr_check_options(void)
 		uwsgi_log("netreload: needs the uWSGI master: add --master\n");
 		exit(1);
 	}
+	nr_grace_from_uwsgi();
+}
+
+/* reload.c gets the options and acts through glue.c; it answers the waiting
+ * clients through listen.c. */
+static void nr_reload_setup(void)
+{
+	struct nr_reload_config cfg = {.mode = unr.mode, .timeout = unr.timeout,
+				       .grace_ms = unr.grace_ms,
+				       .share_timeout_ms = unr.share_timeout_ms, .root = unr.root};
+	struct nr_reload_ops ops = {.finished = nr_answer_waiters, .wakeup = nr_listen_add_wakeup};
+
+	nr_glue_reload_setup(&cfg, &ops);
+	nr_reload_init(&cfg, &ops);
 	if (!nr_mode_loads_new_code(unr.mode)) {
 		uwsgi_log("netreload: netreload-mode = %s cannot load new code without lazy-apps "
 			  "(new workers fork from a master that holds the old code): add lazy-apps = "
@@ -174,7 +155,6 @@ static void nr_check_options(void)
 			  nr_mode_name(unr.mode));
 		exit(1);
 	}
-	nr_grace_from_uwsgi();
 }
 
 /* The id signed requests must name: kept across a re-exec (it came with the
@@ -469,9 +449,10 @@ static int nr_init(void)
 		return 0;
 	}
 	nr_check_options();
+	nr_reload_setup();
 	nr_need_app_off();
 	nr_apply_fast();
-	nr_idle_take_over();
+	nr_glue_idle_take_over();
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);
@@ -484,6 +465,7 @@ static int nr_init(void)
 		exit(1);
 	if (h) {
 		nr_reload_import(h);
+		nr_recent_import(h);
 		nr_handover_free(h);
 	}
 	unr.enabled = 1;
@@ -516,6 +498,21 @@ static int nr_port_ready(uint64_t now)
 	return 1;
 }
 
+/* The reload moves on from what the worker table shows, around uWSGI's --idle
+ * check (glue.c), and the master's wake-ups follow what is going on. */
+static void nr_reload_pass(uint64_t now)
+{
+	int stopping;
+	uint64_t tick;
+
+	nr_reload_check(nr_glue_snapshot(), now);
+	stopping = nr_glue_idle_check(now, nr_reload_busy());
+	tick = nr_reload_next(nr_glue_snapshot(), now, stopping);
+	if (!tick && (nr_conn_count() || nr_complaints_pending()))
+		tick = NR_SLOW_TICK_MS;
+	nr_set_tick(tick);
+}
+
 static void nr_master_cycle(void)
 {
 	uint64_t now;
@@ -533,7 +530,7 @@ static void nr_master_cycle(void)
 	nr_listen_drain(now);
 	nr_listen_expire(now);
 	nr_complain_flush(now);
-	nr_reload_tick(now);
+	nr_reload_pass(now);
 }
 
 /* Before a re-exec: hand sockets, waiting clients and the reload in flight to
@@ -550,6 +547,7 @@ static void nr_master_cleanup(void)
 	memset(&h, 0, sizeof(h));
 	nr_listen_export(&h);
 	nr_reload_export(&h);
+	nr_recent_export(&h);
 	nr_share_export(&h);
 	exported = h.nconns;
 	if (nr_handover_format(&h, buf, sizeof(buf)) == NR_OK) {

@@ -1,27 +1,36 @@
 /*
- * netreload.h - state shared by the plugin's files (runs in the uWSGI master).
+ * netreload.h - the plugin's options and sockets (runs in the uWSGI master).
  *
  * netreload.c: options, hooks and the plugin struct.
  * listen.c:    sockets, connections and requests; keeping them across re-exec.
- * reload.c:    the reload state machine: modes, liveness, coalescing, replies.
+ * reload.c:    the reload state machine: modes, liveness, coalescing (reload.h).
+ * glue.c:      everything that reads or calls uWSGI (glue.h).
  * logs.c:      why an app failed to load, from the output of its loading (logs.h).
  */
 #ifndef NR_PLUGIN_H
 #define NR_PLUGIN_H
 
-#include <uwsgi.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
 #include "../common/nr_files.h"
 #include "handover.h"
+#include "reload.h"
 #include "share.h"
+#include "util.h"
 
 #define NR_MAX_CONNS NR_HO_CONNS	   /* open TCP connections; the oldest idle one gives way */
 #define NR_MAX_UDP_WAITERS NR_HO_UDP /* UDP senders waiting for "live" */
 #define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
-#define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
 /* why a reload in a mode that only replaces workers is refused without lazy-apps */
 #define NR_MODE_NEEDS_LAZY                                                                   \
 	"this mode cannot load new code here: without lazy-apps new workers fork from a "  \
@@ -80,6 +89,7 @@ struct uwsgi_netreload {
 	char *port;
 	char *bind;
 	char *mode_opt;
+	enum nr_mode mode; /* from mode_opt */
 	int timeout;
 	int grace_ms;
 	int insecure;
@@ -101,50 +111,10 @@ struct uwsgi_netreload {
 	struct nr_udp_waiter udpw[NR_MAX_UDP_WAITERS];
 	struct nr_recent recent[NR_RECENT_IDS];
 	int recent_next;
-
-	/* reload state */
-	enum nr_mode mode;	/* default mode */
-	uint64_t gen;		/* newest generation started */
-	int active;		/* generation gen is in flight */
-	int execd;		/* this master is gen's re-exec */
-	enum nr_mode cur_mode;
-	uint64_t t_first;	/* first request covered by gen */
-	uint64_t t_start, t_stop;
-	uint64_t t_spawn; /* new master started (re-exec) or first new worker seen */
-	uint64_t t_load;  /* re-exec: first master loop pass, app imported and workers forked */
-	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
-	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
-	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
-	pid_t *loading_pids;	/* per worker slot, its new worker while it loads the app */
-	int killed;		/* stragglers we had to kill */
-	int pending;		/* a follow-up generation is wanted */
-	enum nr_mode pending_mode;
-	uint64_t pending_first;
-	uint64_t pending_first_us; /* the same, finer, to log request -> reload start */
-	int saved_forkbomb_delay;
-
-	/* last result */
-	int last; /* 0 none, NR_REPLY_LIVE, NR_REPLY_FAILED */
-	uint32_t last_ms;
-	char last_reason[NR_REASON_MAX + 1];
-
-	/* rate-limited complaints */
-	uint64_t bad_count;
-	uint64_t bad_logged_ms;
-	char bad_last[160];
 };
 
 extern struct uwsgi_netreload unr;
 
-uint64_t nr_now_ms(void);
-/* Milliseconds from then to now; 0 if then is the later one (never 2^64 - 1). */
-static inline uint64_t nr_ms_since(uint64_t now, uint64_t then)
-{
-	return now > then ? now - then : 0;
-}
-uint64_t nr_now_us(void);
-void nr_complain(const char *fmt, ...);
-void nr_complain_flush(uint64_t now);
 int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep);
 int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len);
 void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep);
@@ -166,24 +136,9 @@ int nr_conn_count(void);
 void nr_set_tick(uint64_t ms);
 void nr_listen_add_wakeup(int fd);
 
-/* reload.c */
-uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
-uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
-				 int n, uint32_t more);
-struct nr_recent *nr_recent_lookup(const char *id);
-void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
-		   socklen_t alen);
-int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen);
-void nr_reload_tick(uint64_t now);
-/* --idle: check it here instead of uWSGI (see reload.c); at startup. */
-void nr_idle_take_over(void);
-void nr_reload_export(struct nr_handover *h);
-void nr_share_export(struct nr_handover *h);
-void nr_reload_import(const struct nr_handover *h);
-void nr_status_reply(struct nr_reply *rep);
-int nr_mode_loads_new_code(enum nr_mode mode);
-int nr_mode_reexecs(enum nr_mode mode);
-void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
-void nr_reload_master_exit(void);
+void nr_recent_export(struct nr_handover *h);
+void nr_recent_import(const struct nr_handover *h);
+/* generation rep->gen ended (reload.c's callback): answer who waits for it */
+void nr_answer_waiters(const struct nr_reply *rep, const struct nr_reload_times *t, uint64_t end);
 
 #endif
