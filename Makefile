@@ -108,6 +108,12 @@ $(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs:
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/$*.c $(COMMON_SRC) -lcrypto -lpthread
 
+# the reload state machine, fed made-up worker tables (its log and reasons are fakes)
+$(BUILD)/test_reload: tests/unit/test_reload.c tests/unit/check.h plugin/reload.c plugin/reload.h \
+		plugin/share.c plugin/share.h plugin/util.h plugin/handover.h $(COMMON_SRC) common/nr_proto.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/reload.c plugin/share.c $(COMMON_SRC) -lcrypto -lpthread
+
 $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_proto.h common/nr_auth.h \
 		common/nr_files.h
 	@mkdir -p $(BUILD)
