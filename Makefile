@@ -29,9 +29,9 @@ CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS)
 PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN) $(CPPFLAGS) $(CFLAGS)
 
 COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
-PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/listen.c plugin/reload.c plugin/logs.c plugin/handover.c \
+PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/listen.c plugin/reload.c plugin/waiters.c plugin/logs.c plugin/handover.c \
 	plugin/share.c plugin/abi.c
-PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
+PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
 	common/nr_auth.h common/nr_files.h
 CLIENT_SRC := $(wildcard client/*.c)
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h

@@ -348,19 +348,6 @@ static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 	return c;
 }
 
-static void udp_waiter_adopt(const struct nr_ho_udp *hu)
-{
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (w->used)
-			continue;
-		*w = (struct nr_udp_waiter){.used = 1, .alen = hu->alen, .t0 = hu->t0,
-					    .want_gen = hu->want_gen};
-		memcpy(&w->addr, &hu->addr, hu->alen);
-		snprintf(w->id, sizeof(w->id), "%s", hu->id);
-		return;
-	}
-}
 
 /* Take the sockets and clients a previous master handed over. */
 int nr_listen_import(const struct nr_handover *h)
@@ -371,8 +358,6 @@ int nr_listen_import(const struct nr_handover *h)
 
 	for (int i = 0; i < h->nconns; i++)
 		conn_adopt(&h->conns[i], now);
-	for (int i = 0; i < h->nudp; i++)
-		udp_waiter_adopt(&h->udp[i]);
 	/* the options may have changed with the config file: check them as a
 	 * first start would, and listen anew where they now point */
 	ai = wanted_address();
@@ -772,61 +757,15 @@ static void accept_batch(uint64_t now)
 	}
 }
 
-static uint32_t since(uint64_t t, uint64_t t0)
-{
-	return t > t0 ? (uint32_t)(t - t0) : 0;
-}
-
-static struct nr_recent *recent_lookup(const char *id)
-{
-	for (int i = 0; i < NR_RECENT_IDS; i++)
-		if (id[0] && !strcmp(unr.recent[i].id, id))
-			return &unr.recent[i];
-	return NULL;
-}
-
-static void recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
-		   socklen_t alen)
-{
-	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
-
-	*r = (struct nr_recent){.gen = gen, .t0 = t0};
-	snprintf(r->id, sizeof(r->id), "%s", id);
-	if (alen <= sizeof(r->addr)) {
-		memcpy(&r->addr, from, alen);
-		r->alen = alen;
-	}
-}
-
-/* Whether ss sent the request r remembers. */
-static int recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen)
-{
-	return r->alen == alen && !memcmp(&r->addr, ss, alen);
-}
-
-/* Remember how a generation ended, so a UDP retry whose answer was lost gets it again. */
-static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t stop, uint64_t now)
-{
-	for (int i = 0; i < NR_RECENT_IDS; i++) {
-		struct nr_recent *r = &unr.recent[i];
-		if (!r->id[0] || r->kind || r->gen > gen)
-			continue;
-		r->kind = rep->kind;
-		r->ms = since(now, r->t0);
-		r->stop_ms = since(stop, r->t0);
-		r->killed = rep->killed;
-		snprintf(r->old, sizeof(r->old), "%s", rep->old);
-	}
-}
 
 /* Where the time went, from this waiter's request on (0: before it, or unknown). */
 static void set_steps(struct nr_reply *rep, const struct nr_reload_times *t, uint64_t t0,
 		      uint64_t now)
 {
-	rep->ms = since(now, t0);
-	rep->stop_ms = since(t->stop, t0);
-	rep->spawn_ms = since(t->spawn, t0);
-	rep->load_ms = since(t->load, t0);
+	rep->ms = nr_ms32(now, t0);
+	rep->stop_ms = nr_ms32(t->stop, t0);
+	rep->spawn_ms = nr_ms32(t->spawn, t0);
+	rep->load_ms = nr_ms32(t->load, t0);
 }
 
 /* The clients that wait for generation tmpl->gen (or an earlier one) get its
@@ -835,6 +774,7 @@ void nr_answer_waiters(const struct nr_reply *tmpl, const struct nr_reload_times
 {
 	uint64_t gen = tmpl->gen, now = nr_now_ms();
 	struct nr_reply rep = *tmpl;
+	const struct nr_udp_waiter *w;
 
 	for (int i = 0; i < NR_MAX_CONNS; i++) {
 		struct nr_conn *c = unr.conns[i];
@@ -845,70 +785,16 @@ void nr_answer_waiters(const struct nr_reply *tmpl, const struct nr_reload_times
 		nr_send_reply(c, &rep);
 		nr_conn_close(c);
 	}
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (!w->used || w->want_gen > gen)
-			continue;
+	while ((w = nr_udp_waiter_take(gen))) {
 		snprintf(rep.id, sizeof(rep.id), "%s", w->id);
 		set_steps(&rep, t, w->t0, now);
 		nr_udp_reply(&w->addr, w->alen, &rep);
-		w->used = 0;
 	}
-	recent_finish(gen, tmpl, t->stop, end);
+	nr_recent_finish(gen, tmpl, t->stop, end);
 }
 
-/* The UDP ids taken, for the next master. */
-void nr_recent_export(struct nr_handover *h)
-{
-	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
-		struct nr_recent *r = &unr.recent[i];
-		struct nr_ho_recent *hr;
-		if (!r->id[0])
-			continue;
-		hr = &h->recent[h->nrecent++];
-		*hr = (struct nr_ho_recent){.gen = r->gen, .t0 = r->t0, .kind = (int)r->kind,
-					    .ms = r->ms, .stop_ms = r->stop_ms, .alen = r->alen};
-		memcpy(&hr->addr, &r->addr, r->alen);
-		snprintf(hr->id, sizeof(hr->id), "%s", r->id);
-	}
-}
 
-void nr_recent_import(const struct nr_handover *h)
-{
-	for (int i = 0; i < h->nrecent; i++) {
-		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
-		*r = (struct nr_recent){.gen = h->recent[i].gen, .t0 = h->recent[i].t0,
-					.kind = (enum nr_kind)h->recent[i].kind,
-					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms,
-					.alen = h->recent[i].alen};
-		memcpy(&r->addr, &h->recent[i].addr, h->recent[i].alen);
-		snprintf(r->id, sizeof(r->id), "%s", h->recent[i].id);
-	}
-}
 
-static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
-			   const struct nr_request *req, uint64_t gen, uint64_t now)
-{
-	int slot = -1;
-
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (w->used && req->id[0] && !strcmp(w->id, req->id) && w->alen == alen &&
-		    !memcmp(&w->addr, ss, alen))
-			return; /* a retry of a sender already waiting */
-	}
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		if (!unr.udpw[i].used) {
-			slot = i;
-			break;
-		}
-		if (slot < 0 || unr.udpw[i].t0 < unr.udpw[slot].t0)
-			slot = i; /* full: the oldest waiter gives way */
-	}
-	unr.udpw[slot] = (struct nr_udp_waiter){.used = 1, .alen = alen, .t0 = now, .want_gen = gen};
-	memcpy(&unr.udpw[slot].addr, ss, alen);
-	snprintf(unr.udpw[slot].id, sizeof(unr.udpw[slot].id), "%s", req->id);
-}
 
 /* A retry of a request we took: answer how it ended, or that it is still accepted. */
 static void udp_retry(struct nr_recent *r, const struct nr_request *req,
@@ -920,7 +806,7 @@ static void udp_retry(struct nr_recent *r, const struct nr_request *req,
 		accepted_reply(&rep, req->id, r->gen, req->mode);
 		nr_udp_reply(ss, alen, &rep);
 		if (req->wait)
-			udp_waiter_add(ss, alen, req, r->gen, r->t0);
+			nr_udp_waiter_add(ss, alen, req->id, r->gen, r->t0);
 		return;
 	}
 	memset(&rep, 0, sizeof(rep));
@@ -957,7 +843,7 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 		return;
 	}
 	rc = nr_authorize(&req, buf, n, &rep);
-	seen = req.verb == NR_VERB_RELOAD ? recent_lookup(req.id) : NULL;
+	seen = req.verb == NR_VERB_RELOAD ? nr_recent_lookup(req.id) : NULL;
 	if (rc < 0 || (rc == 1 && !seen)) {
 		/* forged, skewed or replayed: no answer to an address nobody vouched
 		 * for (over TCP, which cannot be spoofed, clock-skew is still said) */
@@ -990,19 +876,19 @@ static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, 
 	}
 	if (seen) {
 		/* a retry is answered only where the original came from */
-		if (!quiet && recent_from(seen, ss, alen))
+		if (!quiet && nr_recent_from(seen, ss, alen))
 			udp_retry(seen, &req, ss, alen);
 		return;
 	}
 	gen = nr_request_reload(nr_glue_snapshot(), req.mode, now);
 	if (req.id[0])
-		recent_add(req.id, gen, now, ss, alen);
+		nr_recent_add(req.id, gen, now, ss, alen);
 	accepted_reply(&rep, req.id, gen, req.mode);
 	if (quiet)
 		return;
 	nr_udp_reply(ss, alen, &rep);
 	if (req.wait)
-		udp_waiter_add(ss, alen, &req, gen, now);
+		nr_udp_waiter_add(ss, alen, req.id, gen, now);
 }
 
 static void udp_batch(uint64_t now)
@@ -1141,16 +1027,6 @@ void nr_listen_export(struct nr_handover *h)
 	 * still sending an unverified request (handover.h) */
 	export_conns(h, 1);
 	export_conns(h, 0);
-	for (int i = 0; i < NR_MAX_UDP_WAITERS && h->nudp < NR_HO_UDP; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		struct nr_ho_udp *hu;
-		if (!w->used)
-			continue;
-		hu = &h->udp[h->nudp++];
-		*hu = (struct nr_ho_udp){.want_gen = w->want_gen, .t0 = w->t0, .alen = w->alen};
-		memcpy(&hu->addr, &w->addr, w->alen);
-		snprintf(hu->id, sizeof(hu->id), "%s", w->id);
-	}
 }
 
 /* After nr_handover_format: close the clients that found no room in the text,

@@ -465,7 +465,7 @@ static int nr_init(void)
 		exit(1);
 	if (h) {
 		nr_reload_import(h);
-		nr_recent_import(h);
+		nr_waiters_import(h);
 		nr_handover_free(h);
 	}
 	unr.enabled = 1;
@@ -547,7 +547,7 @@ static void nr_master_cleanup(void)
 	memset(&h, 0, sizeof(h));
 	nr_listen_export(&h);
 	nr_reload_export(&h);
-	nr_recent_export(&h);
+	nr_waiters_export(&h);
 	nr_share_export(&h);
 	exported = h.nconns;
 	if (nr_handover_format(&h, buf, sizeof(buf)) == NR_OK) {

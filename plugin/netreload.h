@@ -26,10 +26,9 @@
 #include "reload.h"
 #include "share.h"
 #include "util.h"
+#include "waiters.h"
 
 #define NR_MAX_CONNS NR_HO_CONNS	   /* open TCP connections; the oldest idle one gives way */
-#define NR_MAX_UDP_WAITERS NR_HO_UDP /* UDP senders waiting for "live" */
-#define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
 /* why a reload in a mode that only replaces workers is refused without lazy-apps */
 #define NR_MODE_NEEDS_LAZY                                                                   \
@@ -63,27 +62,6 @@ struct nr_conn {
 	size_t flen;
 };
 
-/* A UDP sender waiting for its generation. */
-struct nr_udp_waiter {
-	int used;
-	struct sockaddr_storage addr;
-	socklen_t alen;
-	uint64_t t0, want_gen;
-	char id[NR_ID_MAX + 1];
-};
-
-/* A UDP request id we took, and how its generation ended (kind 0: not yet). */
-struct nr_recent {
-	char id[NR_ID_MAX + 1];
-	uint64_t gen, t0;
-	enum nr_kind kind;
-	uint32_t ms, stop_ms;
-	uint32_t killed;	  /* as its answer said (not kept across a later re-exec) */
-	char old[NR_OLD_MAX + 1];
-	struct sockaddr_storage addr; /* who sent it: retries are answered there only */
-	socklen_t alen;
-};
-
 struct uwsgi_netreload {
 	/* options */
 	char *port;
@@ -108,9 +86,6 @@ struct uwsgi_netreload {
 	uint64_t tick_ms;
 	struct nr_conn *conns[NR_MAX_CONNS];
 	uint32_t conn_serial; /* last serial given to a connection */
-	struct nr_udp_waiter udpw[NR_MAX_UDP_WAITERS];
-	struct nr_recent recent[NR_RECENT_IDS];
-	int recent_next;
 };
 
 extern struct uwsgi_netreload unr;
@@ -136,8 +111,6 @@ int nr_conn_count(void);
 void nr_set_tick(uint64_t ms);
 void nr_listen_add_wakeup(int fd);
 
-void nr_recent_export(struct nr_handover *h);
-void nr_recent_import(const struct nr_handover *h);
 /* generation rep->gen ended (reload.c's callback): answer who waits for it */
 void nr_answer_waiters(const struct nr_reply *rep, const struct nr_reload_times *t, uint64_t end);
 

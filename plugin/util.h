@@ -30,6 +30,12 @@ static inline uint64_t nr_ms_since(uint64_t now, uint64_t then)
 	return now > then ? now - then : 0;
 }
 
+/* Milliseconds from t0 to t as a reply carries them; 0 if t0 is the later one. */
+static inline uint32_t nr_ms32(uint64_t t, uint64_t t0)
+{
+	return t > t0 ? (uint32_t)(t - t0) : 0;
+}
+
 /* A line in uWSGI's log (uwsgi_log). */
 void nr_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with errno's text, as uwsgi_error writes it. */
