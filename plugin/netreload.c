@@ -2,7 +2,7 @@
  * netreload.c - the netreload uWSGI plugin: options, hooks, plugin struct.
  *
  * The plugin runs in the master only. It listens for reload pings on a TCP
- * and a UDP socket (listen.c), reloads the instance (reload.c) and tells the
+ * and a UDP socket (server.c, request.c), reloads the instance (reload.c) and tells the
  * sender when the new code is live. All of its fds sit behind one epoll fd
  * that the master's own event queue watches; master_cycle drains it.
  */
@@ -13,6 +13,7 @@
 #include "abi.h"
 #include "glue.h"
 #include "logs.h"
+#include "request.h"
 #include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
 
 #include <pthread.h>
@@ -138,7 +139,7 @@ static void nr_check_options(void)
 }
 
 /* reload.c gets the options and acts through glue.c; it answers the waiting
- * clients through listen.c. */
+ * clients through request.c. */
 static void nr_reload_setup(void)
 {
 	struct nr_reload_config cfg = {.mode = unr.mode, .timeout = unr.timeout,
@@ -197,96 +198,6 @@ static void nr_load_secret(void)
 		uwsgi_log("netreload: WARNING: secret file %s is readable by group or others; "
 			  "run: chmod 600 %s\n",
 			  unr.secret_file, unr.secret_file);
-}
-
-/* What a refused signed request is told, by nr_auth_verify's answer (the
- * clock skew, which says by how much, aside); anything else is "auth". */
-static const struct {
-	int rc;
-	const char *code, *reason;
-} auth_refusals[] = {
-	{NR_AUTH_FULL, "busy", "too many signed requests; try again"},
-	{NR_AUTH_INSTANCE, "instance",
-	 "signed for another netreload instance, or for this one before it restarted: ask "
-	 "its instance id again (hello)"},
-	{NR_AUTH_UNBOUND, "bad-request", "a signed protocol 2 request must have its nonce as id"},
-	{NR_AUTH_BAD, "auth",
-	 "authentication failed: bad signature (signed with another secret than this server's "
-	 "netreload-secret-file, or altered on the way)"},
-	{0, "auth",
-	 "authentication failed: this server needs requests signed with its "
-	 "netreload-secret-file (netreload --secret-file FILE)"},
-};
-
-static int auth_refuse(struct nr_reply *rep, const char *code, const char *reason)
-{
-	rep->kind = NR_REPLY_ERROR;
-	snprintf(rep->code, sizeof(rep->code), "%s", code);
-	snprintf(rep->reason, sizeof(rep->reason), "%s", reason);
-	return -1;
-}
-
-/* Check a signed request; req is its decoding. 0: go on; 1: a UDP retry of a
- * request already taken; -1: refused, rep holds the error reply. */
-int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep)
-{
-	int64_t skew = 0;
-	size_t i = 0;
-	int rc;
-
-	memset(rep, 0, sizeof(*rep));
-	if (!unr.secret)
-		return 0;
-	rc = nr_auth_verify(unr.secret, req, line, len, (int64_t)time(NULL), unr.auth_window,
-			    unr.nonces, &skew);
-	if (req->version < 2 && rc != NR_AUTH_MISSING && rc != NR_AUTH_BAD)
-		/* signed by a 0.1 client: it names no instance, and cannot read signed replies */
-		return auth_refuse(rep, "version",
-				   "signed requests need protocol 2 (netreload 0.2 or later), which "
-				   "binds them to this instance: upgrade the netreload client");
-	if (rc == NR_AUTH_OK)
-		return 0;
-	if (rc == NR_AUTH_REPLAY)
-		return 1;
-	if (rc == NR_AUTH_SKEW) {
-		auth_refuse(rep, "clock-skew", "");
-		snprintf(rep->reason, sizeof(rep->reason),
-			 "clock skew: the request's clock is %lld s %s the server's (limit %d s, "
-			 "netreload-auth-window); sync both clocks (chrony, systemd-timesyncd)",
-			 (long long)llabs(skew), skew > 0 ? "ahead of" : "behind", unr.auth_window);
-		return -1;
-	}
-	while (auth_refusals[i].rc && auth_refusals[i].rc != rc)
-		i++;
-	return auth_refuse(rep, auth_refusals[i].code, auth_refusals[i].reason);
-}
-
-/* A reply as it goes out: signed, as protocol 2, when a secret is set and it
- * answers a verified request, which is what every reply with an id does (errors
- * about a request carry none); otherwise as protocol 1, which 0.1 clients read. */
-int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len)
-{
-	struct nr_reply r;
-	int n;
-
-	if (!unr.secret || !rep->id[0])
-		return nr_reply_format(rep, buf, len);
-	r = *rep;
-	r.version = 2;
-	if (len > NR_LINE_MAX)
-		len = NR_LINE_MAX;
-	n = nr_reply_format(&r, buf, len - NR_REPLY_TAIL);
-	return n < 0 ? n : nr_reply_sign(unr.secret, buf, (size_t)n - 1, len);
-}
-
-/* The answer to a hello: the id this start of the instance goes by. */
-void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep)
-{
-	memset(rep, 0, sizeof(*rep));
-	rep->kind = NR_REPLY_HELLO;
-	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
-	if (unr.nonces)
-		snprintf(rep->sid, sizeof(rep->sid), "%s", unr.nonces->sid);
 }
 
 /* Workers and the spooler run on without exec: they drop every fd of ours
@@ -468,6 +379,10 @@ static int nr_init(void)
 		nr_waiters_import(h);
 		nr_handover_free(h);
 	}
+	nr_server_handle(&(struct nr_server_handlers){.input = nr_request_input,
+						      .end = nr_request_end,
+						      .busy = nr_request_busy,
+						      .datagram = nr_request_datagram});
 	unr.enabled = 1;
 	if (rc == 0)
 		nr_listen_register();

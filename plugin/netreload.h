@@ -2,7 +2,9 @@
  * netreload.h - the plugin's options and sockets (runs in the uWSGI master).
  *
  * netreload.c: options, hooks and the plugin struct.
- * listen.c:    sockets, connections and requests; keeping them across re-exec.
+ * server.c:    sockets and connections; keeping them across re-exec.
+ * request.c:   parse, authorize and dispatch requests; format replies (request.h).
+ * waiters.c:   UDP senders waiting, recent UDP ids (waiters.h).
  * reload.c:    the reload state machine: modes, liveness, coalescing (reload.h).
  * glue.c:      everything that reads or calls uWSGI (glue.h).
  * logs.c:      why an app failed to load, from the output of its loading (logs.h).
@@ -90,11 +92,7 @@ struct uwsgi_netreload {
 
 extern struct uwsgi_netreload unr;
 
-int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep);
-int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len);
-void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep);
-
-/* listen.c */
+/* server.c */
 int nr_listen_open(int may_wait);
 int nr_listen_import(const struct nr_handover *h);
 void nr_listen_register(void);
@@ -104,14 +102,29 @@ void nr_listen_close_all(void);
 void nr_listen_close_conns(void);
 void nr_listen_export(struct nr_handover *h);
 void nr_listen_export_done(const struct nr_handover *h, int exported);
-void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep);
-void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep);
+void nr_conn_send(struct nr_conn *c, const char *line, int n);
+/* UDP replies are rate-limited here, whoever asks (a spoofed flood gets little) */
+void nr_udp_send(const struct sockaddr_storage *addr, socklen_t alen, const char *line, int n);
 void nr_conn_close(struct nr_conn *c);
 int nr_conn_count(void);
 void nr_set_tick(uint64_t ms);
 void nr_listen_add_wakeup(int fd);
+int nr_is_loopback(const struct sockaddr *sa);
+void nr_peer_name(const struct sockaddr_storage *ss, char *out, size_t len);
+struct nr_conn *nr_server_conn(int slot); /* NULL: no connection in that slot */
 
-/* generation rep->gen ended (reload.c's callback): answer who waits for it */
-void nr_answer_waiters(const struct nr_reply *rep, const struct nr_reload_times *t, uint64_t end);
+/* What the sockets bring, handed up (request.c's). input: more bytes came (in
+ * buf, or in files once the request line asked for file lines); 1 keeps the
+ * connection open. end: the peer stopped before a whole request. busy: no room
+ * for this connection. */
+struct nr_server_handlers {
+	int (*input)(struct nr_conn *c, uint64_t now);
+	void (*end)(struct nr_conn *c, uint64_t now);
+	void (*busy)(struct nr_conn *c);
+	void (*datagram)(const char *buf, size_t n, struct sockaddr_storage *ss, socklen_t alen,
+			 uint64_t now);
+};
+void nr_server_handle(const struct nr_server_handlers *h);
+
 
 #endif

@@ -2,7 +2,7 @@
  * waiters.c - who waits for which generation over UDP, and the UDP request
  * ids taken lately (with how their generation ended), so a retry is answered
  * instead of reloading twice. The one owner of both; handed over a re-exec
- * with the rest (handover.h). TCP clients wait on their connection (listen.c).
+ * with the rest (handover.h). TCP clients wait on their connection (server.c).
  */
 #include "waiters.h"
 
