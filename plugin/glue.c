@@ -41,10 +41,11 @@ void nr_complain(const char *fmt, ...)
 	nr_complain_flush(nr_now_ms());
 }
 
-/* Log what was counted once a second has passed, also after the last bad packet. */
+/* Log what was counted once a second has passed, also after the last bad packet.
+ * now may be the pass's clock, older than a flush nr_complain did in the pass. */
 void nr_complain_flush(uint64_t now)
 {
-	if (!bad.count || (bad.logged_ms && now - bad.logged_ms < 1000))
+	if (!bad.count || (bad.logged_ms && nr_ms_since(now, bad.logged_ms) < 1000))
 		return;
 	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
 		  (unsigned long long)bad.count, bad.last);
