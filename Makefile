@@ -29,9 +29,9 @@ CLIENT_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS)
 PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN) $(CPPFLAGS) $(CFLAGS)
 
 COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
-PLUGIN_SRC := plugin/netreload.c plugin/listen.c plugin/reload.c plugin/logs.c plugin/handover.c \
+PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/server.c plugin/request.c plugin/reload.c plugin/waiters.c plugin/logs.c plugin/handover.c \
 	plugin/share.c plugin/abi.c
-PLUGIN_HDR := plugin/netreload.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
+PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
 	common/nr_auth.h common/nr_files.h
 CLIENT_SRC := $(wildcard client/*.c)
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h
@@ -103,10 +103,16 @@ $(BUILD)/test_websocket: tests/unit/test_websocket.c tests/unit/check.h client/w
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ tests/unit/test_websocket.c client/websocket.c -lcrypto
 
 # unit tests of plugin files that know nothing of uWSGI
-$(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
+$(BUILD)/test_handover $(BUILD)/test_share $(BUILD)/test_abi $(BUILD)/test_logs $(BUILD)/test_waiters: $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h \
 		plugin/%.c plugin/%.h $(COMMON_SRC) common/nr_proto.h common/nr_files.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/$*.c $(COMMON_SRC) -lcrypto -lpthread
+
+# the reload state machine, fed made-up worker tables (its log and reasons are fakes)
+$(BUILD)/test_reload: tests/unit/test_reload.c tests/unit/check.h plugin/reload.c plugin/reload.h \
+		plugin/share.c plugin/share.h plugin/util.h plugin/handover.h $(COMMON_SRC) common/nr_proto.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $< plugin/reload.c plugin/share.c $(COMMON_SRC) -lcrypto -lpthread
 
 $(BUILD)/test_%: tests/unit/test_%.c tests/unit/check.h $(COMMON_SRC) common/nr_proto.h common/nr_auth.h \
 		common/nr_files.h

@@ -5,7 +5,7 @@
  * the UDP waiters and ids, and the reload in flight travel as one line of
  * text in the environment. handover.c is its only writer and its only
  * reader; it knows nothing of uWSGI, so it is unit-tested and fuzzed alone.
- * listen.c and reload.c fill a struct nr_handover before the exec and take
+ * server.c, waiters.c and reload.c fill a struct nr_handover before the exec and take
  * their parts back from it after.
  */
 #ifndef NR_HANDOVER_H

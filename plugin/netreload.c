@@ -2,17 +2,20 @@
  * netreload.c - the netreload uWSGI plugin: options, hooks, plugin struct.
  *
  * The plugin runs in the master only. It listens for reload pings on a TCP
- * and a UDP socket (listen.c), reloads the instance (reload.c) and tells the
+ * and a UDP socket (server.c, request.c), reloads the instance (reload.c) and tells the
  * sender when the new code is live. All of its fds sit behind one epoll fd
  * that the master's own event queue watches; master_cycle drains it.
  */
+#include <uwsgi.h>
+
 #include "netreload.h"
 
 #include "abi.h"
+#include "glue.h"
 #include "logs.h"
+#include "request.h"
 #include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
 
-#include <dirent.h>
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
@@ -62,42 +65,6 @@ static struct uwsgi_option nr_options[] = {
 	 "allow netreload to listen on a non-loopback address without authentication",
 	 uwsgi_opt_true, &unr.insecure, UWSGI_OPT_MASTER},
 	UWSGI_END_OF_OPTIONS};
-
-uint64_t nr_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-uint64_t nr_now_ms(void)
-{
-	return nr_now_us() / 1000;
-}
-
-/* Bad input is logged at most once a second, with a count, never per packet. */
-void nr_complain(const char *fmt, ...)
-{
-	va_list ap;
-
-	unr.bad_count++;
-	va_start(ap, fmt);
-	vsnprintf(unr.bad_last, sizeof(unr.bad_last), fmt, ap);
-	va_end(ap);
-	nr_complain_flush(nr_now_ms());
-}
-
-/* Log what was counted once a second has passed, also after the last bad packet. */
-void nr_complain_flush(uint64_t now)
-{
-	if (!unr.bad_count || (unr.bad_logged_ms && now - unr.bad_logged_ms < 1000))
-		return;
-	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
-		  (unsigned long long)unr.bad_count, unr.bad_last);
-	unr.bad_count = 0;
-	unr.bad_logged_ms = now;
-}
 
 /* Strict decimal parsing, so "10s" or "abc" stop startup instead of meaning 0. */
 static int int_option(const char *name, const char *val, int def, int min, int max)
@@ -183,6 +150,20 @@ static void nr_check_options(void)
 		uwsgi_log("netreload: needs the uWSGI master: add --master\n");
 		exit(1);
 	}
+	nr_grace_from_uwsgi();
+}
+
+/* reload.c gets the options and acts through glue.c; it answers the waiting
+ * clients through request.c. */
+static void nr_reload_setup(void)
+{
+	struct nr_reload_config cfg = {.mode = unr.mode, .timeout = unr.timeout,
+				       .grace_ms = unr.grace_ms,
+				       .share_timeout_ms = unr.share_timeout_ms, .root = unr.root};
+	struct nr_reload_ops ops = {.finished = nr_answer_waiters, .wakeup = nr_listen_add_wakeup};
+
+	nr_glue_reload_setup(&cfg, &ops);
+	nr_reload_init(&cfg, &ops);
 	if (!nr_mode_loads_new_code(unr.mode)) {
 		uwsgi_log("netreload: netreload-mode = %s cannot load new code without lazy-apps "
 			  "(new workers fork from a master that holds the old code): add lazy-apps = "
@@ -190,7 +171,6 @@ static void nr_check_options(void)
 			  nr_mode_name(unr.mode));
 		exit(1);
 	}
-	nr_grace_from_uwsgi();
 	nr_hint_max_fd();
 }
 
@@ -236,96 +216,6 @@ static void nr_load_secret(void)
 			  unr.secret_file, unr.secret_file);
 }
 
-/* What a refused signed request is told, by nr_auth_verify's answer (the
- * clock skew, which says by how much, aside); anything else is "auth". */
-static const struct {
-	int rc;
-	const char *code, *reason;
-} auth_refusals[] = {
-	{NR_AUTH_FULL, "busy", "too many signed requests; try again"},
-	{NR_AUTH_INSTANCE, "instance",
-	 "signed for another netreload instance, or for this one before it restarted: ask "
-	 "its instance id again (hello)"},
-	{NR_AUTH_UNBOUND, "bad-request", "a signed protocol 2 request must have its nonce as id"},
-	{NR_AUTH_BAD, "auth",
-	 "authentication failed: bad signature (signed with another secret than this server's "
-	 "netreload-secret-file, or altered on the way)"},
-	{0, "auth",
-	 "authentication failed: this server needs requests signed with its "
-	 "netreload-secret-file (netreload --secret-file FILE)"},
-};
-
-static int auth_refuse(struct nr_reply *rep, const char *code, const char *reason)
-{
-	rep->kind = NR_REPLY_ERROR;
-	snprintf(rep->code, sizeof(rep->code), "%s", code);
-	snprintf(rep->reason, sizeof(rep->reason), "%s", reason);
-	return -1;
-}
-
-/* Check a signed request; req is its decoding. 0: go on; 1: a UDP retry of a
- * request already taken; -1: refused, rep holds the error reply. */
-int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep)
-{
-	int64_t skew = 0;
-	size_t i = 0;
-	int rc;
-
-	memset(rep, 0, sizeof(*rep));
-	if (!unr.secret)
-		return 0;
-	rc = nr_auth_verify(unr.secret, req, line, len, (int64_t)time(NULL), unr.auth_window,
-			    unr.nonces, &skew);
-	if (req->version < 2 && rc != NR_AUTH_MISSING && rc != NR_AUTH_BAD)
-		/* signed by a 0.1 client: it names no instance, and cannot read signed replies */
-		return auth_refuse(rep, "version",
-				   "signed requests need protocol 2 (netreload 0.2 or later), which "
-				   "binds them to this instance: upgrade the netreload client");
-	if (rc == NR_AUTH_OK)
-		return 0;
-	if (rc == NR_AUTH_REPLAY)
-		return 1;
-	if (rc == NR_AUTH_SKEW) {
-		auth_refuse(rep, "clock-skew", "");
-		snprintf(rep->reason, sizeof(rep->reason),
-			 "clock skew: the request's clock is %lld s %s the server's (limit %d s, "
-			 "netreload-auth-window); sync both clocks (chrony, systemd-timesyncd)",
-			 (long long)llabs(skew), skew > 0 ? "ahead of" : "behind", unr.auth_window);
-		return -1;
-	}
-	while (auth_refusals[i].rc && auth_refusals[i].rc != rc)
-		i++;
-	return auth_refuse(rep, auth_refusals[i].code, auth_refusals[i].reason);
-}
-
-/* A reply as it goes out: signed, as protocol 2, when a secret is set and it
- * answers a verified request, which is what every reply with an id does (errors
- * about a request carry none); otherwise as protocol 1, which 0.1 clients read. */
-int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len)
-{
-	struct nr_reply r;
-	int n;
-
-	if (!unr.secret || !rep->id[0])
-		return nr_reply_format(rep, buf, len);
-	r = *rep;
-	r.version = 2;
-	if (len > NR_LINE_MAX)
-		len = NR_LINE_MAX;
-	n = nr_reply_format(&r, buf, len - NR_REPLY_TAIL);
-	return n < 0 ? n : nr_reply_sign(unr.secret, buf, (size_t)n - 1, len);
-}
-
-/* The answer to a hello: the id this start of the instance goes by. */
-void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep)
-{
-	memset(rep, 0, sizeof(*rep));
-	rep->kind = NR_REPLY_HELLO;
-	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
-	if (unr.nonces)
-		snprintf(rep->sid, sizeof(rep->sid), "%s", unr.nonces->sid);
-}
-
 /* Workers and the spooler run on without exec: they drop every fd of ours
  * (children that exec lose them by close-on-exec). The listener must not be
  * closed in every fork child: --daemonize2 forks after init, and that child
@@ -354,7 +244,6 @@ static void nr_forked(void)
 void nr_apps_loading(void);
 void nr_apps_loaded(void);
 
-extern struct uwsgi_plugin netreload_plugin;
 static void nr_worker_leaves(void);
 
 void nr_apps_loading(void)
@@ -472,33 +361,14 @@ static void nr_apply_fast(void)
 		  "skip-atexit-teardown = true\n");
 }
 
-/* netreload-fast: an old worker that leaves to be replaced (told so by a
- * reload or max-requests) runs the language plugins' exit hooks (python's
- * calls uwsgi.atexit) and then ends with _exit(), skipping the exit handlers
- * that libraries and the app registered while the app loaded (OpenSSL's
- * cleanup, for one) and the libraries' destructors. Every page they write is
- * a copy-on-write fault in a forked worker: this halves the time an idle old
- * worker takes to go. It runs from whichever comes first at exit: uWSGI's
- * plugin exit hooks, which call generic plugins like this one first, or the
- * libc handler registered once the apps loaded (uWSGI 2.0.21 registers its
- * hooks before lazy apps load). The master respawns on either exit code. */
+/* netreload-fast: an old worker that leaves to be replaced ends with _exit()
+ * once the language plugins' exit hooks ran (glue.c). uWSGI calls this first
+ * among those hooks; the libc handler registered once the apps loaded covers
+ * uWSGI 2.0.21, which registers its hooks before lazy apps load. */
 static void nr_worker_leaves(void)
 {
-	int j, after = 0;
-
-	if (!unr.fast || uwsgi.mywid <= 0 || uwsgi.muleid || uwsgi.i_am_a_spooler ||
-	    uwsgi.workers[uwsgi.mywid].manage_next_request)
-		return;
-	for (j = 0; j < uwsgi.gp_cnt; j++) {
-		if (after && uwsgi.gp[j]->atexit)
-			uwsgi.gp[j]->atexit();
-		after |= uwsgi.gp[j] == &netreload_plugin;
-	}
-	for (j = 0; j < 256; j++)
-		if (uwsgi.p[j]->atexit)
-			uwsgi.p[j]->atexit();
-	fflush(NULL);
-	_exit(UWSGI_RELOAD_CODE);
+	if (unr.fast)
+		nr_glue_worker_leaves();
 }
 
 static pid_t nr_master_pid; /* the master's pid: fork children inherit our atexit handler */
@@ -522,9 +392,10 @@ static int nr_init(void)
 		return 0;
 	}
 	nr_check_options();
+	nr_reload_setup();
 	nr_need_app_off();
 	nr_apply_fast();
-	nr_idle_take_over();
+	nr_glue_idle_take_over();
 	nr_load_secret();
 	if (nr_make_queue())
 		exit(1);
@@ -537,8 +408,13 @@ static int nr_init(void)
 		exit(1);
 	if (h) {
 		nr_reload_import(h);
+		nr_waiters_import(h);
 		nr_handover_free(h);
 	}
+	nr_server_handle(&(struct nr_server_handlers){.input = nr_request_input,
+						      .end = nr_request_end,
+						      .busy = nr_request_busy,
+						      .datagram = nr_request_datagram});
 	unr.enabled = 1;
 	if (rc == 0)
 		nr_listen_register();
@@ -569,6 +445,21 @@ static int nr_port_ready(uint64_t now)
 	return 1;
 }
 
+/* The reload moves on from what the worker table shows, around uWSGI's --idle
+ * check (glue.c), and the master's wake-ups follow what is going on. */
+static void nr_reload_pass(uint64_t now)
+{
+	int stopping;
+	uint64_t tick;
+
+	nr_reload_check(nr_glue_snapshot(), now);
+	stopping = nr_glue_idle_check(now, nr_reload_busy());
+	tick = nr_reload_next(nr_glue_snapshot(), now, stopping);
+	if (!tick && (nr_conn_count() || nr_complaints_pending()))
+		tick = NR_SLOW_TICK_MS;
+	nr_set_tick(tick);
+}
+
 static void nr_master_cycle(void)
 {
 	uint64_t now;
@@ -586,28 +477,7 @@ static void nr_master_cycle(void)
 	nr_listen_drain(now);
 	nr_listen_expire(now);
 	nr_complain_flush(now);
-	nr_reload_tick(now);
-}
-
-/* Right after this hook uWSGI closes every fd from 3 to max_fd (the
- * RLIMIT_NOFILE soft limit: 20000 here, 1048576 in many containers) one
- * close() at a time before it execs: about 1 us each on a VM, so a second per
- * reload in such a container. Nothing is open above the highest open fd, and
- * nothing uses max_fd again before the exec, so end the loop there. */
-static void nr_shorten_close_loop(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *de;
-	long top = -1;
-
-	if (!d)
-		return;
-	while ((de = readdir(d)))
-		if (de->d_name[0] != '.' && atol(de->d_name) > top)
-			top = atol(de->d_name);
-	closedir(d);
-	if (top >= 0 && (uint64_t)top + 1 < (uint64_t)uwsgi.max_fd)
-		uwsgi.max_fd = top + 1;
+	nr_reload_pass(now);
 }
 
 /* Before a re-exec: hand sockets, waiting clients and the reload in flight to
@@ -624,6 +494,7 @@ static void nr_master_cleanup(void)
 	memset(&h, 0, sizeof(h));
 	nr_listen_export(&h);
 	nr_reload_export(&h);
+	nr_waiters_export(&h);
 	nr_share_export(&h);
 	exported = h.nconns;
 	if (nr_handover_format(&h, buf, sizeof(buf)) == NR_OK) {
@@ -638,7 +509,7 @@ static void nr_master_cleanup(void)
 		setenv(NR_ENV_NONCES, nonces, 1);
 		free(nonces);
 	}
-	nr_shorten_close_loop();
+	nr_glue_shorten_close_loop();
 }
 
 struct uwsgi_plugin netreload_plugin = {

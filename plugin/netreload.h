@@ -1,28 +1,38 @@
 /*
- * netreload.h - state shared by the plugin's files (runs in the uWSGI master).
+ * netreload.h - the plugin's options and sockets (runs in the uWSGI master).
  *
  * netreload.c: options, hooks and the plugin struct.
- * listen.c:    sockets, connections and requests; keeping them across re-exec.
- * reload.c:    the reload state machine: modes, liveness, coalescing, replies.
+ * server.c:    sockets and connections; keeping them across re-exec.
+ * request.c:   parse, authorize and dispatch requests; format replies (request.h).
+ * waiters.c:   UDP senders waiting, recent UDP ids (waiters.h).
+ * reload.c:    the reload state machine: modes, liveness, coalescing (reload.h).
+ * glue.c:      everything that reads or calls uWSGI (glue.h).
  * logs.c:      why an app failed to load, from the output of its loading (logs.h).
  */
 #ifndef NR_PLUGIN_H
 #define NR_PLUGIN_H
 
-#include <uwsgi.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
 #include "../common/nr_files.h"
 #include "handover.h"
+#include "reload.h"
 #include "share.h"
+#include "util.h"
+#include "waiters.h"
 
 #define NR_MAX_CONNS NR_HO_CONNS	   /* open TCP connections; the oldest idle one gives way */
-#define NR_MAX_UDP_WAITERS NR_HO_UDP /* UDP senders waiting for "live" */
-#define NR_RECENT_IDS NR_HO_RECENT   /* request ids remembered to drop UDP duplicates */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
 #define NR_MAX_FD_HINT 16384 /* above this, a startup line suggests max-fd */
-#define NR_FAST_TICK_MS 2	 /* master wake-up period while a reload is in flight */
 /* why a reload in a mode that only replaces workers is refused without lazy-apps */
 #define NR_MODE_NEEDS_LAZY                                                                   \
 	"this mode cannot load new code here: without lazy-apps new workers fork from a "  \
@@ -55,32 +65,12 @@ struct nr_conn {
 	size_t flen;
 };
 
-/* A UDP sender waiting for its generation. */
-struct nr_udp_waiter {
-	int used;
-	struct sockaddr_storage addr;
-	socklen_t alen;
-	uint64_t t0, want_gen;
-	char id[NR_ID_MAX + 1];
-};
-
-/* A UDP request id we took, and how its generation ended (kind 0: not yet). */
-struct nr_recent {
-	char id[NR_ID_MAX + 1];
-	uint64_t gen, t0;
-	enum nr_kind kind;
-	uint32_t ms, stop_ms;
-	uint32_t killed;	  /* as its answer said (not kept across a later re-exec) */
-	char old[NR_OLD_MAX + 1];
-	struct sockaddr_storage addr; /* who sent it: retries are answered there only */
-	socklen_t alen;
-};
-
 struct uwsgi_netreload {
 	/* options */
 	char *port;
 	char *bind;
 	char *mode_opt;
+	enum nr_mode mode; /* from mode_opt */
 	int timeout;
 	int grace_ms;
 	int insecure;
@@ -99,58 +89,11 @@ struct uwsgi_netreload {
 	uint64_t tick_ms;
 	struct nr_conn *conns[NR_MAX_CONNS];
 	uint32_t conn_serial; /* last serial given to a connection */
-	struct nr_udp_waiter udpw[NR_MAX_UDP_WAITERS];
-	struct nr_recent recent[NR_RECENT_IDS];
-	int recent_next;
-
-	/* reload state */
-	enum nr_mode mode;	/* default mode */
-	uint64_t gen;		/* newest generation started */
-	int active;		/* generation gen is in flight */
-	int execd;		/* this master is gen's re-exec */
-	enum nr_mode cur_mode;
-	uint64_t t_first;	/* first request covered by gen */
-	uint64_t t_start, t_stop;
-	uint64_t t_spawn; /* new master started (re-exec) or first new worker seen */
-	uint64_t t_load;  /* re-exec: first master loop pass, app imported and workers forked */
-	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
-	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
-	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
-	pid_t *loading_pids;	/* per worker slot, its new worker while it loads the app */
-	int killed;		/* stragglers we had to kill */
-	int pending;		/* a follow-up generation is wanted */
-	enum nr_mode pending_mode;
-	uint64_t pending_first;
-	uint64_t pending_first_us; /* the same, finer, to log request -> reload start */
-	int saved_forkbomb_delay;
-
-	/* last result */
-	int last; /* 0 none, NR_REPLY_LIVE, NR_REPLY_FAILED */
-	uint32_t last_ms;
-	char last_reason[NR_REASON_MAX + 1];
-
-	/* rate-limited complaints */
-	uint64_t bad_count;
-	uint64_t bad_logged_ms;
-	char bad_last[160];
 };
 
 extern struct uwsgi_netreload unr;
 
-uint64_t nr_now_ms(void);
-/* Milliseconds from then to now; 0 if then is the later one (never 2^64 - 1). */
-static inline uint64_t nr_ms_since(uint64_t now, uint64_t then)
-{
-	return now > then ? now - then : 0;
-}
-uint64_t nr_now_us(void);
-void nr_complain(const char *fmt, ...);
-void nr_complain_flush(uint64_t now);
-int nr_authorize(const struct nr_request *req, const char *line, size_t len, struct nr_reply *rep);
-int nr_reply_encode(const struct nr_reply *rep, char *buf, size_t len);
-void nr_hello_reply(const struct nr_request *req, struct nr_reply *rep);
-
-/* listen.c */
+/* server.c */
 int nr_listen_open(int may_wait);
 int nr_listen_import(const struct nr_handover *h);
 void nr_listen_register(void);
@@ -160,31 +103,29 @@ void nr_listen_close_all(void);
 void nr_listen_close_conns(void);
 void nr_listen_export(struct nr_handover *h);
 void nr_listen_export_done(const struct nr_handover *h, int exported);
-void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep);
-void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep);
+void nr_conn_send(struct nr_conn *c, const char *line, int n);
+/* UDP replies are rate-limited here, whoever asks (a spoofed flood gets little) */
+void nr_udp_send(const struct sockaddr_storage *addr, socklen_t alen, const char *line, int n);
 void nr_conn_close(struct nr_conn *c);
 int nr_conn_count(void);
 void nr_set_tick(uint64_t ms);
 void nr_listen_add_wakeup(int fd);
+int nr_is_loopback(const struct sockaddr *sa);
+void nr_peer_name(const struct sockaddr_storage *ss, char *out, size_t len);
+struct nr_conn *nr_server_conn(int slot); /* NULL: no connection in that slot */
 
-/* reload.c */
-uint64_t nr_request_reload(enum nr_mode mode, uint64_t now);
-uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
-				 int n, uint32_t more);
-struct nr_recent *nr_recent_lookup(const char *id);
-void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
-		   socklen_t alen);
-int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen);
-void nr_reload_tick(uint64_t now);
-/* --idle: check it here instead of uWSGI (see reload.c); at startup. */
-void nr_idle_take_over(void);
-void nr_reload_export(struct nr_handover *h);
-void nr_share_export(struct nr_handover *h);
-void nr_reload_import(const struct nr_handover *h);
-void nr_status_reply(struct nr_reply *rep);
-int nr_mode_loads_new_code(enum nr_mode mode);
-int nr_mode_reexecs(enum nr_mode mode);
-void nr_answer_waiters(uint64_t gen, const struct nr_reply *rep);
-void nr_reload_master_exit(void);
+/* What the sockets bring, handed up (request.c's). input: more bytes came (in
+ * buf, or in files once the request line asked for file lines); 1 keeps the
+ * connection open. end: the peer stopped before a whole request. busy: no room
+ * for this connection. */
+struct nr_server_handlers {
+	int (*input)(struct nr_conn *c, uint64_t now);
+	void (*end)(struct nr_conn *c, uint64_t now);
+	void (*busy)(struct nr_conn *c);
+	void (*datagram)(const char *buf, size_t n, struct sockaddr_storage *ss, socklen_t alen,
+			 uint64_t now);
+};
+void nr_server_handle(const struct nr_server_handlers *h);
+
 
 #endif

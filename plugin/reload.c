@@ -9,97 +9,80 @@
  * step is taken at once instead of on uWSGI's 1 s tick (uWSGI #2271).
  * "Live" means every worker slot holds a new process that accepts requests
  * with its app loaded.
+ *
+ * Everything here is decided from a snapshot of the worker table (reload.h),
+ * and done through the callbacks nr_reload_init was given: no uWSGI in sight.
  */
-#include "netreload.h"
+#include "reload.h"
 
 #include "logs.h"
+#include "share.h"
+#include "util.h"
 
-#include <errno.h>
+#include <limits.h>
 #include <signal.h>
-#include <sys/wait.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
-extern struct uwsgi_server uwsgi;
+static struct nr_reload_config cfg;
+static struct nr_reload_ops ops;
 
-/* Before a re-exec uWSGI stops every --attach-daemon by signalling it, then
- * sleeping a whole second before it looks again (uwsgi_detach_daemons), so a
- * daemon that exits at once still costs the reload 1 s. Stop them the same way
- * (same signal, same mercy) but look every NR_FAST_TICK_MS; uWSGI then finds
- * them gone. One that outlives the mercy is left to uWSGI, which kills it. */
-static void stop_daemons(void)
-{
-	uint64_t deadline = nr_now_ms() + (uint64_t)(uwsgi.reload_mercy ? uwsgi.reload_mercy : 3) * 1000;
-	struct uwsgi_daemon *ud;
-	int left = 0;
+/* The reload in flight, the one wanted next, and how the last one ended. */
+static struct {
+	uint64_t gen;		/* newest generation started */
+	int active;		/* generation gen is in flight */
+	int execd;		/* this master is gen's re-exec */
+	enum nr_mode cur_mode;
+	uint64_t t_first;	/* first request covered by gen */
+	uint64_t t_start, t_stop;
+	uint64_t t_spawn; /* new master started (re-exec) or first new worker seen */
+	uint64_t t_load;  /* re-exec: first master loop pass, app imported and workers forked */
+	int nslots;		/* size of the arrays below: numproc + 1 */
+	pid_t *old_pids;	/* per worker slot, pids of the previous generation */
+	uint64_t *cursed_ms;	/* per worker slot, when we saw it asked to stop */
+	uint64_t *resent_ms;	/* per worker slot, when we last repeated the signal */
+	pid_t *loading_pids;	/* per worker slot, its new worker while it loads the app */
+	uint64_t died_since;	/* a new worker died; its reason is awaited since */
+	int killed;		/* stragglers we had to kill */
+	int pending;		/* a follow-up generation is wanted */
+	enum nr_mode pending_mode;
+	uint64_t pending_first;
+	uint64_t pending_first_us; /* the same, finer, to log request -> reload start */
 
-	for (ud = uwsgi.daemons; ud; ud = ud->next) {
-		if (ud->pid <= 0 || ud->pidfile)
-			continue; /* smart daemons outlive the master; uWSGI only notifies them */
-		kill(-ud->pid, ud->reload_signal > 0 ? ud->reload_signal : ud->stop_signal);
-		left++;
-	}
-	while (left > 0 && nr_now_ms() < deadline) {
-		usleep(NR_FAST_TICK_MS * 1000);
-		left = 0;
-		for (ud = uwsgi.daemons; ud; ud = ud->next) {
-			int st;
-			if (ud->pid <= 0 || ud->pidfile)
-				continue;
-			if (waitpid(ud->pid, &st, WNOHANG) == ud->pid || (kill(ud->pid, 0) && errno == ESRCH))
-				continue;
-			left++;
-		}
-	}
-}
+	/* last result */
+	int last; /* 0 none, NR_REPLY_LIVE, NR_REPLY_FAILED */
+	uint32_t last_ms;
+	char last_reason[NR_REASON_MAX + 1];
+} rl;
 
-static void start_graceful(void)
-{
-	stop_daemons();
-	uwsgi_block_signal(SIGHUP);
-	grace_them_all(0);
-	uwsgi_unblock_signal(SIGHUP);
-}
+/* The files the next generation waits to see (share.c checks them in its
+ * thread), and what the checks found. A stale share fails the generation.
+ * See "waiting for the share" below. */
+static struct {
+	int started;			/* share.c's thread runs and wakes us */
+	int checking;			/* a check of `inflight` runs */
+	struct nr_share_job want;	/* asked for, not being checked yet */
+	struct nr_share_job inflight;
+	int stale;			/* files a finished check found old */
+	char reason[NR_REASON_MAX + 1];
+} sc;
 
-static void start_brutal(void)
-{
-	stop_daemons();
-	uwsgi_block_signal(SIGTERM);
-	uwsgi_block_signal(SIGQUIT);
-	reap_them_all(0);
-	uwsgi_unblock_signal(SIGQUIT);
-	uwsgi_unblock_signal(SIGTERM);
-}
-
-static void start_workers(void)
-{
-	uwsgi_reload_workers();
-}
-
-static void start_brutal_workers(void)
-{
-	uwsgi_brutally_reload_workers();
-}
-
-static void start_chain(void)
-{
-	uwsgi_chain_reload();
-}
-
-/* The reload modes: how to start each, whether it needs lazy-apps to load new
- * code, and whether it re-execs the master (then the next master finishes it). */
+/* The reload modes: whether each needs lazy-apps to load new code, whether it
+ * re-execs the master (then the next master finishes it), and the signal uWSGI
+ * sends each worker. How to start each is glue.c's. */
 static const struct nr_mode_def {
 	enum nr_mode mode;
-	void (*start)(void);
 	int needs_lazy;
 	int reexec;
 	int rank; /* a request for a higher rank cannot ride on a lower-rank reload */
 	int sig;  /* what uWSGI sends each worker; we repeat it if it was lost */
 } nr_modes[] = {
-	{NR_MODE_GRACEFUL, start_graceful, 0, 1, 2, SIGHUP},
-	{NR_MODE_CHAIN, start_chain, 1, 0, 1, SIGHUP},
-	{NR_MODE_WORKERS, start_workers, 1, 0, 1, SIGHUP},
-	{NR_MODE_BRUTAL_WORKERS, start_brutal_workers, 1, 0, 1, SIGINT},
-	{NR_MODE_BRUTAL, start_brutal, 0, 1, 2, SIGTERM},
+	{NR_MODE_GRACEFUL, 0, 1, 2, SIGHUP},
+	{NR_MODE_CHAIN, 1, 0, 1, SIGHUP},
+	{NR_MODE_WORKERS, 1, 0, 1, SIGHUP},
+	{NR_MODE_BRUTAL_WORKERS, 1, 0, 1, SIGINT},
+	{NR_MODE_BRUTAL, 0, 1, 2, SIGTERM},
 };
 
 static const struct nr_mode_def *mode_def(enum nr_mode mode)
@@ -110,124 +93,125 @@ static const struct nr_mode_def *mode_def(enum nr_mode mode)
 	return &nr_modes[0];
 }
 
+/* Settings and callbacks; forgets any previous state (a unit test starts afresh). */
+void nr_reload_init(const struct nr_reload_config *c, const struct nr_reload_ops *o)
+{
+	free(rl.old_pids);
+	free(rl.cursed_ms);
+	free(rl.resent_ms);
+	free(rl.loading_pids);
+	memset(&rl, 0, sizeof(rl));
+	memset(&sc.want, 0, sizeof(sc.want));
+	sc.stale = 0;
+	sc.reason[0] = '\0';
+	cfg = *c;
+	ops = *o;
+}
+
 /* Whether a reload in this mode can serve new code in this instance: the modes
  * that only replace workers fork them from the master, which holds the old
  * code unless apps load in each worker (lazy-apps). */
 int nr_mode_loads_new_code(enum nr_mode mode)
 {
 	if (mode == NR_MODE_DEFAULT)
-		mode = unr.mode;
-	return !mode_def(mode)->needs_lazy || uwsgi.lazy_apps || uwsgi.lazy;
+		mode = cfg.mode;
+	return !mode_def(mode)->needs_lazy || cfg.lazy_apps || cfg.lazy;
 }
 
 /* In lazy mode a graceful reload only restarts the workers, like "workers". */
 int nr_mode_reexecs(enum nr_mode mode)
 {
-	return mode_def(mode)->reexec && !uwsgi.lazy;
+	return mode_def(mode)->reexec && !cfg.lazy;
 }
 
-static uint32_t since(uint64_t t, uint64_t t0)
+static void *slot_array(size_t size)
 {
-	return t > t0 ? (uint32_t)(t - t0) : 0;
-}
+	void *p = calloc((size_t)rl.nslots, size);
 
-struct nr_recent *nr_recent_lookup(const char *id)
-{
-	for (int i = 0; i < NR_RECENT_IDS; i++)
-		if (id[0] && !strcmp(unr.recent[i].id, id))
-			return &unr.recent[i];
-	return NULL;
-}
-
-void nr_recent_add(const char *id, uint64_t gen, uint64_t t0, const struct sockaddr_storage *from,
-		   socklen_t alen)
-{
-	struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
-
-	*r = (struct nr_recent){.gen = gen, .t0 = t0};
-	snprintf(r->id, sizeof(r->id), "%s", id);
-	if (alen <= sizeof(r->addr)) {
-		memcpy(&r->addr, from, alen);
-		r->alen = alen;
+	if (!p) {
+		nr_log("netreload: out of memory\n");
+		exit(1);
 	}
+	return p;
 }
 
-/* Whether ss sent the request r remembers. */
-int nr_recent_from(const struct nr_recent *r, const struct sockaddr_storage *ss, socklen_t alen)
+/* The per-slot arrays, sized by the worker table on first sight. */
+static void ensure_slots(const struct nr_snapshot *s)
 {
-	return r->alen == alen && !memcmp(&r->addr, ss, alen);
+	if (rl.old_pids)
+		return;
+	rl.nslots = s->numproc + 1;
+	rl.old_pids = slot_array(sizeof(pid_t));
+	rl.cursed_ms = slot_array(sizeof(uint64_t));
+	rl.resent_ms = slot_array(sizeof(uint64_t));
+	rl.loading_pids = slot_array(sizeof(pid_t));
 }
 
-/* Remember how a generation ended, so a UDP retry whose answer was lost gets it again. */
-static void recent_finish(uint64_t gen, const struct nr_reply *rep, uint64_t now)
+/* Slots this state and the snapshot both know (the table never grows). */
+static int nslots(const struct nr_snapshot *s)
 {
-	for (int i = 0; i < NR_RECENT_IDS; i++) {
-		struct nr_recent *r = &unr.recent[i];
-		if (!r->id[0] || r->kind || r->gen > gen)
-			continue;
-		r->kind = rep->kind;
-		r->ms = since(now, r->t0);
-		r->stop_ms = since(unr.t_stop, r->t0);
-		r->killed = rep->killed;
-		snprintf(r->old, sizeof(r->old), "%s", rep->old);
-	}
+	ensure_slots(s);
+	return s->numproc < rl.nslots - 1 ? s->numproc : rl.nslots - 1;
 }
 
 /* Could code saved before now still be imported by the reload in flight? Only
  * if nothing of the new generation has started importing yet. */
-static int rides_on_current(enum nr_mode mode)
+static int rides_on_current(const struct nr_snapshot *s, enum nr_mode mode)
 {
-	if (!unr.active || unr.execd || mode_def(mode)->rank > mode_def(unr.cur_mode)->rank)
+	int n;
+
+	if (!rl.active || rl.execd || mode_def(mode)->rank > mode_def(rl.cur_mode)->rank)
 		return 0;
-	if (nr_mode_reexecs(unr.cur_mode))
+	if (nr_mode_reexecs(rl.cur_mode))
 		return 1; /* the next master imports after exec, and we are still the old one */
-	for (int i = 1; i <= uwsgi.numproc; i++)
-		if (uwsgi.workers[i].pid > 0 && uwsgi.workers[i].pid != unr.old_pids[i])
+	n = nslots(s);
+	for (int i = 1; i <= n; i++)
+		if (s->slot[i].pid > 0 && s->slot[i].pid != rl.old_pids[i])
 			return 0;
 	return 1;
 }
 
-static uint64_t request(enum nr_mode mode, uint64_t now, int may_ride)
+static uint64_t request(const struct nr_snapshot *s, enum nr_mode mode, uint64_t now, int may_ride)
 {
 	if (mode == NR_MODE_DEFAULT)
-		mode = unr.mode;
-	if (may_ride && rides_on_current(mode))
-		return unr.gen;
-	if (!unr.pending) {
-		unr.pending = 1;
-		unr.pending_mode = mode;
-		unr.pending_first = now;
-		unr.pending_first_us = nr_now_us();
-	} else if (mode_def(mode)->rank >= mode_def(unr.pending_mode)->rank) {
-		unr.pending_mode = mode;
+		mode = cfg.mode;
+	if (may_ride && rides_on_current(s, mode))
+		return rl.gen;
+	if (!rl.pending) {
+		rl.pending = 1;
+		rl.pending_mode = mode;
+		rl.pending_first = now;
+		rl.pending_first_us = nr_now_us();
+	} else if (mode_def(mode)->rank >= mode_def(rl.pending_mode)->rank) {
+		rl.pending_mode = mode;
 	}
-	return unr.gen + 1;
+	return rl.gen + 1;
 }
 
-uint64_t nr_request_reload(enum nr_mode mode, uint64_t now)
+uint64_t nr_request_reload(const struct nr_snapshot *s, enum nr_mode mode, uint64_t now)
 {
-	return request(mode, now, 1);
+	return request(s, mode, now, 1);
+}
+
+int nr_reload_busy(void)
+{
+	return rl.active || rl.pending;
+}
+
+const char *nr_reload_last_reason(void)
+{
+	return rl.last_reason;
 }
 
 /* ---- waiting for the share -------------------------------------------- */
 
-/* The files the next generation waits to see (share.c checks them in its
- * thread), and what the checks found. A stale share fails the generation. */
-static struct {
-	int started;			/* share.c's thread runs and wakes us */
-	int checking;			/* a check of `inflight` runs */
-	struct nr_share_job want;	/* asked for, not being checked yet */
-	struct nr_share_job inflight;
-	int stale;			/* files a finished check found old */
-	char reason[NR_REASON_MAX + 1];
-} sc;
 
 static const char *share_root(void)
 {
 	static char cwd[PATH_MAX];
 
-	if (unr.root)
-		return unr.root;
+	if (cfg.root)
+		return cfg.root;
 	if (!cwd[0] && !getcwd(cwd, sizeof(cwd)))
 		snprintf(cwd, sizeof(cwd), ".");
 	return cwd;
@@ -235,13 +219,13 @@ static const char *share_root(void)
 
 /* A request that lists files never rides on the reload in flight: that one
  * could import before the share shows them. */
-uint64_t nr_request_reload_files(enum nr_mode mode, uint64_t now, const struct nr_file *files,
-				 int n, uint32_t more)
+uint64_t nr_request_reload_files(const struct nr_snapshot *s, enum nr_mode mode, uint64_t now,
+				 const struct nr_file *files, int n, uint32_t more)
 {
-	if (!unr.share_timeout_ms || (!n && !more))
-		return nr_request_reload(mode, now);
+	if (!cfg.share_timeout_ms || (!n && !more))
+		return nr_request_reload(s, mode, now);
 	nr_share_job_add(&sc.want, files, n, more);
-	return request(mode, now, 0);
+	return request(s, mode, now, 0);
 }
 
 static void share_collect(void)
@@ -252,7 +236,7 @@ static void share_collect(void)
 		return;
 	sc.checking = 0;
 	if (res.verdict == NR_SHARE_SEEN) {
-		uwsgi_log("netreload: the share shows %d changed file(s)%s after %.3f ms%s\n",
+		nr_log("netreload: the share shows %d changed file(s)%s after %.3f ms%s\n",
 			  sc.inflight.n, sc.inflight.more ? " and the tree was checked" : "",
 			  (double)res.us / 1000.0,
 			  res.pyc_removed ? ", removed their compiled .pyc" : "");
@@ -260,10 +244,10 @@ static void share_collect(void)
 	}
 	if (res.verdict == NR_SHARE_NOROOT) {
 		/* the paths do not map here: nothing to wait for, reload as without a list */
-		uwsgi_log("netreload: WARNING: %s\n", res.reason);
+		nr_log("netreload: WARNING: %s\n", res.reason);
 		return;
 	}
-	uwsgi_log("netreload: %s\n", res.reason);
+	nr_log("netreload: %s\n", res.reason);
 	if (!sc.stale)
 		nr_reason_set(sc.reason, res.reason);
 	sc.stale += res.stale ? res.stale : 1;
@@ -274,14 +258,14 @@ static int share_start(void)
 	if (sc.started)
 		return 0;
 	if (nr_share_start()) {
-		uwsgi_error("netreload: cannot start the share check thread");
+		nr_log_errno("netreload: cannot start the share check thread");
 		return -1;
 	}
-	nr_listen_add_wakeup(nr_share_fd());
+	ops.wakeup(nr_share_fd());
 	sc.started = 1;
-	uwsgi_log("netreload: before each reload, waiting until %s shows the saved files "
+	nr_log("netreload: before each reload, waiting until %s shows the saved files "
 		  "(netreload-root; up to %d ms, netreload-share-timeout)\n",
-		  share_root(), unr.share_timeout_ms);
+		  share_root(), cfg.share_timeout_ms);
 	return 0;
 }
 
@@ -296,7 +280,7 @@ static int share_settled(void)
 		return 1;
 	}
 	sc.inflight = sc.want;
-	if (nr_share_submit(share_root(), &sc.inflight, (uint32_t)unr.share_timeout_ms) == 0) {
+	if (nr_share_submit(share_root(), &sc.inflight, (uint32_t)cfg.share_timeout_ms) == 0) {
 		memset(&sc.want, 0, sizeof(sc.want));
 		sc.checking = 1;
 	}
@@ -324,136 +308,86 @@ static void share_import(const struct nr_handover *h)
 	nr_reason_set(sc.reason, h->stale_reason);
 }
 
-static void ensure_slots(void)
+static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now,
+		   const struct nr_snapshot *s);
+
+static void start_reload(const struct nr_snapshot *s, uint64_t now)
 {
-	if (!unr.old_pids) {
-		unr.old_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
-		unr.cursed_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
-		unr.resent_ms = uwsgi_calloc(sizeof(uint64_t) * (uwsgi.numproc + 1));
-		unr.loading_pids = uwsgi_calloc(sizeof(pid_t) * (uwsgi.numproc + 1));
+	const struct nr_mode_def *def = mode_def(rl.pending_mode);
+	int n = nslots(s);
+
+	for (int i = 1; i <= n; i++) {
+		rl.old_pids[i] = s->slot[i].pid;
+		rl.cursed_ms[i] = rl.resent_ms[i] = 0;
+		rl.loading_pids[i] = 0;
 	}
-}
-
-static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now);
-
-static void start_reload(uint64_t now)
-{
-	const struct nr_mode_def *def = mode_def(unr.pending_mode);
-
-	ensure_slots();
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		unr.old_pids[i] = uwsgi.workers[i].pid;
-		unr.cursed_ms[i] = unr.resent_ms[i] = 0;
-		unr.loading_pids[i] = 0;
-	}
-	unr.gen++;
-	unr.active = 1;
-	unr.execd = 0;
-	unr.killed = 0;
-	unr.cur_mode = def->mode;
-	unr.t_first = unr.pending_first;
-	unr.t_start = now;
-	unr.t_stop = unr.t_spawn = unr.t_load = 0;
-	unr.pending = 0;
+	rl.gen++;
+	rl.active = 1;
+	rl.execd = 0;
+	rl.killed = 0;
+	rl.cur_mode = def->mode;
+	rl.t_first = rl.pending_first;
+	rl.t_start = now;
+	rl.t_stop = rl.t_spawn = rl.t_load = 0;
+	rl.pending = 0;
 	if (sc.stale) {
 		/* the share never showed the saved code: a reload would serve the old */
-		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
-		finish(NR_REPLY_FAILED, sc.reason, (uint32_t)sc.stale, now);
+		finish(NR_REPLY_FAILED, sc.reason, (uint32_t)sc.stale, now, s);
 		sc.stale = 0;
 		sc.reason[0] = '\0';
 		return;
 	}
-	uwsgi_log("netreload: generation %llu: %s reload, %.3f ms after the request\n",
-		  (unsigned long long)unr.gen, nr_mode_name(def->mode),
-		  (double)(nr_now_us() - unr.pending_first_us) / 1000.0);
-	if (!nr_mode_reexecs(def->mode)) {
-		/* our own respawns are not a crash loop: skip uWSGI's fork-bomb pause */
-		unr.saved_forkbomb_delay = uwsgi.forkbomb_delay;
-		uwsgi.forkbomb_delay = 0;
-	}
-	def->start();
-}
-
-/* Where the time went, from this waiter's request on (0: before it, or unknown). */
-static void set_steps(struct nr_reply *rep, uint64_t t0, uint64_t now)
-{
-	rep->ms = since(now, t0);
-	rep->stop_ms = since(unr.t_stop, t0);
-	rep->spawn_ms = since(unr.t_spawn, t0);
-	rep->load_ms = since(unr.t_load, t0);
-}
-
-void nr_answer_waiters(uint64_t gen, const struct nr_reply *tmpl)
-{
-	uint64_t now = nr_now_ms();
-	struct nr_reply rep = *tmpl;
-
-	for (int i = 0; i < NR_MAX_CONNS; i++) {
-		struct nr_conn *c = unr.conns[i];
-		if (!c || c->state != NR_CONN_WAITING || c->want_gen > gen)
-			continue;
-		snprintf(rep.id, sizeof(rep.id), "%s", c->id);
-		set_steps(&rep, c->t0, now);
-		nr_send_reply(c, &rep);
-		nr_conn_close(c);
-	}
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (!w->used || w->want_gen > gen)
-			continue;
-		snprintf(rep.id, sizeof(rep.id), "%s", w->id);
-		set_steps(&rep, w->t0, now);
-		nr_udp_reply(&w->addr, w->alen, &rep);
-		w->used = 0;
-	}
+	nr_log("netreload: generation %llu: %s reload, %.3f ms after the request\n",
+	       (unsigned long long)rl.gen, nr_mode_name(def->mode),
+	       (double)(nr_now_us() - rl.pending_first_us) / 1000.0);
+	if (!nr_mode_reexecs(def->mode))
+		ops.forkbomb(1); /* our own respawns are not a crash loop */
+	ops.start(def->mode);
 }
 
 /* Mules and spoolers outlive a reload that does not re-exec the master: they
  * keep the code they started with, and "live" says so (PROTOCOL.md, old=). */
-static void old_processes(char *list, size_t len)
+static void old_processes(const struct nr_snapshot *s, char *list, size_t len)
 {
-	int mules = 0, spooler = 0;
-	struct uwsgi_spooler *us;
-
 	list[0] = '\0';
-	if (unr.execd || (mode_def(unr.cur_mode)->reexec &&
-			  !(uwsgi.lazy && unr.cur_mode == NR_MODE_GRACEFUL)))
+	if (rl.execd || (mode_def(rl.cur_mode)->reexec &&
+			 !(cfg.lazy && rl.cur_mode == NR_MODE_GRACEFUL)))
 		return; /* brutal kills the mules even under lazy (reap_them_all) */
-	for (int i = 0; i < uwsgi.mules_cnt; i++)
-		mules |= uwsgi.mules[i].pid > 0;
-	for (us = uwsgi.spoolers; us; us = us->next)
-		spooler |= us->pid > 0;
-	snprintf(list, len, "%s%s%s", mules ? "mules" : "", mules && spooler ? "," : "",
-		 spooler ? "spooler" : "");
+	snprintf(list, len, "%s%s%s", s->mules ? "mules" : "", s->mules && s->spooler ? "," : "",
+		 s->spooler ? "spooler" : "");
 }
 
-static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now)
+/* s: the worker table, for the mules and spoolers that keep old code; NULL
+ * when the master exits. */
+static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64_t now,
+		   const struct nr_snapshot *s)
 {
-	struct nr_reply rep = {.kind = kind, .gen = unr.gen, .killed = (uint32_t)unr.killed,
+	struct nr_reply rep = {.kind = kind, .gen = rl.gen, .killed = (uint32_t)rl.killed,
 			       .stale = stale};
+	struct nr_reload_times t = {rl.t_stop, rl.t_spawn, rl.t_load};
 
-	unr.active = 0;
-	unr.last = kind;
-	unr.last_ms = (uint32_t)(now - unr.t_first);
-	nr_reason_set(unr.last_reason, reason ? reason : "");
-	nr_reason_set(rep.reason, unr.last_reason);
-	if (!nr_mode_reexecs(unr.cur_mode) && !unr.execd)
-		uwsgi.forkbomb_delay = unr.saved_forkbomb_delay;
+	rl.active = 0;
+	rl.last = kind;
+	rl.last_ms = (uint32_t)(now - rl.t_first);
+	nr_reason_set(rl.last_reason, reason ? reason : "");
+	nr_reason_set(rep.reason, rl.last_reason);
+	if (!nr_mode_reexecs(rl.cur_mode) && !rl.execd)
+		ops.forkbomb(0);
 	if (kind == NR_REPLY_LIVE) {
-		old_processes(rep.old, sizeof(rep.old));
-		uwsgi_log("netreload: generation %llu live in %u ms (old workers gone after %u ms)\n",
-			  (unsigned long long)unr.gen, unr.last_ms,
-			  unr.t_stop ? (unsigned)(unr.t_stop - unr.t_first) : 0);
+		if (s)
+			old_processes(s, rep.old, sizeof(rep.old));
+		nr_log("netreload: generation %llu live in %u ms (old workers gone after %u ms)\n",
+		       (unsigned long long)rl.gen, rl.last_ms,
+		       rl.t_stop ? (unsigned)(rl.t_stop - rl.t_first) : 0);
 	} else {
-		uwsgi_log("netreload: generation %llu FAILED after %u ms: %s\n",
-			  (unsigned long long)unr.gen, unr.last_ms, unr.last_reason);
+		nr_log("netreload: generation %llu FAILED after %u ms: %s\n",
+		       (unsigned long long)rl.gen, rl.last_ms, rl.last_reason);
 	}
 	if (rep.old[0])
-		uwsgi_log("netreload: still running the old code: %s (a %s reload restarts only "
-			  "the workers)\n",
-			  rep.old, nr_mode_name(unr.cur_mode));
-	nr_answer_waiters(unr.gen, &rep);
-	recent_finish(unr.gen, &rep, now);
+		nr_log("netreload: still running the old code: %s (a %s reload restarts only "
+		       "the workers)\n",
+		       rep.old, nr_mode_name(rl.cur_mode));
+	ops.finished(&rep, &t, now);
 }
 
 /* uWSGI starts workers with SIGHUP ignored and installs their handler ~0.1 s
@@ -463,7 +397,7 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
  * reload always ends in bounded time. */
 #define NR_RESEND_MS 100
 
-/* Whether worker i provably never ran its handler for sig, so a repeat cannot
+/* Whether worker w provably never ran its handler for sig, so a repeat cannot
  * re-enter it. uWSGI's SIGHUP handler (gracefully_kill) first clears
  * manage_next_request in the shared worker table; a worker that got it during
  * a request leaves after the request through exit() and the app's atexit
@@ -471,54 +405,54 @@ static void finish(enum nr_kind kind, const char *reason, uint32_t stale, uint64
  * inside exit()) and cut the teardown short. The other signals' handler
  * (end_me) calls exit() inside itself, with the signal blocked: a repeat waits
  * harmlessly, and nothing shows whether the first one came. */
-static int signal_lost(int i, int sig)
+static int signal_lost(const struct nr_slot *w, int sig)
 {
-	return sig != SIGHUP || uwsgi.workers[i].manage_next_request;
+	return sig != SIGHUP || w->manage_next_request;
 }
 
-static void nudge_worker(int i, uint64_t now)
+static void nudge_worker(const struct nr_snapshot *s, int i, uint64_t now)
 {
-	pid_t pid = uwsgi.workers[i].pid;
+	const struct nr_slot *w = &s->slot[i];
 
-	if (!unr.cursed_ms[i])
-		unr.cursed_ms[i] = now;
-	if (now - unr.cursed_ms[i] >= (uint64_t)unr.grace_ms) {
-		uwsgi_log("netreload: worker %d (pid %d) did not stop within %d ms, killing it\n", i,
-			  (int)pid, unr.grace_ms);
-		kill(pid, SIGKILL);
-		unr.cursed_ms[i] = UINT64_MAX;
-		unr.killed++;
-	} else if (now - unr.resent_ms[i] >= NR_RESEND_MS && !uwsgi_worker_is_busy(i)) {
-		if (unr.resent_ms[i] && signal_lost(i, mode_def(unr.cur_mode)->sig))
-			kill(pid, mode_def(unr.cur_mode)->sig);
-		unr.resent_ms[i] = now;
+	if (!rl.cursed_ms[i])
+		rl.cursed_ms[i] = now;
+	if (now - rl.cursed_ms[i] >= (uint64_t)cfg.grace_ms) {
+		nr_log("netreload: worker %d (pid %d) did not stop within %d ms, killing it\n", i,
+		       (int)w->pid, cfg.grace_ms);
+		ops.signal(w->pid, SIGKILL);
+		rl.cursed_ms[i] = UINT64_MAX;
+		rl.killed++;
+	} else if (now - rl.resent_ms[i] >= NR_RESEND_MS && !w->busy) {
+		if (rl.resent_ms[i] && signal_lost(w, mode_def(rl.cur_mode)->sig))
+			ops.signal(w->pid, mode_def(rl.cur_mode)->sig);
+		rl.resent_ms[i] = now;
 	}
 }
 
-static int old_workers_alive(uint64_t now)
+static int old_workers_alive(const struct nr_snapshot *s, uint64_t now)
 {
-	int alive = 0;
+	int alive = 0, n = nslots(s);
 
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		pid_t pid = uwsgi.workers[i].pid;
-		if (pid <= 0 || pid != unr.old_pids[i])
+	for (int i = 1; i <= n; i++) {
+		pid_t pid = s->slot[i].pid;
+		if (pid <= 0 || pid != rl.old_pids[i])
 			continue;
 		alive++;
-		if (!uwsgi.workers[i].cursed_at && !nr_mode_reexecs(unr.cur_mode))
+		if (!s->slot[i].cursed && !nr_mode_reexecs(rl.cur_mode))
 			continue; /* chain: not asked to stop yet */
-		if (unr.cursed_ms[i] != UINT64_MAX)
-			nudge_worker(i, now);
+		if (rl.cursed_ms[i] != UINT64_MAX)
+			nudge_worker(s, i, now);
 	}
 	return alive;
 }
 
 /* Signal workers only once they can hear it (see above), or when we tired of waiting. */
-static int workers_ready_for_signal(uint64_t now)
+static int workers_ready_for_signal(const struct nr_snapshot *s, uint64_t now)
 {
-	if (now - unr.pending_first >= (uint64_t)unr.grace_ms)
+	if (now - rl.pending_first >= (uint64_t)cfg.grace_ms)
 		return 1;
-	for (int i = 1; i <= uwsgi.numproc; i++)
-		if (uwsgi.workers[i].pid > 0 && !uwsgi.workers[i].cheaped && !uwsgi.workers[i].accepting)
+	for (int i = 1; i <= s->numproc; i++)
+		if (s->slot[i].pid > 0 && !s->slot[i].cheaped && !s->slot[i].accepting)
 			return 0;
 	return 1;
 }
@@ -527,16 +461,17 @@ struct worker_count {
 	int total, started, ready, with_app;
 };
 
-static struct worker_count count_workers(void)
+static struct worker_count count_workers(const struct nr_snapshot *s)
 {
 	struct worker_count wc = {0, 0, 0, 0};
+	int n = nslots(s);
 
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		struct uwsgi_worker *w = &uwsgi.workers[i];
+	for (int i = 1; i <= n; i++) {
+		const struct nr_slot *w = &s->slot[i];
 		if (w->cheaped)
 			continue;
 		wc.total++;
-		if (w->pid <= 0 || w->pid == unr.old_pids[i])
+		if (w->pid <= 0 || w->pid == rl.old_pids[i])
 			continue;
 		wc.started++;
 		if (!w->accepting)
@@ -547,30 +482,15 @@ static struct worker_count count_workers(void)
 	return wc;
 }
 
-/* Whether new workers must hold an app to serve: not for request plugins that
- * load their code per request (PHP, CGI), which have no init_apps hook. */
-static int apps_expected(void)
-{
-	static int known, expected;
-
-	if (known)
-		return expected;
-	for (int i = 0; i < 256; i++) {
-		struct uwsgi_plugin *p = uwsgi.p[i];
-		if (p && p->init_apps && p->name && strcmp(p->name, "unconfigured"))
-			expected = 1;
-	}
-	known = 1;
-	return expected;
-}
-
 /* Why the new workers run without an app: the exception printed where the
  * apps loaded, in a new worker (lazy-apps) or else in this master. */
-static void failure_reason(char *reason, size_t len)
+static void failure_reason(const struct nr_snapshot *s, char *reason, size_t len)
 {
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		struct uwsgi_worker *w = &uwsgi.workers[i];
-		if (w->cheaped || w->pid <= 0 || w->pid == unr.old_pids[i] || w->apps_cnt > 0)
+	int n = nslots(s);
+
+	for (int i = 1; i <= n; i++) {
+		const struct nr_slot *w = &s->slot[i];
+		if (w->cheaped || w->pid <= 0 || w->pid == rl.old_pids[i] || w->apps_cnt > 0)
 			continue;
 		if (nr_logs_reason(i, w->pid, reason, len))
 			return;
@@ -583,20 +503,20 @@ static void failure_reason(char *reason, size_t len)
 
 /* The new worker that slot i loads the app in: remember it until it accepts.
  * Its pid, once it is gone without having accepted; else 0. */
-static pid_t loader_gone(int i)
+static pid_t loader_gone(const struct nr_snapshot *s, int i)
 {
-	struct uwsgi_worker *w = &uwsgi.workers[i];
-	pid_t seen = unr.loading_pids[i];
+	const struct nr_slot *w = &s->slot[i];
+	pid_t seen = rl.loading_pids[i];
 
 	if (seen && w->pid == seen) {
 		if (w->accepting)
-			unr.loading_pids[i] = 0; /* loaded: what it does next is not the reload's */
+			rl.loading_pids[i] = 0; /* loaded: what it does next is not the reload's */
 		return 0;
 	}
 	if (seen)
 		return seen;
-	if (w->pid > 0 && w->pid != unr.old_pids[i] && !w->cheaped && !w->accepting)
-		unr.loading_pids[i] = w->pid;
+	if (w->pid > 0 && w->pid != rl.old_pids[i] && !w->cheaped && !w->accepting)
+		rl.loading_pids[i] = w->pid;
 	return 0;
 }
 
@@ -606,190 +526,104 @@ static pid_t loader_gone(int i)
  * uWSGI reaped it, so the reason is waited for up to NR_DEATH_REASON_MS. */
 #define NR_DEATH_REASON_MS 300
 
-static int new_worker_died(uint64_t now, char *reason, size_t len)
+static int new_worker_died(const struct nr_snapshot *s, uint64_t now, char *reason, size_t len)
 {
-	static uint64_t since;
+	int n = nslots(s);
 
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		pid_t pid = loader_gone(i);
+	for (int i = 1; i <= n; i++) {
+		pid_t pid = loader_gone(s, i);
 		if (!pid)
 			continue;
-		if (!since)
-			since = now;
+		if (!rl.died_since)
+			rl.died_since = now;
 		/* its output, or that of the worker uWSGI put in its place meanwhile */
 		if (nr_logs_reason(i, pid, reason, len) ||
-		    nr_logs_reason(i, uwsgi.workers[i].pid, reason, len)) {
-			since = 0;
+		    nr_logs_reason(i, s->slot[i].pid, reason, len)) {
+			rl.died_since = 0;
 			return 1;
 		}
-		if (now - since < NR_DEATH_REASON_MS)
+		if (now - rl.died_since < NR_DEATH_REASON_MS)
 			return 0;
 		snprintf(reason, len, "app failed to load: a new worker (pid %d) exited before it "
 				      "accepted requests (no exception in the log; see the uWSGI log)",
 			 (int)pid);
-		since = 0;
+		rl.died_since = 0;
 		return 1;
 	}
-	since = 0;
+	rl.died_since = 0;
 	return 0;
 }
 
-static void check_progress(uint64_t now)
+/* New workers all accept, or none runs at all (cheap, idle): live, or failed
+ * when they hold no app. 0: not there yet. */
+static int all_new(const struct nr_snapshot *s, const struct worker_count *wc, uint64_t now)
+{
+	char reason[NR_REASON_MAX + 1];
+	int live;
+
+	if (wc->total == 0 && rl.t_stop)
+		/* cheap/idle: no worker runs at all, so none runs old code; the
+		 * next request spawns one with the new code, loaded by this master
+		 * (or by the worker itself with lazy-apps) */
+		live = cfg.lazy_apps || cfg.lazy || !s->apps_expected || s->slot[0].apps_cnt > 0;
+	else if (wc->total > 0 && wc->ready == wc->total)
+		live = wc->with_app == wc->total || !s->apps_expected;
+	else
+		return 0;
+	if (live) {
+		finish(NR_REPLY_LIVE, NULL, 0, now, s);
+		return 1;
+	}
+	failure_reason(s, reason, sizeof(reason));
+	finish(NR_REPLY_FAILED, reason, 0, now, s);
+	return 1;
+}
+
+static void check_progress(const struct nr_snapshot *s, uint64_t now)
 {
 	struct worker_count wc;
 	char reason[NR_REASON_MAX + 1];
 
-	if (old_workers_alive(now) == 0 && !unr.t_stop)
-		unr.t_stop = now;
-	if (nr_mode_reexecs(unr.cur_mode) && !unr.execd)
+	if (old_workers_alive(s, now) == 0 && !rl.t_stop)
+		rl.t_stop = now;
+	if (nr_mode_reexecs(rl.cur_mode) && !rl.execd)
 		goto timeout; /* uWSGI re-execs once the old workers are gone */
-	if (unr.execd && !unr.t_load)
-		unr.t_load = now; /* the first pass of the new master loop */
-	wc = count_workers();
-	if (!unr.t_spawn && wc.started)
-		unr.t_spawn = now;
-	if (new_worker_died(now, reason, sizeof(reason))) {
-		finish(NR_REPLY_FAILED, reason, 0, now);
+	if (rl.execd && !rl.t_load)
+		rl.t_load = now; /* the first pass of the new master loop */
+	wc = count_workers(s);
+	if (!rl.t_spawn && wc.started)
+		rl.t_spawn = now;
+	if (new_worker_died(s, now, reason, sizeof(reason))) {
+		finish(NR_REPLY_FAILED, reason, 0, now, s);
 		return;
 	}
-	if (wc.total == 0 && unr.t_stop) {
-		/* cheap/idle: no worker runs at all, so none runs old code; the
-		 * next request spawns one with the new code, loaded by this master
-		 * (or by the worker itself with lazy-apps) */
-		if (uwsgi.lazy_apps || uwsgi.lazy || !apps_expected() || uwsgi.workers[0].apps_cnt > 0) {
-			finish(NR_REPLY_LIVE, NULL, 0, now);
-			return;
-		}
-		failure_reason(reason, sizeof(reason));
-		finish(NR_REPLY_FAILED, reason, 0, now);
+	if (all_new(s, &wc, now))
 		return;
-	}
-	if (wc.total > 0 && wc.ready == wc.total) {
-		if (wc.with_app == wc.total || !apps_expected()) {
-			finish(NR_REPLY_LIVE, NULL, 0, now);
-			return;
-		}
-		failure_reason(reason, sizeof(reason));
-		finish(NR_REPLY_FAILED, reason, 0, now);
-		return;
-	}
 timeout:
-	if (now - unr.t_start > (uint64_t)unr.timeout * 1000) {
-		wc = count_workers();
+	if (now - rl.t_start > (uint64_t)cfg.timeout * 1000) {
+		wc = count_workers(s);
 		snprintf(reason, sizeof(reason),
 			 "timeout after %d s: %d of %d workers running new code (netreload-timeout)",
-			 unr.timeout, wc.ready, wc.total);
-		finish(NR_REPLY_FAILED, reason, 0, now);
+			 cfg.timeout, wc.ready, wc.total);
+		finish(NR_REPLY_FAILED, reason, 0, now, s);
 	}
 }
 
-/* --idle N: after N seconds without a request uWSGI stops the workers
- * (uwsgi_master_check_idle), but it SIGINTs each one and sleeps a whole second
- * before it looks at it again: N workers block the master N seconds, in which
- * no ping is read and a SIGINT to the master waits. netreload takes the check
- * over (uwsgi.idle is set to 0, so uWSGI's never runs) with the same rule and
- * the same steps, but without sleeping: the workers are reaped by the master
- * loop as they exit (our tick keeps it turning), killed after 3 s as uWSGI
- * does, and only then do the sockets wait for the request that wakes them.
- * die-on-idle is left to uWSGI (the instance ends; nothing to reload). */
-#define NR_IDLE_KILL_MS 3000
-
-static struct {
-	int secs;	     /* the user's --idle; 0: not ours */
-	int stopping;	     /* workers told to stop; sockets not yet watched */
-	uint64_t since;	     /* last request seen (or the stop began) */
-	uint64_t requests;   /* uwsgi.workers[0].requests then */
-} idle;
-
-void nr_idle_take_over(void)
+/* The reload in flight moves on (first thing in a master loop pass). */
+void nr_reload_check(const struct nr_snapshot *s, uint64_t now)
 {
-	if (!uwsgi.idle || uwsgi.die_on_idle)
-		return;
-	idle.secs = uwsgi.idle;
-	uwsgi.idle = 0;
-	idle.since = 0;
-	idle.stopping = 0;
-	uwsgi_log("netreload: idle = %d is checked by netreload (no 1 s pause per worker)\n",
-		  idle.secs);
+	if (rl.active)
+		check_progress(s, now);
 }
 
-static void idle_stop_workers(uint64_t now)
+uint64_t nr_reload_next(const struct nr_snapshot *s, uint64_t now, int idle_stopping)
 {
-	uwsgi_log("workers have been inactive for more than %d seconds\n", idle.secs);
-	uwsgi.status.is_cheap = 1;
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		struct uwsgi_worker *w = &uwsgi.workers[i];
-		w->cheaped = 1;
-		w->rss_size = w->vsz_size = 0;
-		if (w->pid <= 0)
-			continue;
-		w->manage_next_request = 0; /* its death is expected, not a crash */
-		kill(w->pid, SIGINT);
-	}
-	idle.stopping = 1;
-	idle.since = now;
-}
-
-/* 1 while workers told to stop are still there. */
-static int idle_stopping(uint64_t now)
-{
-	int left = 0;
-
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		pid_t pid = uwsgi.workers[i].pid;
-		if (pid <= 0)
-			continue;
-		left++;
-		if (nr_ms_since(now, idle.since) >= NR_IDLE_KILL_MS)
-			kill(pid, SIGKILL);
-	}
-	if (left)
-		return 1;
-	uwsgi_add_sockets_to_queue(uwsgi.master_queue, -1);
-	uwsgi_log("cheap mode enabled: waiting for socket connection...\n");
-	idle.stopping = 0;
-	return 0;
-}
-
-static void idle_check(uint64_t now)
-{
-	if (!idle.secs)
-		return;
-	if (idle.stopping && idle_stopping(now))
-		return;
-	if (uwsgi.status.is_cheap || unr.active || unr.pending || uwsgi_instance_is_reloading ||
-	    uwsgi_instance_is_dying) {
-		idle.since = 0;
-		return;
-	}
-	for (int i = 1; i <= uwsgi.numproc; i++)
-		if (!uwsgi.workers[i].cheaped && uwsgi.workers[i].pid > 0 && uwsgi_worker_is_busy(i))
-			idle.since = 0;
-	if (!idle.since || idle.requests != uwsgi.workers[0].requests) {
-		idle.since = now;
-		idle.requests = uwsgi.workers[0].requests;
-		return;
-	}
-	if (nr_ms_since(now, idle.since) > (uint64_t)idle.secs * 1000)
-		idle_stop_workers(now);
-}
-
-void nr_reload_tick(uint64_t now)
-{
-	if (unr.active)
-		check_progress(now);
-	idle_check(now);
-	if (share_settled() && !unr.active && unr.pending && !uwsgi_instance_is_reloading &&
-	    !uwsgi_instance_is_dying && !idle.stopping && workers_ready_for_signal(now))
-		start_reload(now);
-	if (unr.active || uwsgi_instance_is_reloading || idle.stopping)
-		nr_set_tick(NR_FAST_TICK_MS);
-	else if (unr.pending)
-		nr_set_tick(NR_FAST_TICK_MS * 5);
-	else if (nr_conn_count() || unr.bad_count)
-		nr_set_tick(NR_SLOW_TICK_MS);
-	else
-		nr_set_tick(0);
+	if (share_settled() && !rl.active && rl.pending && !s->reloading && !s->dying &&
+	    !idle_stopping && workers_ready_for_signal(s, now))
+		start_reload(s, now);
+	if (rl.active || s->reloading || idle_stopping)
+		return NR_FAST_TICK_MS;
+	return rl.pending ? NR_FAST_TICK_MS * 5 : 0;
 }
 
 /* The master exits: a language plugin exit()s when the app fails to load in
@@ -804,21 +638,21 @@ void nr_reload_master_exit(void)
 	char *why = reason + sizeof(prefix) - 1;
 	size_t room = sizeof(reason) - (sizeof(prefix) - 1);
 
-	if (!unr.active)
+	if (!rl.active)
 		return;
 	nr_logs_end(); /* if it exits while loading apps: what it printed so far */
 	memcpy(reason, prefix, sizeof(prefix));
-	if (!(unr.execd && !unr.t_load && nr_logs_reason(0, getpid(), why, room)))
+	if (!(rl.execd && !rl.t_load && nr_logs_reason(0, getpid(), why, room)))
 		snprintf(why, room, "see the uWSGI log");
-	finish(NR_REPLY_FAILED, reason, 0, nr_now_ms());
+	finish(NR_REPLY_FAILED, reason, 0, nr_now_ms(), NULL);
 }
 
-void nr_status_reply(struct nr_reply *rep)
+void nr_status_reply(const struct nr_snapshot *s, struct nr_reply *rep)
 {
 	int live = 0, total = 0, apps = 0;
 
-	for (int i = 1; i <= uwsgi.numproc; i++) {
-		struct uwsgi_worker *w = &uwsgi.workers[i];
+	for (int i = 1; i <= s->numproc; i++) {
+		const struct nr_slot *w = &s->slot[i];
 		if (w->cheaped)
 			continue;
 		total++;
@@ -828,74 +662,53 @@ void nr_status_reply(struct nr_reply *rep)
 	}
 	memset(rep, 0, sizeof(*rep));
 	rep->kind = NR_REPLY_STATUS;
-	rep->gen = unr.gen;
-	snprintf(rep->state, sizeof(rep->state), "%s", unr.active ? "reloading" : "idle");
-	rep->mode = unr.mode;
+	rep->gen = rl.gen;
+	snprintf(rep->state, sizeof(rep->state), "%s", rl.active ? "reloading" : "idle");
+	rep->mode = cfg.mode;
 	rep->workers_live = (uint32_t)live;
 	rep->workers_total = (uint32_t)total;
 	rep->apps = (uint32_t)apps;
 	snprintf(rep->last, sizeof(rep->last), "%s",
-		 unr.last == NR_REPLY_LIVE ? "live" : unr.last == NR_REPLY_FAILED ? "failed" : "none");
-	rep->last_ms = unr.last_ms;
+		 rl.last == NR_REPLY_LIVE ? "live" : rl.last == NR_REPLY_FAILED ? "failed" : "none");
+	rep->last_ms = rl.last_ms;
 	rep->pid = (uint32_t)getpid();
-	if (unr.last == NR_REPLY_FAILED)
-		nr_reason_set(rep->reason, unr.last_reason);
+	if (rl.last == NR_REPLY_FAILED)
+		nr_reason_set(rep->reason, rl.last_reason);
 }
 
-/* The reload in flight and the UDP ids taken, for the next master. */
+/* The reload in flight, for the next master. */
 void nr_reload_export(struct nr_handover *h)
 {
-	h->gen = unr.gen;
-	h->active = unr.active;
-	h->mode = unr.cur_mode;
-	h->first = unr.t_first;
-	h->start = unr.t_start;
-	h->stop = unr.t_stop ? unr.t_stop : nr_now_ms();
-	h->pending = unr.pending;
-	h->pmode = unr.pending ? unr.pending_mode : unr.mode;
-	h->pfirst = unr.pending_first;
-	h->last = unr.last;
-	h->last_ms = unr.last_ms;
-	h->killed = unr.active ? (uint32_t)unr.killed : 0;
-	for (int i = 0; i < NR_RECENT_IDS && h->nrecent < NR_HO_RECENT; i++) {
-		struct nr_recent *r = &unr.recent[i];
-		struct nr_ho_recent *hr;
-		if (!r->id[0])
-			continue;
-		hr = &h->recent[h->nrecent++];
-		*hr = (struct nr_ho_recent){.gen = r->gen, .t0 = r->t0, .kind = (int)r->kind,
-					    .ms = r->ms, .stop_ms = r->stop_ms, .alen = r->alen};
-		memcpy(&hr->addr, &r->addr, r->alen);
-		snprintf(hr->id, sizeof(hr->id), "%s", r->id);
-	}
+	h->gen = rl.gen;
+	h->active = rl.active;
+	h->mode = rl.cur_mode;
+	h->first = rl.t_first;
+	h->start = rl.t_start;
+	h->stop = rl.t_stop ? rl.t_stop : nr_now_ms();
+	h->pending = rl.pending;
+	h->pmode = rl.pending ? rl.pending_mode : cfg.mode;
+	h->pfirst = rl.pending_first;
+	h->last = rl.last;
+	h->last_ms = rl.last_ms;
+	h->killed = rl.active ? (uint32_t)rl.killed : 0;
 }
 
 void nr_reload_import(const struct nr_handover *h)
 {
-	unr.gen = h->gen;
-	unr.active = h->active;
-	unr.cur_mode = h->mode == NR_MODE_DEFAULT ? unr.mode : h->mode;
-	unr.t_first = h->first;
-	unr.t_start = h->start;
-	unr.t_stop = h->stop;
-	unr.pending = h->pending;
-	unr.pending_mode = h->pmode == NR_MODE_DEFAULT ? unr.mode : h->pmode;
-	unr.pending_first = h->pfirst;
-	unr.last = h->last;
-	unr.last_ms = h->last_ms;
-	unr.killed = h->active && h->killed <= INT_MAX ? (int)h->killed : 0;
+	rl.gen = h->gen;
+	rl.active = h->active;
+	rl.cur_mode = h->mode == NR_MODE_DEFAULT ? cfg.mode : h->mode;
+	rl.t_first = h->first;
+	rl.t_start = h->start;
+	rl.t_stop = h->stop;
+	rl.pending = h->pending;
+	rl.pending_mode = h->pmode == NR_MODE_DEFAULT ? cfg.mode : h->pmode;
+	rl.pending_first = h->pfirst;
+	rl.last = h->last;
+	rl.last_ms = h->last_ms;
+	rl.killed = h->active && h->killed <= INT_MAX ? (int)h->killed : 0;
 	share_import(h);
-	for (int i = 0; i < h->nrecent; i++) {
-		struct nr_recent *r = &unr.recent[unr.recent_next++ % NR_RECENT_IDS];
-		*r = (struct nr_recent){.gen = h->recent[i].gen, .t0 = h->recent[i].t0,
-					.kind = (enum nr_kind)h->recent[i].kind,
-					.ms = h->recent[i].ms, .stop_ms = h->recent[i].stop_ms,
-					.alen = h->recent[i].alen};
-		memcpy(&r->addr, &h->recent[i].addr, h->recent[i].alen);
-		snprintf(r->id, sizeof(r->id), "%s", h->recent[i].id);
-	}
-	ensure_slots();
-	unr.execd = unr.active; /* every worker of this master is new */
-	if (unr.execd)
-		unr.t_spawn = nr_now_ms(); /* this master's start: exec and uWSGI's early setup */
+	rl.execd = rl.active; /* every worker of this master is new */
+	if (rl.execd)
+		rl.t_spawn = nr_now_ms(); /* this master's start: exec and uWSGI's early setup */
 }

@@ -1,6 +1,8 @@
 /*
- * listen.c - netreload's sockets: TCP and UDP listeners, client connections,
- * request decoding, replies, and handing all of it over a re-exec.
+ * server.c - netreload's sockets: TCP and UDP listeners, client connections
+ * (accept, read, write, close), epoll keys, and handing them over a re-exec.
+ * What the bytes mean is request.c's: it gets them through the handlers it
+ * registered (nr_server_handle), and writes its replies back through here.
  *
  * Everything is non-blocking and bounded per master loop pass: at most
  * NR_BATCH events, accepts or datagrams, so a flood delays the master by
@@ -8,15 +10,17 @@
  * rate-limited log line (nr_complain); garbage still counts as a ping while
  * no secret is configured, which keeps `echo . | nc HOST PORT` working.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "netreload.h"
+
+#include "glue.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
-
-extern struct uwsgi_server uwsgi;
 
 #define NR_BATCH 64
 /* Replies the UDP port may send per second, whoever asks: what a flood of
@@ -46,10 +50,10 @@ static void ep_add(int fd, uint64_t key)
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
 
 	if (epoll_ctl(unr.ep_fd, EPOLL_CTL_ADD, fd, &ev))
-		uwsgi_error("netreload: epoll_ctl()");
+		nr_log_errno("netreload: epoll_ctl()");
 }
 
-static int is_loopback(const struct sockaddr *sa)
+int nr_is_loopback(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
 		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
@@ -62,7 +66,7 @@ static int is_loopback(const struct sockaddr *sa)
 	return 0;
 }
 
-static void peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
+void nr_peer_name(const struct sockaddr_storage *ss, char *out, size_t len)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	int port = 0;
@@ -172,7 +176,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 	char holder[96], who[128] = "";
 
 	if (fd < 0) {
-		uwsgi_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
+		nr_log("netreload: cannot create %s socket: %s\n", what, strerror(errno));
 		return -1;
 	}
 	if (type == SOCK_STREAM)
@@ -185,7 +189,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 			return -2;
 		}
 		if (err == EACCES && atoi(unr.port) < 1024) {
-			uwsgi_log("netreload: cannot listen on %s %s:%s: %s (a port below 1024 needs "
+			nr_log("netreload: cannot listen on %s %s:%s: %s (a port below 1024 needs "
 				  "root, and uWSGI has already dropped privileges to uid %d: use "
 				  "netreload-port 1024 or above, or master-as-root = true)\n",
 				  what, unr.bind, unr.port, strerror(err), (int)getuid());
@@ -196,7 +200,7 @@ static int open_socket(const struct addrinfo *ai, int type, const char *what, in
 			port_holder(type, atoi(unr.port), holder, sizeof(holder));
 			snprintf(who, sizeof(who), ", held by %s", holder[0] ? holder : "another process");
 		}
-		uwsgi_log("netreload: cannot listen on %s %s:%s: %s%s (netreload-port %s is taken: "
+		nr_log("netreload: cannot listen on %s %s:%s: %s%s (netreload-port %s is taken: "
 			  "stop what holds it or pick a free port)\n",
 			  what, unr.bind, unr.port, strerror(err), who, unr.port);
 		close(fd);
@@ -211,7 +215,7 @@ static int check_port(void)
 	long p = strtol(unr.port, &end, 10);
 
 	if (end == unr.port || *end || p < 1 || p > 65535) {
-		uwsgi_log("netreload: bad value '%s' for netreload-port: expected a port number "
+		nr_log("netreload: bad value '%s' for netreload-port: expected a port number "
 			  "from 1 to 65535\n",
 			  unr.port);
 		return -1;
@@ -233,13 +237,13 @@ static struct addrinfo *wanted_address(void)
 		return NULL;
 	rc = getaddrinfo(unr.bind, unr.port, &hints, &ai);
 	if (rc) {
-		uwsgi_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
+		nr_log("netreload: bad value '%s' for netreload-bind: %s (use an IPv4 or IPv6 "
 			  "address such as 127.0.0.1, 0.0.0.0 or ::, or a host name)\n",
 			  unr.bind, gai_strerror(rc));
 		return NULL;
 	}
-	if (!is_loopback(ai->ai_addr) && !unr.insecure && !unr.secret) {
-		uwsgi_log("netreload: refusing to listen on non-loopback address %s without "
+	if (!nr_is_loopback(ai->ai_addr) && !unr.insecure && !unr.secret) {
+		nr_log("netreload: refusing to listen on non-loopback address %s without "
 			  "authentication: anyone who can reach it could reload this instance; set "
 			  "netreload-secret-file (or netreload-insecure = true to accept that)\n",
 			  unr.bind);
@@ -265,9 +269,9 @@ static int open_listeners(const struct addrinfo *ai, int may_wait)
 		return -1;
 	}
 	/* after a re-exec uWSGI closes every fd it was not told about */
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
-	uwsgi_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
+	nr_log("netreload: listening on %s port %s (TCP and UDP), mode %s\n", unr.bind, unr.port,
 		  nr_mode_name(unr.mode));
 	return 0;
 }
@@ -330,9 +334,9 @@ static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 
 	snprintf(c->peer, sizeof(c->peer), "fd %d (kept across reload)", hc->fd);
 	if (getpeername(hc->fd, (struct sockaddr *)&ss, &alen) == 0)
-		c->loopback = is_loopback((const struct sockaddr *)&ss);
+		c->loopback = nr_is_loopback((const struct sockaddr *)&ss);
 	snprintf(c->id, sizeof(c->id), "%s", hc->id);
-	uwsgi_add_safe_fd(hc->fd);
+	nr_glue_keep_fd(hc->fd);
 	set_cloexec(hc->fd, 1);
 	if (hc->waiting) {
 		c->state = NR_CONN_WAITING;
@@ -346,19 +350,6 @@ static struct nr_conn *conn_adopt(const struct nr_ho_conn *hc, uint64_t now)
 	return c;
 }
 
-static void udp_waiter_adopt(const struct nr_ho_udp *hu)
-{
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (w->used)
-			continue;
-		*w = (struct nr_udp_waiter){.used = 1, .alen = hu->alen, .t0 = hu->t0,
-					    .want_gen = hu->want_gen};
-		memcpy(&w->addr, &hu->addr, hu->alen);
-		snprintf(w->id, sizeof(w->id), "%s", hu->id);
-		return;
-	}
-}
 
 /* Take the sockets and clients a previous master handed over. */
 int nr_listen_import(const struct nr_handover *h)
@@ -369,8 +360,6 @@ int nr_listen_import(const struct nr_handover *h)
 
 	for (int i = 0; i < h->nconns; i++)
 		conn_adopt(&h->conns[i], now);
-	for (int i = 0; i < h->nudp; i++)
-		udp_waiter_adopt(&h->udp[i]);
 	/* the options may have changed with the config file: check them as a
 	 * first start would, and listen anew where they now point */
 	ai = wanted_address();
@@ -378,10 +367,10 @@ int nr_listen_import(const struct nr_handover *h)
 		return -1;
 	if (!bound_at(h->tcp_fd, ai) || !bound_at(h->udp_fd, ai)) {
 		if (h->tcp_fd >= 0 && h->udp_fd >= 0)
-			uwsgi_log("netreload: netreload-bind/netreload-port changed across the reload: "
+			nr_log("netreload: netreload-bind/netreload-port changed across the reload: "
 				  "closing the old listeners\n");
 		else
-			uwsgi_log("netreload: lost the listening sockets across the reload; "
+			nr_log("netreload: lost the listening sockets across the reload; "
 				  "opening new ones\n");
 		if (h->tcp_fd >= 0)
 			close(h->tcp_fd);
@@ -394,11 +383,11 @@ int nr_listen_import(const struct nr_handover *h)
 	freeaddrinfo(ai);
 	unr.tcp_fd = h->tcp_fd;
 	unr.udp_fd = h->udp_fd;
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
 	set_cloexec(unr.tcp_fd, 1);
 	set_cloexec(unr.udp_fd, 1);
-	uwsgi_log("netreload: kept listening on %s port %s across the reload\n", unr.bind, unr.port);
+	nr_log("netreload: kept listening on %s port %s across the reload\n", unr.bind, unr.port);
 	return 0;
 }
 
@@ -445,12 +434,22 @@ int nr_conn_count(void)
 	return n;
 }
 
-void nr_send_reply(struct nr_conn *c, const struct nr_reply *rep)
-{
-	char line[NR_LINE_MAX];
-	int n = nr_reply_encode(rep, line, sizeof(line));
+/* What request.c does with what the sockets bring. */
+static struct nr_server_handlers handlers;
 
-	/* a reply fits in an empty socket buffer; a peer that is gone just loses it */
+void nr_server_handle(const struct nr_server_handlers *h)
+{
+	handlers = *h;
+}
+
+struct nr_conn *nr_server_conn(int slot)
+{
+	return unr.conns[slot];
+}
+
+/* A reply fits in an empty socket buffer; a peer that is gone just loses it. */
+void nr_conn_send(struct nr_conn *c, const char *line, int n)
+{
 	if (n > 0 && send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
 	    errno != ECONNRESET)
 		nr_complain("send to %s: %s", c->peer, strerror(errno));
@@ -475,212 +474,38 @@ static int udp_reply_allowed(void)
 	return 1;
 }
 
-void nr_udp_reply(const struct sockaddr_storage *addr, socklen_t alen, const struct nr_reply *rep)
+void nr_udp_send(const struct sockaddr_storage *addr, socklen_t alen, const char *line, int n)
 {
-	char line[NR_LINE_MAX];
-	int n;
-
 	if (!udp_reply_allowed())
 		return;
-	n = nr_reply_encode(rep, line, sizeof(line));
 	if (n > 0)
 		(void)sendto(unr.udp_fd, line, (size_t)n, MSG_DONTWAIT, (const struct sockaddr *)addr,
 			     alen);
 }
 
-/* Whether UDP may answer this source before anything vouched for it: only a
- * loopback one, and only without a secret (with one, only a verified request
- * gets a reply). A spoofed source never makes us a reflector. */
-static int udp_may_answer_stranger(const struct sockaddr_storage *ss)
+/* More of the request line, or of its file lines once it asked for them,
+ * handed up. A peer that ends inside a file list (or fails) is told why; what
+ * it sent of a line before it finished still counts as a line. */
+static void conn_read_request(struct nr_conn *c, uint64_t now)
 {
-	return !unr.secret && is_loopback((const struct sockaddr *)ss);
-}
-
-/* The status; a stranger (no secret verified it, not on this machine) learns
- * neither the last exception text nor the master's pid. */
-static void status_reply(struct nr_reply *rep, const struct nr_request *req, int local)
-{
-	nr_status_reply(rep);
-	snprintf(rep->id, sizeof(rep->id), "%s", req->id);
-	if (!unr.secret && !local) {
-		rep->pid = 0;
-		rep->reason[0] = '\0';
-	}
-}
-
-static void error_reply(struct nr_reply *rep, int rc, const char *why)
-{
-	memset(rep, 0, sizeof(*rep));
-	rep->kind = NR_REPLY_ERROR;
-	snprintf(rep->code, sizeof(rep->code), "%s", rc == NR_EVERSION ? "version" : "bad-request");
-	nr_reason_set(rep->reason, why);
-}
-
-static void accepted_reply(struct nr_reply *rep, const char *id, uint64_t gen, enum nr_mode mode)
-{
-	memset(rep, 0, sizeof(*rep));
-	rep->kind = NR_REPLY_ACCEPTED;
-	snprintf(rep->id, sizeof(rep->id), "%s", id);
-	rep->gen = gen;
-	rep->mode = mode == NR_MODE_DEFAULT ? unr.mode : mode;
-}
-
-/* Take a reload request: it rides on or asks for a generation, and is told which. */
-static int conn_reload(struct nr_conn *c, const struct nr_request *req, const struct nr_file *files,
-		       int n, uint64_t now)
-{
-	struct nr_reply rep;
-
-	c->t0 = now;
-	c->want_gen = nr_request_reload_files(req->mode, now, files, n, req->more);
-	snprintf(c->id, sizeof(c->id), "%s", req->id);
-	accepted_reply(&rep, req->id, c->want_gen, req->mode);
-	nr_send_reply(c, &rep);
-	c->state = NR_CONN_WAITING;
-	return req->wait;
-}
-
-static int conn_refuse(struct nr_conn *c, const char *code, const char *why)
-{
-	struct nr_reply rep;
-
-	nr_complain("%s: %s", c->peer, why);
-	error_reply(&rep, NR_EPARSE, why);
-	snprintf(rep.code, sizeof(rep.code), "%s", code);
-	nr_send_reply(c, &rep);
-	return 0;
-}
-
-/* The file lines after a request line, once all have come: check them against
- * the request's sum (which its signature covers), then take the request. */
-static int conn_files(struct nr_conn *c, uint64_t now)
-{
-	static struct nr_file files[NR_FILES_MAX];
-	char sum[NR_HASH_HEX + 1], err[128];
-	size_t off = 0;
-	uint32_t n = 0;
-
-	while (n < c->req.files) {
-		char *lf = memchr(c->files + off, '\n', c->flen - off);
-		if (!lf)
-			return c->flen < (size_t)c->req.files * NR_LINE_MAX ? 1
-			       : conn_refuse(c, "bad-request", "file line longer than 512 bytes");
-		if (nr_file_parse(c->files + off, (size_t)(lf - c->files - off) + 1, &files[n], err,
-				  sizeof(err)))
-			return conn_refuse(c, "bad-request", err);
-		off = (size_t)(lf - c->files) + 1;
-		n++;
-	}
-	nr_sha256_hex(c->files, off, sum);
-	if (strcmp(sum, c->req.sum))
-		return conn_refuse(c, "bad-request", "the file lines do not match sum=");
-	free(c->files);
-	c->files = NULL;
-	return conn_reload(c, &c->req, files, (int)n, now);
-}
-
-/* A whole request line from a TCP client. Returns 1 if the connection stays open. */
-static int conn_request(struct nr_conn *c, const char *line, size_t len, uint64_t now)
-{
-	struct nr_request req;
-	struct nr_reply rep;
-	char err[128];
-	int rc = nr_request_parse(line, len, &req, err, sizeof(err));
-
-	if (rc) {
-		nr_complain("%s: %s", c->peer, err);
-		error_reply(&rep, rc, err);
-		nr_send_reply(c, &rep);
-		return 0;
-	}
-	rc = nr_authorize(&req, line, len, &rep);
-	if (rc) {
-		if (rc == 1) { /* over TCP a nonce seen before is a replay, never a retry */
-			error_reply(&rep, NR_EPARSE, "replayed request: nonce already used");
-			snprintf(rep.code, sizeof(rep.code), "auth");
-		}
-		nr_complain("%s: %s", c->peer, rep.reason);
-		nr_send_reply(c, &rep);
-		return 0;
-	}
-	if (req.verb == NR_VERB_HELLO) {
-		nr_hello_reply(&req, &rep);
-		nr_send_reply(c, &rep);
-		return 0;
-	}
-	if (req.verb == NR_VERB_STATUS) {
-		status_reply(&rep, &req, c->loopback);
-		nr_send_reply(c, &rep);
-		return 0;
-	}
-	if (!nr_mode_loads_new_code(req.mode))
-		return conn_refuse(c, "mode", NR_MODE_NEEDS_LAZY);
-	if (req.files == 0)
-		return conn_reload(c, &req, NULL, 0, now);
-	/* the signature is good: only now is the room for its file lines worth taking */
-	c->files = malloc((size_t)req.files * NR_LINE_MAX);
-	if (!c->files)
-		return conn_refuse(c, "busy", "out of memory for the file list");
-	c->req = req;
-	c->flen = c->len > len ? c->len - len : 0;
-	memcpy(c->files, c->buf + len, c->flen);
-	return conn_files(c, now);
-}
-
-/* Anything that can no longer become a versioned request is one plain ping. */
-static void conn_legacy(struct nr_conn *c, uint64_t now)
-{
-	struct nr_reply rep;
-
-	if (unr.secret) {
-		nr_complain("%s: plain ping refused: a secret is configured", c->peer);
-		error_reply(&rep, NR_EPARSE, "this server requires signed requests: use netreload "
-					     "ping --secret-file FILE");
-		snprintf(rep.code, sizeof(rep.code), "auth");
-		nr_send_reply(c, &rep);
-		return;
-	}
-	accepted_reply(&rep, "", nr_request_reload(NR_MODE_DEFAULT, now), NR_MODE_DEFAULT);
-	nr_send_reply(c, &rep);
-}
-
-/* Decide what the bytes read so far are. Returns 1 if the connection stays open. */
-static int conn_parse(struct nr_conn *c, uint64_t now)
-{
-	char *lf;
-
-	if (nr_sniff(c->buf, c->len) == NR_ELEGACY) {
-		conn_legacy(c, now);
-		return 0;
-	}
-	lf = memchr(c->buf, '\n', c->len);
-	if (lf)
-		return conn_request(c, c->buf, (size_t)(lf - c->buf) + 1, now);
-	if (c->len == sizeof(c->buf)) {
-		struct nr_reply rep;
-		nr_complain("%s: request line longer than %d bytes", c->peer, NR_LINE_MAX);
-		error_reply(&rep, NR_EPARSE, "request line longer than 512 bytes");
-		nr_send_reply(c, &rep);
-		return 0;
-	}
-	return 1;
-}
-
-/* More of a request's file lines. */
-static void conn_read_files(struct nr_conn *c, uint64_t now)
-{
-	size_t cap = (size_t)c->req.files * NR_LINE_MAX;
-	ssize_t n = recv(c->fd, c->files + c->flen, cap - c->flen, MSG_DONTWAIT);
+	char *dst = c->files ? c->files + c->flen : c->buf + c->len;
+	size_t room = c->files ? (size_t)c->req.files * NR_LINE_MAX - c->flen
+			       : sizeof(c->buf) - c->len;
+	ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
-		conn_refuse(c, "bad-request", "connection ended inside the file list");
+		if (n == 0 || c->files)
+			handlers.end(c, now);
 		nr_conn_close(c);
 		return;
 	}
-	c->flen += (size_t)n;
-	if (!conn_files(c, now))
+	if (c->files)
+		c->flen += (size_t)n;
+	else
+		c->len += (size_t)n;
+	if (!handlers.input(c, now))
 		nr_conn_close(c);
 }
 
@@ -699,23 +524,7 @@ static void conn_read(struct nr_conn *c, uint64_t now)
 		}
 		return;
 	}
-	if (c->files) {
-		conn_read_files(c, now);
-		return;
-	}
-	n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, MSG_DONTWAIT);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* the peer finished: a final line without LF still counts */
-		if (n == 0 && c->len > 0 && nr_sniff(c->buf, c->len) == NR_OK)
-			conn_request(c, c->buf, c->len, now);
-		nr_conn_close(c);
-		return;
-	}
-	c->len += (size_t)n;
-	if (!conn_parse(c, now))
-		nr_conn_close(c);
+	conn_read_request(c, now);
 }
 
 /* Make room for a new connection: the oldest one still reading gives way. */
@@ -742,16 +551,13 @@ static void accept_one(int fd, struct sockaddr_storage *ss, uint64_t now)
 	if (!c && evict_oldest_reader() == 0)
 		c = conn_new(fd, now);
 	if (!c) {
-		struct nr_reply rep;
 		struct nr_conn tmp = {.fd = fd};
-		error_reply(&rep, NR_EPARSE, "server busy: too many clients waiting");
-		snprintf(rep.code, sizeof(rep.code), "busy");
-		nr_send_reply(&tmp, &rep);
+		handlers.busy(&tmp);
 		close(fd);
 		return;
 	}
-	peer_name(ss, c->peer, sizeof(c->peer));
-	c->loopback = is_loopback((const struct sockaddr *)ss);
+	nr_peer_name(ss, c->peer, sizeof(c->peer));
+	c->loopback = nr_is_loopback((const struct sockaddr *)ss);
 	ep_add(fd, conn_key(c));
 }
 
@@ -770,124 +576,6 @@ static void accept_batch(uint64_t now)
 	}
 }
 
-static void udp_waiter_add(const struct sockaddr_storage *ss, socklen_t alen,
-			   const struct nr_request *req, uint64_t gen, uint64_t now)
-{
-	int slot = -1;
-
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		if (w->used && req->id[0] && !strcmp(w->id, req->id) && w->alen == alen &&
-		    !memcmp(&w->addr, ss, alen))
-			return; /* a retry of a sender already waiting */
-	}
-	for (int i = 0; i < NR_MAX_UDP_WAITERS; i++) {
-		if (!unr.udpw[i].used) {
-			slot = i;
-			break;
-		}
-		if (slot < 0 || unr.udpw[i].t0 < unr.udpw[slot].t0)
-			slot = i; /* full: the oldest waiter gives way */
-	}
-	unr.udpw[slot] = (struct nr_udp_waiter){.used = 1, .alen = alen, .t0 = now, .want_gen = gen};
-	memcpy(&unr.udpw[slot].addr, ss, alen);
-	snprintf(unr.udpw[slot].id, sizeof(unr.udpw[slot].id), "%s", req->id);
-}
-
-/* A retry of a request we took: answer how it ended, or that it is still accepted. */
-static void udp_retry(struct nr_recent *r, const struct nr_request *req,
-		      const struct sockaddr_storage *ss, socklen_t alen)
-{
-	struct nr_reply rep;
-
-	if (!r->kind) {
-		accepted_reply(&rep, req->id, r->gen, req->mode);
-		nr_udp_reply(ss, alen, &rep);
-		if (req->wait)
-			udp_waiter_add(ss, alen, req, r->gen, r->t0);
-		return;
-	}
-	memset(&rep, 0, sizeof(rep));
-	rep.kind = r->kind;
-	snprintf(rep.id, sizeof(rep.id), "%s", req->id);
-	rep.gen = r->gen;
-	rep.ms = r->ms;
-	rep.stop_ms = r->stop_ms;
-	rep.killed = r->killed;
-	snprintf(rep.old, sizeof(rep.old), "%s", r->old);
-	if (r->kind == NR_REPLY_FAILED)
-		nr_reason_set(rep.reason, unr.last_reason);
-	nr_udp_reply(ss, alen, &rep);
-}
-
-/* A versioned UDP request. A repeated id is a retry: answer it, never reload twice. */
-static void udp_request(const char *buf, size_t n, struct sockaddr_storage *ss, socklen_t alen,
-			uint64_t now)
-{
-	struct nr_request req;
-	struct nr_reply rep;
-	struct nr_recent *seen;
-	char err[128], peer[64];
-	uint64_t gen;
-	int quiet = 0;
-	int rc = nr_request_parse(buf, n, &req, err, sizeof(err));
-
-	if (rc) {
-		peer_name(ss, peer, sizeof(peer));
-		nr_complain("%s (udp): %s", peer, err);
-		error_reply(&rep, rc, err);
-		if (udp_may_answer_stranger(ss))
-			nr_udp_reply(ss, alen, &rep);
-		return;
-	}
-	rc = nr_authorize(&req, buf, n, &rep);
-	seen = req.verb == NR_VERB_RELOAD ? nr_recent_lookup(req.id) : NULL;
-	if (rc < 0 || (rc == 1 && !seen)) {
-		/* forged, skewed or replayed: no answer to an address nobody vouched
-		 * for (over TCP, which cannot be spoofed, clock-skew is still said) */
-		peer_name(ss, peer, sizeof(peer));
-		nr_complain("%s (udp): %s", peer, rc < 0 ? rep.reason : "replayed request");
-		return;
-	}
-	/* past here a secret's MAC has verified, or there is no secret */
-	if (!unr.secret && !is_loopback((const struct sockaddr *)ss))
-		quiet = 1;
-	if (req.verb == NR_VERB_HELLO) {
-		nr_hello_reply(&req, &rep);
-		if (!quiet)
-			nr_udp_reply(ss, alen, &rep);
-		return;
-	}
-	if (req.verb == NR_VERB_STATUS) {
-		status_reply(&rep, &req, 1);
-		if (!quiet)
-			nr_udp_reply(ss, alen, &rep);
-		return;
-	}
-	if (!nr_mode_loads_new_code(req.mode)) {
-		error_reply(&rep, NR_EPARSE, NR_MODE_NEEDS_LAZY);
-		snprintf(rep.code, sizeof(rep.code), "mode");
-		snprintf(rep.id, sizeof(rep.id), "%s", req.id);
-		if (!quiet)
-			nr_udp_reply(ss, alen, &rep);
-		return;
-	}
-	if (seen) {
-		/* a retry is answered only where the original came from */
-		if (!quiet && nr_recent_from(seen, ss, alen))
-			udp_retry(seen, &req, ss, alen);
-		return;
-	}
-	gen = nr_request_reload(req.mode, now);
-	if (req.id[0])
-		nr_recent_add(req.id, gen, now, ss, alen);
-	accepted_reply(&rep, req.id, gen, req.mode);
-	if (quiet)
-		return;
-	nr_udp_reply(ss, alen, &rep);
-	if (req.wait)
-		udp_waiter_add(ss, alen, &req, gen, now);
-}
 
 static void udp_batch(uint64_t now)
 {
@@ -899,14 +587,7 @@ static void udp_batch(uint64_t now)
 				     &alen);
 		if (n < 0)
 			return;
-		/* no reply to plain pings: a spoofed source must not turn us into a reflector */
-		if (n == 0 || nr_sniff(buf, (size_t)n) == NR_ELEGACY) {
-			if (unr.secret)
-				nr_complain("plain UDP ping refused: a secret is configured");
-			else
-				nr_request_reload(NR_MODE_DEFAULT, now);
-		} else
-			udp_request(buf, (size_t)n, &ss, alen, now);
+		handlers.datagram(buf, (size_t)n, &ss, alen, now);
 	}
 }
 
@@ -946,7 +627,7 @@ void nr_listen_drain(uint64_t now)
 		else if (key == NR_KEY_TIMER)
 			(void)!read(unr.timer_fd, &ticks, sizeof(ticks));
 		else if (key == NR_KEY_WAKE)
-			; /* its owner reads it on this pass (nr_reload_tick) */
+			; /* its owner reads it on this pass (reload.c, through nr_reload_next) */
 		else if ((c = conn_by_key(key)))
 			conn_read(c, now);
 	}
@@ -1009,7 +690,7 @@ static void export_conns(struct nr_handover *h, int waiting)
 					  .want_gen = c->want_gen, .t0 = c->t0, .opened = c->opened,
 					  .buf = c->buf, .len = c->len, .slot = i};
 		snprintf(hc->id, sizeof(hc->id), "%s", c->id);
-		uwsgi_add_safe_fd(c->fd);
+		nr_glue_keep_fd(c->fd);
 	}
 }
 
@@ -1019,22 +700,12 @@ void nr_listen_export(struct nr_handover *h)
 {
 	h->tcp_fd = unr.tcp_fd;
 	h->udp_fd = unr.udp_fd;
-	uwsgi_add_safe_fd(unr.tcp_fd);
-	uwsgi_add_safe_fd(unr.udp_fd);
+	nr_glue_keep_fd(unr.tcp_fd);
+	nr_glue_keep_fd(unr.udp_fd);
 	/* clients waiting for "live" first: the hand-over keeps them before anyone
 	 * still sending an unverified request (handover.h) */
 	export_conns(h, 1);
 	export_conns(h, 0);
-	for (int i = 0; i < NR_MAX_UDP_WAITERS && h->nudp < NR_HO_UDP; i++) {
-		struct nr_udp_waiter *w = &unr.udpw[i];
-		struct nr_ho_udp *hu;
-		if (!w->used)
-			continue;
-		hu = &h->udp[h->nudp++];
-		*hu = (struct nr_ho_udp){.want_gen = w->want_gen, .t0 = w->t0, .alen = w->alen};
-		memcpy(&hu->addr, &w->addr, w->alen);
-		snprintf(hu->id, sizeof(hu->id), "%s", w->id);
-	}
 }
 
 /* After nr_handover_format: close the clients that found no room in the text,

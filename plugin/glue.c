@@ -1,0 +1,372 @@
+/*
+ * glue.c - the only file that knows uWSGI's internals: it reads `uwsgi.*` and
+ * the worker table (into snapshots for reload.c), calls uWSGI's reload
+ * functions, signals workers, keeps fds across a re-exec, runs --idle and
+ * writes the log. Everything else asks it.
+ */
+#include <uwsgi.h>
+
+#include "glue.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+extern struct uwsgi_server uwsgi;
+
+void nr_log(const char *fmt, ...)
+{
+	char line[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	uwsgi_log("%s", line);
+}
+
+/* Complaints about bad input: the count since the last line, and the last one. */
+static struct {
+	uint64_t count, logged_ms;
+	char last[160];
+} bad;
+
+void nr_complain(const char *fmt, ...)
+{
+	va_list ap;
+
+	bad.count++;
+	va_start(ap, fmt);
+	vsnprintf(bad.last, sizeof(bad.last), fmt, ap);
+	va_end(ap);
+	nr_complain_flush(nr_now_ms());
+}
+
+/* Log what was counted once a second has passed, also after the last bad packet.
+ * now may be the pass's clock, older than a flush nr_complain did in the pass. */
+void nr_complain_flush(uint64_t now)
+{
+	if (!bad.count || (bad.logged_ms && nr_ms_since(now, bad.logged_ms) < 1000))
+		return;
+	uwsgi_log("netreload: dropped %llu bad request(s) in the last second (last: %s)\n",
+		  (unsigned long long)bad.count, bad.last);
+	bad.count = 0;
+	bad.logged_ms = now;
+}
+
+int nr_complaints_pending(void)
+{
+	return bad.count > 0;
+}
+
+void nr_glue_keep_fd(int fd)
+{
+	uwsgi_add_safe_fd(fd);
+}
+
+/* Whether new workers must hold an app to serve: not for request plugins that
+ * load their code per request (PHP, CGI), which have no init_apps hook. */
+static int apps_expected(void)
+{
+	static int known, expected;
+
+	if (known)
+		return expected;
+	for (int i = 0; i < 256; i++) {
+		struct uwsgi_plugin *p = uwsgi.p[i];
+		if (p && p->init_apps && p->name && strcmp(p->name, "unconfigured"))
+			expected = 1;
+	}
+	known = 1;
+	return expected;
+}
+
+static void snapshot_slot(struct nr_slot *s, int i)
+{
+	struct uwsgi_worker *w = &uwsgi.workers[i];
+
+	*s = (struct nr_slot){.pid = w->pid, .accepting = w->accepting, .apps_cnt = w->apps_cnt,
+			      .cheaped = w->cheaped, .cursed = w->cursed_at != 0,
+			      .manage_next_request = w->manage_next_request};
+	if (i > 0 && w->pid > 0)
+		s->busy = uwsgi_worker_is_busy(i);
+}
+
+const struct nr_snapshot *nr_glue_snapshot(void)
+{
+	static struct nr_snapshot s;
+	struct uwsgi_spooler *us;
+
+	if (!s.slot)
+		s.slot = uwsgi_calloc(sizeof(*s.slot) * (uwsgi.numproc + 1));
+	s.numproc = uwsgi.numproc;
+	for (int i = 0; i <= uwsgi.numproc; i++)
+		snapshot_slot(&s.slot[i], i);
+	s.reloading = uwsgi_instance_is_reloading;
+	s.dying = uwsgi_instance_is_dying;
+	s.mules = s.spooler = 0;
+	for (int i = 0; i < uwsgi.mules_cnt; i++)
+		s.mules |= uwsgi.mules[i].pid > 0;
+	for (us = uwsgi.spoolers; us; us = us->next)
+		s.spooler |= us->pid > 0;
+	s.apps_expected = apps_expected();
+	return &s;
+}
+
+/* Before a re-exec uWSGI stops every --attach-daemon by signalling it, then
+ * sleeping a whole second before it looks again (uwsgi_detach_daemons), so a
+ * daemon that exits at once still costs the reload 1 s. Stop them the same way
+ * (same signal, same mercy) but look every NR_FAST_TICK_MS; uWSGI then finds
+ * them gone. One that outlives the mercy is left to uWSGI, which kills it. */
+static void stop_daemons(void)
+{
+	uint64_t deadline = nr_now_ms() + (uint64_t)(uwsgi.reload_mercy ? uwsgi.reload_mercy : 3) * 1000;
+	struct uwsgi_daemon *ud;
+	int left = 0;
+
+	for (ud = uwsgi.daemons; ud; ud = ud->next) {
+		if (ud->pid <= 0 || ud->pidfile)
+			continue; /* smart daemons outlive the master; uWSGI only notifies them */
+		kill(-ud->pid, ud->reload_signal > 0 ? ud->reload_signal : ud->stop_signal);
+		left++;
+	}
+	while (left > 0 && nr_now_ms() < deadline) {
+		usleep(NR_FAST_TICK_MS * 1000);
+		left = 0;
+		for (ud = uwsgi.daemons; ud; ud = ud->next) {
+			int st;
+			if (ud->pid <= 0 || ud->pidfile)
+				continue;
+			if (waitpid(ud->pid, &st, WNOHANG) == ud->pid || (kill(ud->pid, 0) && errno == ESRCH))
+				continue;
+			left++;
+		}
+	}
+}
+
+static void start_graceful(void)
+{
+	stop_daemons();
+	uwsgi_block_signal(SIGHUP);
+	grace_them_all(0);
+	uwsgi_unblock_signal(SIGHUP);
+}
+
+static void start_brutal(void)
+{
+	stop_daemons();
+	uwsgi_block_signal(SIGTERM);
+	uwsgi_block_signal(SIGQUIT);
+	reap_them_all(0);
+	uwsgi_unblock_signal(SIGQUIT);
+	uwsgi_unblock_signal(SIGTERM);
+}
+
+static void start_workers(void)
+{
+	uwsgi_reload_workers();
+}
+
+static void start_brutal_workers(void)
+{
+	uwsgi_brutally_reload_workers();
+}
+
+static void start_chain(void)
+{
+	uwsgi_chain_reload();
+}
+
+/* How to start each reload mode (reload.c knows what each does). */
+static const struct {
+	enum nr_mode mode;
+	void (*start)(void);
+} starts[] = {
+	{NR_MODE_GRACEFUL, start_graceful},
+	{NR_MODE_CHAIN, start_chain},
+	{NR_MODE_WORKERS, start_workers},
+	{NR_MODE_BRUTAL_WORKERS, start_brutal_workers},
+	{NR_MODE_BRUTAL, start_brutal},
+};
+
+static void start_reload(enum nr_mode mode)
+{
+	for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++)
+		if (starts[i].mode == mode) {
+			starts[i].start();
+			return;
+		}
+	start_graceful();
+}
+
+static void signal_worker(pid_t pid, int sig)
+{
+	kill(pid, sig);
+}
+
+/* Our own respawns are not a crash loop: skip uWSGI's fork-bomb pause while
+ * a reload that keeps the master runs, and restore it after. */
+static void forkbomb_pause(int pause)
+{
+	static int saved, paused;
+
+	if (pause) {
+		saved = uwsgi.forkbomb_delay;
+		uwsgi.forkbomb_delay = 0;
+		paused = 1;
+	} else if (paused) {
+		uwsgi.forkbomb_delay = saved;
+		paused = 0;
+	}
+}
+
+/* cfg->mode, timeout and the rest of the options are the caller's to fill. */
+void nr_glue_reload_setup(struct nr_reload_config *cfg, struct nr_reload_ops *ops)
+{
+	cfg->lazy = uwsgi.lazy;
+	cfg->lazy_apps = uwsgi.lazy_apps;
+	ops->start = start_reload;
+	ops->signal = signal_worker;
+	ops->forkbomb = forkbomb_pause;
+}
+
+/* --idle N: after N seconds without a request uWSGI stops the workers
+ * (uwsgi_master_check_idle), but it SIGINTs each one and sleeps a whole second
+ * before it looks at it again: N workers block the master N seconds, in which
+ * no ping is read and a SIGINT to the master waits. netreload takes the check
+ * over (uwsgi.idle is set to 0, so uWSGI's never runs) with the same rule and
+ * the same steps, but without sleeping: the workers are reaped by the master
+ * loop as they exit (our tick keeps it turning), killed after 3 s as uWSGI
+ * does, and only then do the sockets wait for the request that wakes them.
+ * die-on-idle is left to uWSGI (the instance ends; nothing to reload). */
+#define NR_IDLE_KILL_MS 3000
+
+static struct {
+	int secs;	     /* the user's --idle; 0: not ours */
+	int stopping;	     /* workers told to stop; sockets not yet watched */
+	uint64_t since;	     /* last request seen (or the stop began) */
+	uint64_t requests;   /* uwsgi.workers[0].requests then */
+} idle;
+
+void nr_glue_idle_take_over(void)
+{
+	if (!uwsgi.idle || uwsgi.die_on_idle)
+		return;
+	idle.secs = uwsgi.idle;
+	uwsgi.idle = 0;
+	idle.since = 0;
+	idle.stopping = 0;
+	uwsgi_log("netreload: idle = %d is checked by netreload (no 1 s pause per worker)\n",
+		  idle.secs);
+}
+
+static void idle_stop_workers(uint64_t now)
+{
+	uwsgi_log("workers have been inactive for more than %d seconds\n", idle.secs);
+	uwsgi.status.is_cheap = 1;
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		w->cheaped = 1;
+		w->rss_size = w->vsz_size = 0;
+		if (w->pid <= 0)
+			continue;
+		w->manage_next_request = 0; /* its death is expected, not a crash */
+		kill(w->pid, SIGINT);
+	}
+	idle.stopping = 1;
+	idle.since = now;
+}
+
+/* 1 while workers told to stop are still there. */
+static int idle_stopping(uint64_t now)
+{
+	int left = 0;
+
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		pid_t pid = uwsgi.workers[i].pid;
+		if (pid <= 0)
+			continue;
+		left++;
+		if (nr_ms_since(now, idle.since) >= NR_IDLE_KILL_MS)
+			kill(pid, SIGKILL);
+	}
+	if (left)
+		return 1;
+	uwsgi_add_sockets_to_queue(uwsgi.master_queue, -1);
+	uwsgi_log("cheap mode enabled: waiting for socket connection...\n");
+	idle.stopping = 0;
+	return 0;
+}
+
+int nr_glue_idle_check(uint64_t now, int busy)
+{
+	if (!idle.secs)
+		return 0;
+	if (idle.stopping && idle_stopping(now))
+		return 1;
+	if (uwsgi.status.is_cheap || busy || uwsgi_instance_is_reloading ||
+	    uwsgi_instance_is_dying) {
+		idle.since = 0;
+		return 0;
+	}
+	for (int i = 1; i <= uwsgi.numproc; i++)
+		if (!uwsgi.workers[i].cheaped && uwsgi.workers[i].pid > 0 && uwsgi_worker_is_busy(i))
+			idle.since = 0;
+	if (!idle.since || idle.requests != uwsgi.workers[0].requests) {
+		idle.since = now;
+		idle.requests = uwsgi.workers[0].requests;
+		return 0;
+	}
+	if (nr_ms_since(now, idle.since) > (uint64_t)idle.secs * 1000)
+		idle_stop_workers(now);
+	return idle.stopping;
+}
+
+extern struct uwsgi_plugin netreload_plugin;
+
+/* netreload-fast: an old worker that leaves to be replaced (told so by a
+ * reload or max-requests) runs the language plugins' exit hooks (python's
+ * calls uwsgi.atexit) and then ends with _exit(), skipping the exit handlers
+ * that libraries and the app registered while the app loaded (OpenSSL's
+ * cleanup, for one) and the libraries' destructors. Every page they write is
+ * a copy-on-write fault in a forked worker: this halves the time an idle old
+ * worker takes to go. The master respawns on either exit code. */
+void nr_glue_worker_leaves(void)
+{
+	int j, after = 0;
+
+	if (uwsgi.mywid <= 0 || uwsgi.muleid || uwsgi.i_am_a_spooler ||
+	    uwsgi.workers[uwsgi.mywid].manage_next_request)
+		return;
+	for (j = 0; j < uwsgi.gp_cnt; j++) {
+		if (after && uwsgi.gp[j]->atexit)
+			uwsgi.gp[j]->atexit();
+		after |= uwsgi.gp[j] == &netreload_plugin;
+	}
+	for (j = 0; j < 256; j++)
+		if (uwsgi.p[j]->atexit)
+			uwsgi.p[j]->atexit();
+	fflush(NULL);
+	_exit(UWSGI_RELOAD_CODE);
+}
+
+/* Right after the master_cleanup hook uWSGI closes every fd from 3 to
+ * max_fd (the RLIMIT_NOFILE soft limit: 20000 here, 1048576 in many containers) one
+ * close() at a time before it execs: about 1 us each on a VM, so a second per
+ * reload in such a container. Nothing is open above the highest open fd, and
+ * nothing uses max_fd again before the exec, so end the loop there. */
+void nr_glue_shorten_close_loop(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	long top = -1;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.' && atol(de->d_name) > top)
+			top = atol(de->d_name);
+	closedir(d);
+	if (top >= 0 && (uint64_t)top + 1 < (uint64_t)uwsgi.max_fd)
+		uwsgi.max_fd = top + 1;
+}
