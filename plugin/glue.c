@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 extern struct uwsgi_server uwsgi;
@@ -369,4 +370,20 @@ void nr_glue_shorten_close_loop(void)
 	closedir(d);
 	if (top >= 0 && (uint64_t)top + 1 < (uint64_t)uwsgi.max_fd)
 		uwsgi.max_fd = top + 1;
+}
+
+/* Lower the RLIMIT_NOFILE soft limit, and uWSGI's max_fd with it, to cap: the
+ * tables uWSGI sized by max_fd so far are larger than needed, and no fd can
+ * reach them. -1 if setrlimit() refuses. */
+int nr_glue_lower_max_fd(unsigned long cap)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur <= cap)
+		return -1;
+	rl.rlim_cur = cap;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return -1;
+	uwsgi.max_fd = cap;
+	return 0;
 }

@@ -115,16 +115,27 @@ static void nr_grace_from_uwsgi(void)
 
 /* A master re-exec'd by a graceful reload looks at every fd up to max_fd
  * twice (uWSGI's inherited-socket check), about 1 us each on a VM: seconds
- * with a container's RLIMIT_NOFILE of 1048576. Say so once, with the fix. */
-static void nr_hint_max_fd(void)
+ * with a container's RLIMIT_NOFILE of 1048576. netreload-fast lowers the soft
+ * limit to NR_FAST_MAX_FD (the app may raise it again; max-fd set by the user
+ * wins); without it, startup says how to cut the cost. */
+static void nr_limit_max_fd(void)
 {
+	unsigned long long was;
+
 	if (uwsgi.is_a_reload || uwsgi.requested_max_fd || uwsgi.max_fd <= NR_MAX_FD_HINT ||
 	    !nr_mode_reexecs(unr.mode))
 		return;
+	was = (unsigned long long)uwsgi.max_fd;
+	if (unr.fast && nr_glue_lower_max_fd(NR_FAST_MAX_FD) == 0) {
+		uwsgi_log("netreload: netreload-fast: max-fd = %d (the soft ulimit -n was %llu, which "
+			  "a graceful reload pays for twice; set max-fd to keep more)\n",
+			  NR_FAST_MAX_FD, was);
+		return;
+	}
 	uwsgi_log("netreload: max_fd is %llu: a graceful reload makes the new master check "
-		  "every fd up to it twice (about 1 us each); set max-fd = 4096 unless the app "
+		  "every fd up to it twice (about 1 us each); set max-fd = %d unless the app "
 		  "needs more open files\n",
-		  (unsigned long long)uwsgi.max_fd);
+		  was, NR_FAST_MAX_FD);
 }
 
 static void nr_check_options(void)
@@ -171,7 +182,7 @@ static void nr_reload_setup(void)
 			  nr_mode_name(unr.mode));
 		exit(1);
 	}
-	nr_hint_max_fd();
+	nr_limit_max_fd();
 }
 
 /* The id signed requests must name: kept across a re-exec (it came with the

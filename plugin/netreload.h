@@ -32,7 +32,8 @@
 
 #define NR_MAX_CONNS NR_HO_CONNS	   /* open TCP connections; the oldest idle one gives way */
 #define NR_READ_TIMEOUT_MS 5000	 /* a connection must send its request within this */
-#define NR_MAX_FD_HINT 16384 /* above this, a startup line suggests max-fd */
+#define NR_MAX_FD_HINT 16384 /* above this, netreload-fast lowers max-fd or startup hints */
+#define NR_FAST_MAX_FD 4096  /* what netreload-fast lowers it to */
 /* why a reload in a mode that only replaces workers is refused without lazy-apps */
 #define NR_MODE_NEEDS_LAZY                                                                   \
 	"this mode cannot load new code here: without lazy-apps new workers fork from a "  \

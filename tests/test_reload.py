@@ -584,39 +584,47 @@ def test_graceful_reexec_closes_fds_only_up_to_the_highest_open_one(server):
     assert all(3 < m < 100 for m in loops), f"close loops went up to {loops}"
 
 
-@pytest.mark.parametrize("nofile,max_fd,hint", [(20000, None, True), (20000, "4096", False),
-                                               (4096, None, False)])
-def test_a_huge_fd_limit_gets_a_max_fd_hint_at_startup(tmp_path, nofile, max_fd, hint):
+@pytest.mark.parametrize("nofile,extra,expect", [
+    (20000, [], "hint"), (20000, ["--max-fd", "8192"], None), (4096, [], None),
+    (20000, ["--netreload-fast"], "lowered"), (20000, ["--netreload-fast", "--max-fd", "8192"], None)])
+def test_a_huge_fd_limit_is_lowered_by_netreload_fast_or_named_at_startup(tmp_path, nofile, extra,
+                                                                         expect):
     """The re-exec'd master checks every fd up to max_fd twice: with a container's
-    RLIMIT_NOFILE that is seconds per graceful reload, so startup says how to cut it."""
+    RLIMIT_NOFILE that is seconds per graceful reload. netreload-fast lowers the soft
+    limit to 4096 (a max-fd the user set wins); without it startup says how to cut it."""
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < nofile:
         pytest.skip(f"the hard RLIMIT_NOFILE here is below {nofile}")
     port = free_port()
-    (tmp_path / "app.py").write_text(APP_TEMPLATE.format(version="v1"))
+    app = tmp_path / "app.py"
+    app.write_text(APP_TEMPLATE.format(version="v1"))
     args = ["--plugin", "netreload", "--netreload-port", str(port), "--master",
-            "--http-socket", f"127.0.0.1:{free_port()}", "--wsgi-file", str(tmp_path / "app.py")]
-    if max_fd:
-        args += ["--max-fd", max_fd]
+            "--http-socket", f"127.0.0.1:{free_port()}", "--wsgi-file", str(app), *extra]
 
     def limit():
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
+    def soft_limit():
+        with open(f"/proc/{proc.pid}/limits") as f:
+            return int(next(l for l in f if l.startswith("Max open files")).split()[3])
+
     log = tmp_path / "uwsgi.log"
     with open(log, "wb") as out:
-        try:
-            proc = subprocess.Popen(uwsgi_cmd(BUILD, *args), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd=tmp_path, env=uwsgi_env(),
-                                    preexec_fn=limit)
-        except subprocess.SubprocessError as e:
-            pytest.skip(f"cannot raise RLIMIT_NOFILE to {nofile} here: {e}")
+        proc = subprocess.Popen(uwsgi_cmd(BUILD, *args), stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, env=uwsgi_env(),
+                                preexec_fn=limit)
     try:
         wait_for(lambda: accepts_tcp(port), 15, what="netreload to listen")
         text = log.read_text()
-        said = re.search(r"netreload: max_fd is (\d+): .* set max-fd = 4096", text)
-        if hint:
-            assert said and said[1] == str(nofile), text
-        else:
-            assert not said, text
+        hint = re.search(r"netreload: max_fd is (\d+): .* set max-fd = 4096", text)
+        lowered = re.search(r"netreload-fast: max-fd = 4096 \(the soft ulimit -n was (\d+)", text)
+        assert bool(hint) == (expect == "hint") and bool(lowered) == (expect == "lowered"), text
+        assert (hint or lowered or [None, str(nofile)])[1] == str(nofile), text
+        want = 4096 if expect == "lowered" else int(dict(zip(extra, extra[1:])).get("--max-fd", nofile))
+        assert soft_limit() == want
+        atomic_write(app, APP_TEMPLATE.format(version="v2"))
+        r = run_client("ping", f"127.0.0.1:{port}")
+        assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + log.read_text()
+        assert soft_limit() == want, "the limit changed across the re-exec"
     finally:
         kill_tree(proc.pid)
         proc.wait(timeout=10)
