@@ -1,8 +1,10 @@
 /*
  * glue.c - the only file that knows uWSGI's internals: it reads `uwsgi.*` and
- * the worker table (into snapshots for reload.c), calls uWSGI's reload
- * functions, signals workers, keeps fds across a re-exec, runs --idle and
- * writes the log. Everything else asks it.
+ * the worker table (into snapshots for reload.c), reads and sets uWSGI's
+ * settings for startup (netreload.c), calls uWSGI's reload functions, signals
+ * workers, keeps fds across a re-exec and puts ours in the master's event
+ * queue, runs --idle and writes the log. Everything else asks it; netreload.c
+ * keeps only the option table, the plugin struct and the hooks.
  */
 #include <uwsgi.h>
 
@@ -63,6 +65,94 @@ int nr_complaints_pending(void)
 void nr_glue_keep_fd(int fd)
 {
 	uwsgi_add_safe_fd(fd);
+}
+
+/* Read fresh on every call: netreload-fast lowers max_fd during startup. */
+const struct nr_glue_settings *nr_glue_settings(void)
+{
+	static struct nr_glue_settings s;
+
+	s.master = uwsgi.master_process;
+	s.is_a_reload = uwsgi.is_a_reload;
+	s.numproc = uwsgi.numproc;
+	s.max_fd_set = uwsgi.requested_max_fd != 0;
+	s.max_fd = (unsigned long long)uwsgi.max_fd;
+	return &s;
+}
+
+/* The value of a uWSGI option the user set (config file, command line, env), or NULL. */
+static const char *option_set(const char *key)
+{
+	for (int i = 0; i < uwsgi.exported_opts_cnt; i++)
+		if (!strcmp(uwsgi.exported_opts[i]->key, key))
+			return uwsgi.exported_opts[i]->value ? uwsgi.exported_opts[i]->value : "";
+	return NULL;
+}
+
+/* An option uWSGI fills with a default counts only if the user set it. */
+int nr_glue_user_mercy(const char **key)
+{
+	static const char *keys[] = {"worker-reload-mercy", "reload-mercy"};
+	const int secs[] = {uwsgi.worker_reload_mercy, uwsgi.reload_mercy};
+
+	for (int i = 0; i < 2; i++) {
+		if (!option_set(keys[i]) || secs[i] <= 0)
+			continue;
+		*key = keys[i];
+		return secs[i];
+	}
+	return 0;
+}
+
+/* uWSGI 2.1 has need-app on by default; 2.0 off. */
+int nr_glue_need_app_off(void)
+{
+	if (!uwsgi.need_app)
+		return 0;
+	uwsgi.need_app = 0;
+	return 1;
+}
+
+/* Through the python plugin's own option handler, as if the user had set it;
+ * the option exists only while that plugin is loaded. */
+int nr_glue_shared_import(const char *module)
+{
+	if (!uwsgi_opt_get("shared-import"))
+		return -1;
+	uwsgi_manage_opt("shared-import", (char *)module);
+	return 0;
+}
+
+/* skip-atexit-teardown, as if the user had set it. */
+void nr_glue_skip_atexit_teardown(void)
+{
+	uwsgi.skip_atexit_teardown = 1;
+}
+
+/* call-pre-app and call-post-app, as if the user had set them: uWSGI looks
+ * the names up with dlsym. */
+void nr_glue_call_around_apps(const char *before, const char *after)
+{
+	uwsgi_string_new_list(&uwsgi.call_pre_app, (char *)before);
+	uwsgi_string_new_list(&uwsgi.call_post_app, (char *)after);
+}
+
+/* logs.c keys a worker's failure reason by it; 0 in the master. */
+int nr_glue_worker_id(void)
+{
+	return uwsgi.mywid;
+}
+
+/* The master's queue exists only once its loop runs, hence from master_cycle. */
+void nr_glue_watch_fd(int fd)
+{
+	event_queue_add_fd_read(uwsgi.master_queue, fd);
+}
+
+/* uWSGI's own flag, set from the moment a reload starts until the exec. */
+int nr_glue_reloading(void)
+{
+	return uwsgi_instance_is_reloading;
 }
 
 /* Whether new workers must hold an app to serve: not for request plugins that

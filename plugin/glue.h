@@ -1,7 +1,8 @@
 /*
  * glue.h - the plugin's one door into uWSGI's internals (glue.c): the worker
- * table, the reload calls, the fds uWSGI must keep, --idle and the log. When
- * uWSGI changes, this is the file that changes.
+ * table, the reload calls, uWSGI's settings and the options netreload sets,
+ * the fds uWSGI must keep or watch, --idle and the log. When uWSGI changes,
+ * this is the file that changes.
  */
 #ifndef NR_GLUE_H
 #define NR_GLUE_H
@@ -17,6 +18,36 @@ const struct nr_snapshot *nr_glue_snapshot(void);
 void nr_glue_reload_setup(struct nr_reload_config *cfg, struct nr_reload_ops *ops);
 /* fd survives uWSGI's closing of unknown fds across a re-exec (uwsgi_add_safe_fd). */
 void nr_glue_keep_fd(int fd);
+/* What startup needs to know of uWSGI's settings. */
+struct nr_glue_settings {
+	int master;		   /* --master is on */
+	int is_a_reload;	   /* this master was re-exec'd by a graceful reload */
+	int numproc;		   /* the number of workers */
+	int max_fd_set;		   /* the user set max-fd */
+	unsigned long long max_fd; /* the fd limit uWSGI works with (soft ulimit -n or max-fd) */
+};
+
+/* uWSGI's settings now (the same buffer every call; valid until the next). */
+const struct nr_glue_settings *nr_glue_settings(void);
+/* worker-reload-mercy, else reload-mercy, in seconds if the user set it above 0
+ * (*key names it); 0 if neither. */
+int nr_glue_user_mercy(const char **key);
+/* Turn uWSGI's need-app off; 1 if it was on. */
+int nr_glue_need_app_off(void);
+/* shared-import = module for the python plugin; -1 if no loaded plugin has that option. */
+int nr_glue_shared_import(const char *module);
+/* skip-atexit-teardown = true. */
+void nr_glue_skip_atexit_teardown(void);
+/* uWSGI calls the functions named before and after it loads the apps (call-pre-app,
+ * call-post-app). */
+void nr_glue_call_around_apps(const char *before, const char *after);
+/* The number of the worker this process is (uwsgi.mywid). */
+int nr_glue_worker_id(void);
+/* The master's event loop wakes when fd is readable (uwsgi.master_queue). */
+void nr_glue_watch_fd(int fd);
+/* 1 while uWSGI reloads the instance (uwsgi_instance_is_reloading). */
+int nr_glue_reloading(void);
+
 /* uWSGI's own --idle check, taken over at startup (see glue.c). */
 void nr_glue_idle_take_over(void);
 /* One pass of it; busy: a reload is in flight or wanted. 1 while its workers stop. */

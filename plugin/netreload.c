@@ -5,6 +5,9 @@
  * and a UDP socket (server.c, request.c), reloads the instance (reload.c) and tells the
  * sender when the new code is live. All of its fds sit behind one epoll fd
  * that the master's own event queue watches; master_cycle drains it.
+ *
+ * This file holds only the option table, the hooks and the plugin struct; what
+ * the hooks need of uWSGI's internals (uwsgi.*, its helpers) they ask glue.c.
  */
 #include <uwsgi.h>
 
@@ -19,8 +22,6 @@
 #include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/timerfd.h>
-
-extern struct uwsgi_server uwsgi;
 
 struct uwsgi_netreload unr;
 
@@ -77,40 +78,29 @@ static int int_option(const char *name, const char *val, int def, int min, int m
 	errno = 0;
 	v = strtol(val, &end, 10);
 	if (errno || end == val || *end || v < min || v > max) {
-		uwsgi_log("netreload: bad value '%s' for %s: expected a whole number from %d to %d\n",
-			  val, name, min, max);
+		nr_log("netreload: bad value '%s' for %s: expected a whole number from %d to %d\n",
+		       val, name, min, max);
 		exit(1);
 	}
 	return (int)v;
-}
-
-/* The value of a uWSGI option the user set (config file, command line, env), or NULL. */
-static const char *uwsgi_option_set(const char *key)
-{
-	for (int i = 0; i < uwsgi.exported_opts_cnt; i++)
-		if (!strcmp(uwsgi.exported_opts[i]->key, key))
-			return uwsgi.exported_opts[i]->value ? uwsgi.exported_opts[i]->value : "";
-	return NULL;
 }
 
 /* Without netreload-grace, the user's own worker-reload-mercy (or reload-mercy)
  * says how long an old worker may finish its requests: theirs wins over ours. */
 static void nr_grace_from_uwsgi(void)
 {
-	static const char *keys[] = {"worker-reload-mercy", "reload-mercy"};
-	const int *secs[] = {&uwsgi.worker_reload_mercy, &uwsgi.reload_mercy};
+	const char *key;
+	int secs;
 
 	if (opt_grace)
 		return;
-	for (int i = 0; i < 2; i++) {
-		if (!uwsgi_option_set(keys[i]) || *secs[i] <= 0)
-			continue;
-		unr.grace_ms = *secs[i] > 3600 ? 3600000 : *secs[i] * 1000;
-		uwsgi_log("netreload: old workers get %d s to finish their requests (%s; "
-			  "netreload-grace overrides it)\n",
-			  unr.grace_ms / 1000, keys[i]);
+	secs = nr_glue_user_mercy(&key);
+	if (secs <= 0)
 		return;
-	}
+	unr.grace_ms = secs > 3600 ? 3600000 : secs * 1000;
+	nr_log("netreload: old workers get %d s to finish their requests (%s; "
+	       "netreload-grace overrides it)\n",
+	       unr.grace_ms / 1000, key);
 }
 
 /* A master re-exec'd by a graceful reload looks at every fd up to max_fd
@@ -120,22 +110,22 @@ static void nr_grace_from_uwsgi(void)
  * wins); without it, startup says how to cut the cost. */
 static void nr_limit_max_fd(void)
 {
-	unsigned long long was;
+	const struct nr_glue_settings *us = nr_glue_settings();
+	unsigned long long was = us->max_fd;
 
-	if (uwsgi.is_a_reload || uwsgi.requested_max_fd || uwsgi.max_fd <= NR_MAX_FD_HINT ||
+	if (us->is_a_reload || us->max_fd_set || was <= NR_MAX_FD_HINT ||
 	    !nr_mode_reexecs(unr.mode))
 		return;
-	was = (unsigned long long)uwsgi.max_fd;
 	if (unr.fast && nr_glue_lower_max_fd(NR_FAST_MAX_FD) == 0) {
-		uwsgi_log("netreload: netreload-fast: max-fd = %d (the soft ulimit -n was %llu, which "
-			  "a graceful reload pays for twice; set max-fd to keep more)\n",
-			  NR_FAST_MAX_FD, was);
+		nr_log("netreload: netreload-fast: max-fd = %d (the soft ulimit -n was %llu, which "
+		       "a graceful reload pays for twice; set max-fd to keep more)\n",
+		       NR_FAST_MAX_FD, was);
 		return;
 	}
-	uwsgi_log("netreload: max_fd is %llu: a graceful reload makes the new master check "
-		  "every fd up to it twice (about 1 us each); set max-fd = %d unless the app "
-		  "needs more open files\n",
-		  was, NR_FAST_MAX_FD);
+	nr_log("netreload: max_fd is %llu: a graceful reload makes the new master check "
+	       "every fd up to it twice (about 1 us each); set max-fd = %d unless the app "
+	       "needs more open files\n",
+	       was, NR_FAST_MAX_FD);
 }
 
 static void nr_check_options(void)
@@ -146,19 +136,19 @@ static void nr_check_options(void)
 	unr.share_timeout_ms =
 		int_option("netreload-share-timeout", opt_share_timeout, 10, 0, 3600) * 1000;
 	if (unr.root && unr.root[0] != '/') {
-		uwsgi_log("netreload: bad value '%s' for netreload-root: give an absolute path\n",
-			  unr.root);
+		nr_log("netreload: bad value '%s' for netreload-root: give an absolute path\n",
+		       unr.root);
 		exit(1);
 	}
 	unr.mode = NR_MODE_GRACEFUL;
 	if (unr.mode_opt && nr_mode_parse(unr.mode_opt, &unr.mode) != NR_OK) {
-		uwsgi_log("netreload: bad value '%s' for netreload-mode: use graceful, chain, "
-			  "workers, brutal-workers or brutal\n",
-			  unr.mode_opt);
+		nr_log("netreload: bad value '%s' for netreload-mode: use graceful, chain, "
+		       "workers, brutal-workers or brutal\n",
+		       unr.mode_opt);
 		exit(1);
 	}
-	if (!uwsgi.master_process) {
-		uwsgi_log("netreload: needs the uWSGI master: add --master\n");
+	if (!nr_glue_settings()->master) {
+		nr_log("netreload: needs the uWSGI master: add --master\n");
 		exit(1);
 	}
 	nr_grace_from_uwsgi();
@@ -176,10 +166,10 @@ static void nr_reload_setup(void)
 	nr_glue_reload_setup(&cfg, &ops);
 	nr_reload_init(&cfg, &ops);
 	if (!nr_mode_loads_new_code(unr.mode)) {
-		uwsgi_log("netreload: netreload-mode = %s cannot load new code without lazy-apps "
-			  "(new workers fork from a master that holds the old code): add lazy-apps = "
-			  "true or use netreload-mode = graceful\n",
-			  nr_mode_name(unr.mode));
+		nr_log("netreload: netreload-mode = %s cannot load new code without lazy-apps "
+		       "(new workers fork from a master that holds the old code): add lazy-apps = "
+		       "true or use netreload-mode = graceful\n",
+		       nr_mode_name(unr.mode));
 		exit(1);
 	}
 	nr_limit_max_fd();
@@ -191,16 +181,16 @@ static void nr_reload_setup(void)
 static void nr_instance_id(void)
 {
 	if (unr.nonces->sid[0]) {
-		uwsgi_log("netreload: instance %s (kept across the reload)\n", unr.nonces->sid);
+		nr_log("netreload: instance %s (kept across the reload)\n", unr.nonces->sid);
 		return;
 	}
 	if (nr_sid_new(unr.nonces->sid)) {
-		uwsgi_log("netreload: no randomness for the instance id (RAND_bytes failed)\n");
+		nr_log("netreload: no randomness for the instance id (RAND_bytes failed)\n");
 		exit(1);
 	}
-	uwsgi_log("netreload: instance %s (new: requests signed for an earlier start are "
-		  "refused)\n",
-		  unr.nonces->sid);
+	nr_log("netreload: instance %s (new: requests signed for an earlier start are "
+	       "refused)\n",
+	       unr.nonces->sid);
 }
 
 /* A missing, empty or unreadable secret stops startup: never run half-configured. */
@@ -211,20 +201,24 @@ static void nr_load_secret(void)
 
 	if (!unr.secret_file)
 		return;
-	unr.secret = uwsgi_calloc(sizeof(*unr.secret));
-	unr.nonces = uwsgi_calloc(sizeof(*unr.nonces));
-	if (nr_secret_load(unr.secret_file, unr.secret, &loose, err, sizeof(err))) {
-		uwsgi_log("netreload: netreload-secret-file: %s\n", err);
+	unr.secret = calloc(1, sizeof(*unr.secret));
+	unr.nonces = calloc(1, sizeof(*unr.nonces));
+	if (!unr.secret || !unr.nonces) {
+		nr_log_errno("netreload: calloc()");
 		exit(1);
 	}
-	if (uwsgi.is_a_reload)
+	if (nr_secret_load(unr.secret_file, unr.secret, &loose, err, sizeof(err))) {
+		nr_log("netreload: netreload-secret-file: %s\n", err);
+		exit(1);
+	}
+	if (nr_glue_settings()->is_a_reload)
 		nr_nonce_load(unr.nonces, getenv(NR_ENV_NONCES));
 	unsetenv(NR_ENV_NONCES);
 	nr_instance_id();
 	if (loose)
-		uwsgi_log("netreload: WARNING: secret file %s is readable by group or others; "
-			  "run: chmod 600 %s\n",
-			  unr.secret_file, unr.secret_file);
+		nr_log("netreload: WARNING: secret file %s is readable by group or others; "
+		       "run: chmod 600 %s\n",
+		       unr.secret_file, unr.secret_file);
 }
 
 /* Workers and the spooler run on without exec: they drop every fd of ours
@@ -259,7 +253,7 @@ static void nr_worker_leaves(void);
 
 void nr_apps_loading(void)
 {
-	nr_logs_begin(uwsgi.mywid);
+	nr_logs_begin(nr_glue_worker_id());
 }
 
 void nr_apps_loaded(void)
@@ -273,13 +267,12 @@ void nr_apps_loaded(void)
 
 static void nr_logs_setup(void)
 {
-	if (nr_logs_init(uwsgi.numproc + 1)) {
-		uwsgi_error("netreload: cannot start the log relay for failure reasons");
+	if (nr_logs_init(nr_glue_settings()->numproc + 1)) {
+		nr_log_errno("netreload: cannot start the log relay for failure reasons");
 		return; /* reloads still work; a failure just cannot say why */
 	}
-	uwsgi_add_safe_fd(nr_logs_fd()); /* a re-exec'd master closes fds it does not know */
-	uwsgi_string_new_list(&uwsgi.call_pre_app, "nr_apps_loading");
-	uwsgi_string_new_list(&uwsgi.call_post_app, "nr_apps_loaded");
+	nr_glue_keep_fd(nr_logs_fd()); /* a re-exec'd master closes fds it does not know */
+	nr_glue_call_around_apps("nr_apps_loading", "nr_apps_loaded");
 }
 
 static int nr_make_queue(void)
@@ -287,12 +280,12 @@ static int nr_make_queue(void)
 	unr.ep_fd = epoll_create1(EPOLL_CLOEXEC);
 	unr.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (unr.ep_fd < 0 || unr.timer_fd < 0) {
-		uwsgi_error("netreload: epoll_create1()/timerfd_create()");
+		nr_log_errno("netreload: epoll_create1()/timerfd_create()");
 		return -1;
 	}
 	/* after a re-exec uWSGI closes every fd it does not know once plugins are up */
-	uwsgi_add_safe_fd(unr.ep_fd);
-	uwsgi_add_safe_fd(unr.timer_fd);
+	nr_glue_keep_fd(unr.ep_fd);
+	nr_glue_keep_fd(unr.timer_fd);
 	return 0;
 }
 
@@ -303,12 +296,12 @@ static struct nr_handover *nr_take_handover(void)
 	char *text = getenv(NR_ENV_STATE);
 	char err[128];
 
-	if (!text || !uwsgi.is_a_reload)
+	if (!text || !nr_glue_settings()->is_a_reload)
 		return NULL;
 	if (nr_handover_parse(text, &h, err, sizeof(err)) != NR_OK) {
-		uwsgi_log("netreload: cannot read the state the previous master handed over (%s); "
-			  "starting afresh\n",
-			  err);
+		nr_log("netreload: cannot read the state the previous master handed over (%s); "
+		       "starting afresh\n",
+		       err);
 		nr_handover_free(&h);
 		return NULL;
 	}
@@ -341,11 +334,10 @@ __attribute__((constructor)) static void nr_abi_guard(void)
  * save. While netreload reloads this instance, a broken app is its job. */
 static void nr_need_app_off(void)
 {
-	if (!uwsgi.need_app)
+	if (!nr_glue_need_app_off())
 		return;
-	uwsgi.need_app = 0;
-	uwsgi_log("netreload: need-app turned off: a save that fails to load is reported "
-		  "to the client and the next save reloads again\n");
+	nr_log("netreload: need-app turned off: a save that fails to load is reported "
+	       "to the client and the next save reloads again\n");
 }
 
 /* netreload-fast: the fast recipe of the README in one switch. uWSGI's python
@@ -355,21 +347,21 @@ static void nr_need_app_off(void)
  * loads anything) and skip the teardown. */
 static void nr_apply_fast(void)
 {
-	static char *const imports[] = {"random", "threading"};
+	static const char *const imports[] = {"random", "threading"};
 	size_t i;
 
 	if (!unr.fast)
 		return;
-	if (!uwsgi_opt_get("shared-import")) {
-		uwsgi_log("netreload: netreload-fast changes nothing here: it speeds up the "
-			  "python plugin, which is not loaded\n");
-		return;
+	for (i = 0; i < sizeof imports / sizeof imports[0]; i++) {
+		if (nr_glue_shared_import(imports[i])) {
+			nr_log("netreload: netreload-fast changes nothing here: it speeds up the "
+			       "python plugin, which is not loaded\n");
+			return;
+		}
 	}
-	for (i = 0; i < sizeof imports / sizeof imports[0]; i++)
-		uwsgi_manage_opt("shared-import", imports[i]);
-	uwsgi.skip_atexit_teardown = 1;
-	uwsgi_log("netreload: netreload-fast: shared-import = random, shared-import = threading, "
-		  "skip-atexit-teardown = true\n");
+	nr_glue_skip_atexit_teardown();
+	nr_log("netreload: netreload-fast: shared-import = random, shared-import = threading, "
+	       "skip-atexit-teardown = true\n");
 }
 
 /* netreload-fast: an old worker that leaves to be replaced ends with _exit()
@@ -399,7 +391,7 @@ static int nr_init(void)
 
 	unr.tcp_fd = unr.udp_fd = unr.ep_fd = unr.timer_fd = -1;
 	if (!unr.port) {
-		uwsgi_log("netreload: plugin loaded but idle (set netreload-port to enable it)\n");
+		nr_log("netreload: plugin loaded but idle (set netreload-port to enable it)\n");
 		return 0;
 	}
 	nr_check_options();
@@ -414,7 +406,7 @@ static int nr_init(void)
 	unsetenv(NR_ENV_STATE);
 	/* a reload that handed nothing over: the master FIFO `f` forked this
 	 * master from one that still holds the port */
-	rc = h ? nr_listen_import(h) : nr_listen_open(uwsgi.is_a_reload);
+	rc = h ? nr_listen_import(h) : nr_listen_open(nr_glue_settings()->is_a_reload);
 	if (rc < 0)
 		exit(1);
 	if (h) {
@@ -430,9 +422,9 @@ static int nr_init(void)
 	if (rc == 0)
 		nr_listen_register();
 	else
-		uwsgi_log("netreload: port %s is in use, most likely by the master this one was "
-			  "forked from (master FIFO `f`); listening as soon as it is free\n",
-			  unr.port);
+		nr_log("netreload: port %s is in use, most likely by the master this one was "
+		       "forked from (master FIFO `f`); listening as soon as it is free\n",
+		       unr.port);
 	nr_logs_setup();
 	pthread_atfork(NULL, NULL, nr_forked);
 	nr_master_pid = getpid();
@@ -478,7 +470,7 @@ static void nr_master_cycle(void)
 	if (!unr.enabled)
 		return;
 	if (!unr.queued) {
-		event_queue_add_fd_read(uwsgi.master_queue, unr.ep_fd);
+		nr_glue_watch_fd(unr.ep_fd);
 		unr.queued = 1;
 		nr_master_pid = getpid(); /* daemonize2 forked a new master after init */
 	}
@@ -497,9 +489,10 @@ static void nr_master_cleanup(void)
 {
 	static struct nr_handover h;
 	static char buf[NR_HANDOVER_MAX + 1];
+	static char nonces[NR_NONCE_CACHE * 40];
 	int exported;
 
-	if (!unr.enabled || !uwsgi_instance_is_reloading || unr.tcp_fd < 0)
+	if (!unr.enabled || !nr_glue_reloading() || unr.tcp_fd < 0)
 		return;
 	nr_listen_drain(nr_now_ms());
 	memset(&h, 0, sizeof(h));
@@ -514,11 +507,9 @@ static void nr_master_cleanup(void)
 	}
 	if (unr.secret) {
 		/* the next master must refuse replays of requests this one already took */
-		char *nonces = uwsgi_malloc(NR_NONCE_CACHE * 40);
 		nr_nonce_save(unr.nonces, (int64_t)time(NULL), unr.auth_window, nonces,
-			      NR_NONCE_CACHE * 40);
+			      sizeof(nonces));
 		setenv(NR_ENV_NONCES, nonces, 1);
-		free(nonces);
 	}
 	nr_glue_shorten_close_loop();
 }
