@@ -32,9 +32,9 @@ COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
 PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/server.c plugin/request.c plugin/reload.c plugin/waiters.c plugin/logs.c plugin/handover.c \
 	plugin/share.c plugin/abi.c
 PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
-	common/nr_auth.h common/nr_files.h
+	common/nr_auth.h common/nr_files.h common/nr_clock.h
 CLIENT_SRC := $(wildcard client/*.c)
-CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h
+CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h common/nr_clock.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
 BUILD_PKGS := gcc make uwsgi-core uwsgi-dev uwsgi-plugin-python3 python3 libssl-dev

@@ -444,7 +444,7 @@ int nr_cmd_watch(int argc, char **argv)
 		if (!o.d.quiet)
 			startup_line(&c);
 		for (int i = 0; i < c.nw; i++)
-			c.next_scan[i] = nr_mono_ms() + (uint64_t)c.w[i].period_ms;
+			c.next_scan[i] = nr_now_ms() + (uint64_t)c.w[i].period_ms;
 		rc = nr_loop_run(&c);
 	}
 	nr_deliver_cancel(&c.del);

@@ -70,7 +70,7 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 			is_dir ? "/" : "", yes ? "changed" : "ignored",
 			*rel ? nr_tty(why, shown_why, sizeof(shown_why)) : "rescan");
 	if (yes && (to = change_for(c, rel, is_dir)) != FOR_SERVERS) {
-		nr_debounce_add(&c->sdeb, rel, 0, nr_mono_ms());
+		nr_debounce_add(&c->sdeb, rel, 0, nr_now_ms());
 		c->sdeb_page |= to == FOR_PAGES;
 		return;
 	}
@@ -78,7 +78,7 @@ static void on_change(void *ctx, struct nr_watch *w, const char *rel, int is_dir
 	 * rescan (""), cannot say which files changed */
 	if (yes)
 		nr_debounce_add(&c->deb, *rel ? rel : ".", *rel && !is_dir && w == &c->w[0],
-				nr_mono_ms());
+				nr_now_ms());
 }
 
 /* inotify ran out while the tree grew: poll from now on, reload to be safe. */
@@ -116,7 +116,7 @@ static int read_backend(struct nr_loop *c, int i)
 	log_dirs(c, w, ndirs, bytes);
 
 	/* the period is the rest between scans: a scan of a big tree takes a while */
-	c->next_scan[i] = nr_mono_ms() + (uint64_t)w->period_ms;
+	c->next_scan[i] = nr_now_ms() + (uint64_t)w->period_ms;
 	if (rc == NR_WATCH_EOF)
 		c->eof = 1;
 	else if (rc == NR_WATCH_LIMIT)
@@ -161,7 +161,7 @@ static void follow_result(void *ctx, int i, const struct nr_ping *p, int more)
 		return;
 	c->following = 0;
 	if (!c->follow_failed)
-		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_mono_ms() - c->follow_since));
+		nr_browser_live(&c->br, c->follow_path, (unsigned)(nr_now_ms() - c->follow_since));
 }
 
 int nr_loop_open_browser(struct nr_loop *c)
@@ -317,7 +317,7 @@ static int loop_once(struct nr_loop *c)
 {
 	struct pollfd pfd[1 + NR_MAX_ROOTS + NR_DELIVER_FDS + 1 + NR_BROWSER_CONNS];
 	int widx[NR_MAX_ROOTS], tidx[NR_DELIVER_FDS], nw = 0, nt, nb, rc;
-	uint64_t now = nr_mono_ms();
+	uint64_t now = nr_now_ms();
 
 	pfd[0] = (struct pollfd){.fd = sig_pipe[0], .events = POLLIN};
 	for (int i = 0; i < c->nw && !c->eof; i++)
@@ -332,7 +332,7 @@ static int loop_once(struct nr_loop *c)
 		return NR_EXIT_WATCH;
 	}
 	drain_signals(c);
-	now = nr_mono_ms();
+	now = nr_now_ms();
 	for (int j = 0; j < nw; j++)
 		if (pfd[1 + j].revents && (rc = read_backend(c, widx[j])))
 			return rc;
@@ -350,7 +350,7 @@ int nr_loop_run(struct nr_loop *c)
 	int rc;
 
 	for (;;) {
-		uint64_t now = nr_mono_ms();
+		uint64_t now = nr_now_ms();
 		nr_deliver_tick(&c->del, now);
 		fire_if_due(c, now);
 		fire_static(c, now);

@@ -87,7 +87,7 @@ static void finish(struct nr_ping *p, int result, const char *fmt, ...)
 	p->ai_list = p->ai_next = NULL;
 	p->result = result;
 	p->state = NR_PING_DONE;
-	p->t_done = nr_mono_ms();
+	p->t_done = nr_now_ms();
 }
 
 /* Start a connect to the next address; errors fall through to the next one. */
@@ -221,7 +221,7 @@ static void ping_start(struct nr_ping *p, const struct nr_target *t, const struc
 	p->target = *t;
 	p->req = *req;
 	p->addrs = cache;
-	p->t_start_us = nr_mono_us();
+	p->t_start_us = nr_now_us();
 	p->t_start = p->t_start_us / 1000;
 	p->deadline = p->t_start + timeout_ms;
 	if (prepare(p, files))
@@ -419,7 +419,7 @@ static void resume_udp(struct nr_ping *p)
 	p->deadline = p->udp_deadline;
 	p->in_len = p->out_off = 0;
 	p->state = NR_PING_READING;
-	p->resend_at = nr_mono_ms();
+	p->resend_at = nr_now_ms();
 }
 
 /* What a peer that is not netreload sent, named (by the last look, not the
@@ -464,7 +464,7 @@ static int probe_socket(struct nr_ping *p, int type)
 		close(p->fd);
 	p->fd = -1;
 	p->in_len = p->out_off = 0;
-	p->deadline = nr_mono_ms() + NR_PROBE_MS;
+	p->deadline = nr_now_ms() + NR_PROBE_MS;
 	if (!ai || (p->fd = nr_socket_nonblock(ai->ai_family, type)) < 0)
 		return -1;
 	if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0 || errno == EINPROGRESS)
@@ -480,7 +480,7 @@ static void tcp_silent(struct nr_ping *p, int closed)
 	static const char line[] = NR_MAGIC "1 status id=probe\n";
 
 	p->silent_closed = closed;
-	p->silent_ms = (unsigned)(nr_mono_ms() - p->t_start);
+	p->silent_ms = (unsigned)(nr_now_ms() - p->t_start);
 	p->probe = NR_PROBE_UDP;
 	if (probe_socket(p, SOCK_DGRAM)) {
 		tcp_silent_end(p, 0);
@@ -512,7 +512,7 @@ static void udp_silent(struct nr_ping *p)
 	static const char status[] = NR_MAGIC "1 status id=probe\n";
 
 	p->silent_refused = p->refused;
-	p->silent_ms = (unsigned)(nr_mono_ms() - p->t_start);
+	p->silent_ms = (unsigned)(nr_now_ms() - p->t_start);
 	p->probe = NR_PROBE_TCP;
 	p->udp = 0;
 	p->hello = 1; /* what is sent is hello_out */
@@ -618,7 +618,7 @@ static void on_line(struct nr_ping *p, const char *line, size_t len)
 	case NR_REPLY_ACCEPTED:
 		p->accepted = rep;
 		p->got_accepted = 1;
-		p->t_accepted_us = nr_mono_us();
+		p->t_accepted_us = nr_now_us();
 		p->t_accepted = p->t_accepted_us / 1000;
 		if (!p->req.wait)
 			finish(p, NR_EXIT_OK, NULL);
@@ -739,7 +739,7 @@ static void do_send(struct nr_ping *p)
 	if (p->udp) {
 		/* the same request again later: same id and nonce, so the server sees a retry */
 		p->out_off = 0;
-		p->resend_at = nr_mono_ms() + p->resend_ms;
+		p->resend_at = nr_now_ms() + p->resend_ms;
 		if (p->resend_ms < 1000)
 			p->resend_ms *= 2;
 	}
@@ -755,12 +755,12 @@ void nr_ping_step(struct nr_ping *p, short revents)
 		do_send(p);
 	else if (revents && p->state == NR_PING_READING)
 		do_read(p);
-	if (p->udp && p->state == NR_PING_READING && nr_mono_ms() >= p->resend_at &&
+	if (p->udp && p->state == NR_PING_READING && nr_now_ms() >= p->resend_at &&
 	    (!p->hello || make_hello(p) == 0))
 		do_send(p);
-	if (early_at(p) && nr_mono_ms() >= early_at(p) && nr_mono_ms() < p->deadline)
+	if (early_at(p) && nr_now_ms() >= early_at(p) && nr_now_ms() < p->deadline)
 		udp_look_early(p);
-	if (p->state != NR_PING_DONE && nr_mono_ms() >= p->deadline)
+	if (p->state != NR_PING_DONE && nr_now_ms() >= p->deadline)
 		deadline_passed(p);
 }
 
@@ -771,7 +771,7 @@ void nr_ping_run(struct nr_ping *pings, int n)
 
 	for (;;) {
 		int m = 0;
-		uint64_t now = nr_mono_ms(), next = UINT64_MAX;
+		uint64_t now = nr_now_ms(), next = UINT64_MAX;
 		for (int i = 0; i < n && m < 64; i++) {
 			if (nr_ping_pollfd(&pings[i], &pfd[m])) {
 				idx[m++] = i;

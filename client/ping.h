@@ -14,7 +14,7 @@
 
 #include "../common/nr_auth.h"
 #include "../common/nr_proto.h"
-#include "clock.h"
+#include "../common/nr_clock.h"
 #include "files.h"
 #include "report.h"
 #include "targets.h"

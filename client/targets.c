@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "../common/nr_clock.h"
 #include "compat.h"
 
 #define ADDR_MAX 46 /* INET6_ADDRSTRLEN - 1 */
@@ -275,7 +275,7 @@ int nr_lookup_init(struct nr_lookup *l, const struct nr_source *s, char *err, si
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -1;
 	}
-	l->at = nr_mono_ms();
+	l->at = nr_now_ms();
 	return 0;
 }
 

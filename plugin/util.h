@@ -1,7 +1,7 @@
 /*
  * util.h - what every plugin file may use without knowing uWSGI: the
- * monotonic clock, and the log (glue.c writes it through uwsgi_log; a unit
- * test links its own).
+ * monotonic clock (common/nr_clock.h) and the log (glue.c writes it through
+ * uwsgi_log; a unit test links its own).
  */
 #ifndef NR_UTIL_H
 #define NR_UTIL_H
@@ -11,18 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-static inline uint64_t nr_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static inline uint64_t nr_now_ms(void)
-{
-	return nr_now_us() / 1000;
-}
+#include "../common/nr_clock.h"
 
 /* Milliseconds from then to now; 0 if then is the later one (never 2^64 - 1). */
 static inline uint64_t nr_ms_since(uint64_t now, uint64_t then)
