@@ -356,6 +356,7 @@ static void nr_apply_fast(void)
 		if (nr_glue_shared_import(imports[i])) {
 			nr_log("netreload: netreload-fast changes nothing here: it speeds up the "
 			       "python plugin, which is not loaded\n");
+			unr.fast = 0; /* so nothing else it does applies either */
 			return;
 		}
 	}
@@ -395,9 +396,9 @@ static int nr_init(void)
 		return 0;
 	}
 	nr_check_options();
+	nr_apply_fast(); /* before nr_reload_setup(), which reads unr.fast */
 	nr_reload_setup();
 	nr_need_app_off();
-	nr_apply_fast();
 	nr_glue_idle_take_over();
 	nr_load_secret();
 	if (nr_make_queue())

@@ -152,6 +152,8 @@ def test_netreload_fast_without_the_python_plugin_says_so(tmp_path):
         text = log.read_text()
         assert "netreload-fast changes nothing here" in text, text
         assert "shared-import = random" not in text, text
+        # nor does the rest of it (the fd limit of a high ulimit -n stays as it was)
+        assert "netreload-fast: max-fd" not in text, text
     finally:
         kill_tree(proc.pid)
         proc.wait(timeout=10)
