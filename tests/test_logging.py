@@ -267,7 +267,8 @@ def test_log_master_encoder_sees_each_line(servers, mode, lazy, threaded, logger
         s.args[s.args.index("file:PLACEHOLDER")] = f"file:{logfile}"
     s.start()
     text = lambda: logfile.read_text(errors="replace")  # noqa: E731
-    s.app.write_text(chatty("v2"))
+    # atomically: a lazy worker may still be reading app.py when start() returns
+    atomic_write(s.app, chatty("v2"))
     assert_live(s.ping(timeout=60))
     loads = 2 if not lazy else 4  # at start and after the reload, in each process loading it
     want = {f"NRPFX|app-line-{i}": loads for i in range(CHATTY_LINES)}
