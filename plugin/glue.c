@@ -11,6 +11,8 @@
 #include "glue.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -172,11 +174,15 @@ static int apps_expected(void)
 	return expected;
 }
 
+static int shown_slot(int k);
+static void swap_spares(void);
+static int spares_n(void);
+
 static void snapshot_slot(struct nr_slot *s, int i)
 {
 	struct uwsgi_worker *w = &uwsgi.workers[i];
 
-	*s = (struct nr_slot){.pid = w->pid, .accepting = w->accepting, .apps_cnt = w->apps_cnt,
+	*s = (struct nr_slot){.wid = i, .pid = w->pid, .accepting = w->accepting, .apps_cnt = w->apps_cnt,
 			      .cheaped = w->cheaped, .cursed = w->cursed_at != 0,
 			      .manage_next_request = w->manage_next_request};
 	if (i > 0 && w->pid > 0)
@@ -190,9 +196,9 @@ const struct nr_snapshot *nr_glue_snapshot(void)
 
 	if (!s.slot)
 		s.slot = uwsgi_calloc(sizeof(*s.slot) * (uwsgi.numproc + 1));
-	s.numproc = uwsgi.numproc;
-	for (int i = 0; i <= uwsgi.numproc; i++)
-		snapshot_slot(&s.slot[i], i);
+	s.numproc = spares_n() ? spares_n() : uwsgi.numproc;
+	for (int i = 0; i <= s.numproc; i++)
+		snapshot_slot(&s.slot[i], i && spares_n() ? shown_slot(i) : i);
 	s.reloading = uwsgi_instance_is_reloading;
 	s.dying = uwsgi_instance_is_dying;
 	s.mules = s.spooler = 0;
@@ -255,7 +261,10 @@ static void start_brutal(void)
 
 static void start_workers(void)
 {
-	uwsgi_reload_workers();
+	if (spares_n())
+		swap_spares();
+	else
+		uwsgi_reload_workers();
 }
 
 static void start_brutal_workers(void)
@@ -263,9 +272,14 @@ static void start_brutal_workers(void)
 	uwsgi_brutally_reload_workers();
 }
 
+/* uWSGI's chain waits for each slot to accept, which a parked one never does:
+ * with spares, the warm spares take over at once instead. */
 static void start_chain(void)
 {
-	uwsgi_chain_reload();
+	if (spares_n())
+		swap_spares();
+	else
+		uwsgi_chain_reload();
 }
 
 /* How to start each reload mode (reload.c knows what each does). */
@@ -297,18 +311,35 @@ static void signal_worker(pid_t pid, int sig)
 
 /* Our own respawns are not a crash loop: skip uWSGI's fork-bomb pause while
  * a reload that keeps the master runs, and restore it after. */
+static struct {
+	int saved, paused, restore; /* restore: once the spares' slots are respawned */
+} fb;
+
+static int spares_leaving(void);
+
 static void forkbomb_pause(int pause)
 {
-	static int saved, paused;
-
 	if (pause) {
-		saved = uwsgi.forkbomb_delay;
+		if (!fb.paused)
+			fb.saved = uwsgi.forkbomb_delay;
 		uwsgi.forkbomb_delay = 0;
-		paused = 1;
-	} else if (paused) {
-		uwsgi.forkbomb_delay = saved;
-		paused = 0;
+		fb.paused = 1;
+		fb.restore = 0;
+	} else if (fb.paused && spares_leaving()) {
+		fb.restore = 1; /* with spares, live comes before the old workers are reaped */
+	} else if (fb.paused) {
+		uwsgi.forkbomb_delay = fb.saved;
+		fb.paused = fb.restore = 0;
 	}
+}
+
+int nr_glue_spares_settling(void)
+{
+	if (spares_leaving())
+		return 1;
+	if (fb.restore)
+		forkbomb_pause(0);
+	return 0;
 }
 
 /* cfg->mode, timeout and the rest of the options are the caller's to fill. */
@@ -476,4 +507,177 @@ int nr_glue_lower_max_fd(unsigned long cap)
 		return -1;
 	uwsgi.max_fd = cap;
 	return 0;
+}
+
+/* Spare workers (netreload-fast in workers mode with lazy-apps). A workers
+ * reload spends most of its time before the app even starts to import: the
+ * old worker exits, the master reaps it and forks, and the new worker runs
+ * the language plugin's post-fork setup. netreload forks each worker's
+ * successor ahead of time instead: the worker table gets twice the slots, and
+ * a worker that starts in a slot marked parked stops right before it would
+ * load the app (the call-pre-app hook) and waits on its slot's pipe. A reload
+ * curses the serving worker of each pair and wakes the parked one, which
+ * imports the saved code at once; the master respawns the cursed slot, and
+ * that worker parks in its turn. reload.c sees one slot per pair (the one
+ * serving, or the one still leaving), so "live" keeps its meaning. */
+static struct {
+	int n;		/* the workers the user asked for; 0: no spares */
+	int *parked;	/* per slot [1..2n]: a worker starting there parks */
+	pid_t *leaving; /* per slot: the serving worker a reload cursed there */
+	int (*wake)[2]; /* per slot: the pipe that wakes its parked worker */
+} sp;
+
+const char *nr_glue_spares_setup(void)
+{
+	int n = uwsgi.numproc;
+
+	if (!uwsgi.lazy_apps && !uwsgi.lazy)
+		return "lazy-apps is off (workers fork from the master's app)";
+	if (uwsgi.cheaper_count)
+		return "cheaper spawns workers on its own";
+	if (uwsgi.touch_chain_reload)
+		return "touch-chain-reload waits for every slot to accept, and a parked one never does";
+	if (n < 1 || n > 512)
+		return "processes is out of range";
+	sp.parked = uwsgi_calloc(sizeof(int) * (2 * n + 1));
+	sp.leaving = uwsgi_calloc(sizeof(pid_t) * (2 * n + 1));
+	sp.wake = uwsgi_calloc(sizeof(*sp.wake) * (2 * n + 1));
+	for (int i = 1; i <= 2 * n; i++) {
+		if (pipe2(sp.wake[i], O_CLOEXEC) || fcntl(sp.wake[i][0], F_SETFL, O_NONBLOCK)) {
+			uwsgi_error("netreload: pipe2()");
+			exit(1);
+		}
+		sp.parked[i] = i > n;
+	}
+	sp.n = n;
+	uwsgi.numproc = 2 * n;
+	return NULL;
+}
+
+static int spares_n(void)
+{
+	return sp.n;
+}
+
+static void park_end(int sig)
+{
+	(void)sig;
+	_exit(0); /* parked: no request, no app, nothing to tear down */
+}
+
+/* A forked worker shares its memory with the master until it writes to it:
+ * the first write to each page copies it (a copy-on-write fault). Python
+ * writes all over the objects it touches (reference counts), so a woken
+ * spare would spend most of its import in these faults. Take them while
+ * parked instead: write each resident page of every private writable mapping
+ * once (mincore() skips the pages never touched, such as unused stack). */
+static void spare_own_pages(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[5];
+		if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) != 3 || perms[1] != 'w' ||
+		    perms[3] != 'p' || strstr(line, "[v") || hi - lo > (1UL << 30))
+			continue;
+		size_t pages = (hi - lo) / page;
+		unsigned char *vec = malloc(pages);
+		if (vec && !mincore((void *)lo, hi - lo, vec))
+			for (size_t p = 0; p < pages; p++)
+				if (vec[p] & 1) {
+					volatile unsigned char *b = (unsigned char *)(lo + p * page);
+					*b = *b;
+				}
+		free(vec);
+	}
+	fclose(f);
+}
+
+/* In a worker about to load the apps: wait here if the slot is parked, until
+ * a reload wakes it. Any stop signal ends it. */
+void nr_glue_spare_park(void)
+{
+	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+	struct sigaction sa = {.sa_handler = park_end}, old[4];
+	int wid = uwsgi.mywid;
+	char b;
+
+	if (!sp.n || wid <= 0 || wid > 2 * sp.n || !sp.parked[wid])
+		return;
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], &sa, &old[i]);
+	spare_own_pages();
+	for (;;) {
+		struct pollfd pfd = {.fd = sp.wake[wid][0], .events = POLLIN};
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (read(sp.wake[wid][0], &b, 1) == 1)
+			break;
+		if (getppid() == 1)
+			_exit(0); /* the master is gone */
+	}
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], &old[i], NULL);
+}
+
+/* Cursed workers of the last swap not yet reaped (and their slots respawned). */
+static int spares_leaving(void)
+{
+	for (int i = 1; i <= 2 * sp.n; i++)
+		if (sp.leaving[i] && uwsgi.workers[i].pid == sp.leaving[i])
+			return 1;
+	return 0;
+}
+
+/* A workers reload with spares: curse the serving worker of each pair, then
+ * wake the parked one (the old workers' handlers run first on a busy machine).
+ * The master respawns a cursed slot once it reaps it: that worker parks. */
+static void swap_spares(void)
+{
+	char b = 'w';
+
+	uwsgi_block_signal(SIGHUP);
+	for (int k = 1; k <= sp.n; k++) {
+		int live = sp.parked[k] ? k + sp.n : k;
+		sp.leaving[live] = uwsgi.workers[live].pid;
+		if (uwsgi.workers[live].pid > 0)
+			uwsgi_curse(live, SIGHUP);
+	}
+	uwsgi_unblock_signal(SIGHUP);
+	for (int k = 1; k <= sp.n; k++) {
+		int live = sp.parked[k] ? k + sp.n : k, spare = live == k ? k + sp.n : k;
+		while (read(sp.wake[live][0], &b, 1) == 1)
+			; /* a wake-up nobody read must not wake its next worker */
+		sp.parked[live] = 1;
+		sp.parked[spare] = 0;
+		if (write(sp.wake[spare][1], &b, 1) != 1)
+			uwsgi_error("netreload: write()");
+	}
+}
+
+/* The slot reload.c sees for pair k: the cursed worker while it may still
+ * take a request, else the serving one. A cursed worker whose SIGHUP handler
+ * ran (manage_next_request cleared) and that is in no request never accepts
+ * again: it is on its way out (uWSGI's own mercy kills it if exiting hangs),
+ * so it no longer counts against the new code going live. */
+static int shown_slot(int k)
+{
+	int ids[2] = {k, k + sp.n};
+
+	for (int j = 0; j < 2; j++) {
+		int i = ids[j];
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		if (sp.leaving[i] && w->pid == sp.leaving[i] &&
+		    (w->manage_next_request || uwsgi_worker_is_busy(i)))
+			return i;
+		if (w->pid != sp.leaving[i])
+			sp.leaving[i] = 0;
+	}
+	return sp.parked[k] ? k + sp.n : k;
 }

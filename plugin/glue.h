@@ -61,4 +61,14 @@ int nr_glue_lower_max_fd(unsigned long cap);
 /* Before a re-exec: uWSGI's fd-closing loop ends at the highest open fd. */
 void nr_glue_shorten_close_loop(void);
 
+/* Spare workers (netreload-fast, workers or chain mode): doubles the worker
+ * table before uWSGI allocates it, half of it parked. NULL when done, else
+ * why spares cannot work with this configuration. */
+const char *nr_glue_spares_setup(void);
+/* In a worker about to load its apps: wait while its slot is parked. */
+void nr_glue_spare_park(void);
+/* 1 while workers a spare took over from are still to be reaped: the master
+ * must keep turning so their slots are respawned (and park) at once. */
+int nr_glue_spares_settling(void);
+
 #endif

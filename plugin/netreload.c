@@ -253,6 +253,7 @@ static void nr_worker_leaves(void);
 
 void nr_apps_loading(void)
 {
+	nr_glue_spare_park();
 	nr_logs_begin(nr_glue_worker_id());
 }
 
@@ -375,6 +376,25 @@ static void nr_worker_leaves(void)
 		nr_glue_worker_leaves();
 }
 
+/* netreload-fast in workers or chain mode: a spare worker per worker, forked
+ * and set up ahead of the save, parked before it loads the app (glue.c). */
+static void nr_spares(void)
+{
+	int n = nr_glue_settings()->numproc;
+	const char *why;
+
+	if (!unr.fast || (unr.mode != NR_MODE_WORKERS && unr.mode != NR_MODE_CHAIN))
+		return;
+	why = nr_glue_spares_setup();
+	if (why) {
+		nr_log("netreload: netreload-fast: no spare workers: %s\n", why);
+		return;
+	}
+	nr_log("netreload: netreload-fast: %d spare worker(s) wait parked before loading "
+	       "the app, each taking over at the next reload (uWSGI shows %d workers)\n",
+	       n, 2 * n);
+}
+
 static pid_t nr_master_pid; /* the master's pid: fork children inherit our atexit handler */
 
 /* libc's atexit, not uWSGI's plugin hook, which is set up only after the apps
@@ -398,6 +418,7 @@ static int nr_init(void)
 	nr_check_options();
 	nr_apply_fast(); /* before nr_reload_setup(), which reads unr.fast */
 	nr_reload_setup();
+	nr_spares(); /* before nr_logs_setup(), which sizes by the worker table */
 	nr_need_app_off();
 	nr_glue_idle_take_over();
 	nr_load_secret();
@@ -459,6 +480,8 @@ static void nr_reload_pass(uint64_t now)
 	nr_reload_check(nr_glue_snapshot(), now);
 	stopping = nr_glue_idle_check(now, nr_reload_busy());
 	tick = nr_reload_next(nr_glue_snapshot(), now, stopping);
+	if (!tick && nr_glue_spares_settling())
+		tick = NR_FAST_TICK_MS;
 	if (!tick && (nr_conn_count() || nr_complaints_pending()))
 		tick = NR_SLOW_TICK_MS;
 	nr_set_tick(tick);

@@ -492,7 +492,7 @@ static void failure_reason(const struct nr_snapshot *s, char *reason, size_t len
 		const struct nr_slot *w = &s->slot[i];
 		if (w->cheaped || w->pid <= 0 || w->pid == rl.old_pids[i] || w->apps_cnt > 0)
 			continue;
-		if (nr_logs_reason(i, w->pid, reason, len))
+		if (nr_logs_reason(w->wid ? w->wid : i, w->pid, reason, len))
 			return;
 	}
 	if (nr_logs_reason(0, 0, reason, len))
@@ -537,8 +537,9 @@ static int new_worker_died(const struct nr_snapshot *s, uint64_t now, char *reas
 		if (!rl.died_since)
 			rl.died_since = now;
 		/* its output, or that of the worker uWSGI put in its place meanwhile */
-		if (nr_logs_reason(i, pid, reason, len) ||
-		    nr_logs_reason(i, s->slot[i].pid, reason, len)) {
+		int wid = s->slot[i].wid ? s->slot[i].wid : i;
+		if (nr_logs_reason(wid, pid, reason, len) ||
+		    nr_logs_reason(wid, s->slot[i].pid, reason, len)) {
 			rl.died_since = 0;
 			return 1;
 		}

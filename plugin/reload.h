@@ -17,6 +17,7 @@
 
 /* One slot of the worker table, as the reload checks need it. */
 struct nr_slot {
+	int wid;		  /* uWSGI's worker id (0: the slot's index) */
 	pid_t pid;
 	int accepting;
 	int apps_cnt;

@@ -127,7 +127,11 @@ def test_old_workers_skip_library_exit_handlers_only_with_netreload_fast(servers
         r = server.ping()
         assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
         assert server.get() == f"v{n}"
-    old = {str(p) for p in pids}
+    # two reloads of two workers: four left (with spares the two that took
+    # over at the first reload, the rest still serve or wait parked)
+    gone = wait_for(lambda: len(pids - set(server.worker_pids())) >= 4 and
+                    pids - set(server.worker_pids()), 10, what="the old workers to exit")
+    old = {str(p) for p in gone}
     wait_for(lambda: old <= set(lines(server.dir / "uwsgi-atexit.log")), 10,
              what="uwsgi.atexit to run in every old worker")
     ran = old & set(lines(mark))

@@ -215,6 +215,22 @@ static void test_new_worker_died(void)
 	pass(320);
 	CHECK(act.finished == 1 && act.rep.kind == NR_REPLY_FAILED);
 	CHECK(strstr(act.rep.reason, "new worker (pid 201) exited before it accepted") != NULL);
+
+	/* with spares, slot 1 shows uWSGI's worker 3 (the spare that took over):
+	 * its reason is kept under worker id 3, not under the slot */
+	setup(NR_MODE_WORKERS, 1, 0, 2);
+	nr_request_reload(&snap, NR_MODE_DEFAULT, 0);
+	pass(0);
+	new_worker(1, 201, 0);
+	slots[1].wid = 3;
+	pass(10);
+	slots[1].pid = 0;
+	fake_reason.slot = 3;
+	fake_reason.pid = 201;
+	fake_reason.text = "app failed to load: NameError: spare (app.py:2)";
+	pass(20);
+	CHECK(act.finished == 1 && act.rep.kind == NR_REPLY_FAILED);
+	CHECK(!strcmp(act.rep.reason, fake_reason.text));
 }
 
 /* Requests while a reload runs coalesce into one follow-up generation, started

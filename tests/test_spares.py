@@ -1,0 +1,174 @@
+"""Spare workers: netreload-fast in workers or chain mode (lazy-apps) forks each
+worker's successor before the save and parks it just before it loads the app; a
+reload wakes it. The new code still goes live everywhere, no request is lost, a
+broken save still fails with its reason, and nothing is left behind at exit."""
+import http.client
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import atomic_write, children_of, wait_for
+
+APP = '''\
+import os
+VERSION = {version!r}
+{body}
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "loaded.log"), "a") as f:
+    f.write("%d\\n" % os.getpid())
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s %d" % (VERSION, os.getpid())).encode()]
+'''
+
+SPARES = ["--netreload-fast"]
+
+
+def app(version, body=""):
+    return APP.format(version=version, body=body)
+
+
+def spare_server(servers, mode="workers", extra=(), processes=2):
+    return servers(mode=mode, lazy=True, processes=processes, extra=SPARES + list(extra),
+                   app=app("v1"))
+
+
+def loaded(server):
+    path = server.dir / "loaded.log"
+    return {int(p) for p in path.read_text().split()} if path.exists() else set()
+
+
+def served(server, n=16):
+    """(versions, pids) of n requests."""
+    replies = [server.get() for _ in range(n)]
+    assert None not in replies, f"a request failed: {replies} ({server.log_text()})"
+    return {r.split()[0] for r in replies}, {int(r.split()[1]) for r in replies}
+
+
+def reload_to(server, version, body=""):
+    atomic_write(server.app, app(version, body))
+    r = server.ping()
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    return r
+
+
+@pytest.mark.parametrize("mode", ["workers", "chain"])
+def test_parked_spares_take_over_with_the_saved_code(servers, mode):
+    server = spare_server(servers, mode)
+    assert "netreload-fast: 2 spare worker(s) wait parked" in server.log_text()
+    wait_for(lambda: len(children_of(server.pid)) == 4, what="2 workers and 2 spares")
+    for n in range(2, 5):
+        wait_for(lambda: len(children_of(server.pid)) == 4 and len(loaded(server)) == 2 * (n - 1),
+                 what="the spares to be forked again")
+        parked = set(children_of(server.pid)) - loaded(server)
+        assert len(parked) == 2, f"parked: {parked}, loaded: {loaded(server)}"
+        reload_to(server, f"v{n}")
+        versions, pids = served(server)
+        assert versions == {f"v{n}"}, f"after live: {versions} ({server.log_text()})"
+        # the spares forked before the save serve now, with the saved code
+        assert pids <= parked, f"served by {pids}, spares were {parked}"
+    assert "respawning too fast" not in server.log_text()
+
+
+def test_no_request_lost_while_spares_take_over(servers):
+    """Old workers are told to stop at once, before the spares have imported:
+    requests wait in the listen queue, none fails, and none started after "live"
+    is answered with the old code."""
+    server = spare_server(servers)
+    results, stop = [], threading.Event()
+
+    def load():
+        deadline = time.monotonic() + 60
+        while not stop.is_set() and len(results) < 20000 and time.monotonic() < deadline:
+            t0 = time.monotonic()
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=5)
+                c.request("GET", "/")
+                r = c.getresponse()
+                body = r.read().decode() if r.status == 200 else f"status {r.status}"
+                c.close()
+            except OSError as e:
+                body = f"error {e!r}"
+            results.append((t0, body))
+
+    t = threading.Thread(target=load)
+    t.start()
+    lives = []
+    try:
+        for n in range(2, 7):
+            wait_for(lambda: len(loaded(server)) == 2 * (n - 1) and
+                     len(children_of(server.pid)) == 4, what="the spares to park")
+            time.sleep(0.2)
+            reload_to(server, f"v{n}")
+            lives.append((time.monotonic(), f"v{n}"))
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        t.join(70)
+    bad = [b for _, b in results if not b.startswith("v")]
+    assert not bad, f"{len(bad)} of {len(results)} requests failed: {bad[:5]}"
+    assert len(results) > 50, f"only {len(results)} requests ran"
+    for live_at, version in lives:
+        want = int(version[1:])
+        late = [b for t0, b in results if t0 > live_at and int(b.split()[0][1:]) < want]
+        assert not late, f"after {version} was live: {late[:5]}"
+
+
+def test_a_broken_save_fails_with_its_reason_and_the_next_one_goes_live(servers):
+    server = spare_server(servers)
+    atomic_write(server.app, app("v2", body="raise RuntimeError('spare saw a typo')"))
+    r = server.ping()
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "spare saw a typo" in r.stdout + r.stderr, r.stdout + r.stderr + server.log_text()
+    reload_to(server, "v3")
+    versions, _ = served(server)
+    assert versions == {"v3"}, versions
+
+
+def test_saves_in_a_row_each_go_live(servers):
+    server = spare_server(servers)
+    for n in range(2, 6):  # no wait for the spares to park again
+        reload_to(server, f"v{n}")
+    versions, _ = served(server)
+    assert versions == {"v5"}, versions
+    assert "respawning too fast" not in server.log_text()
+
+
+def test_spares_only_where_they_can_work(servers):
+    cheap = servers(mode="workers", lazy=True, processes=2,
+                    extra=SPARES + ["--cheaper", "1"], app=app("v1"))
+    assert "no spare workers: cheaper spawns workers on its own" in cheap.log_text()
+    graceful = servers(mode="graceful", lazy=True, extra=SPARES, app=app("v1"))
+    assert "spare worker" not in graceful.log_text()
+    wait_for(lambda: len(children_of(graceful.pid)) == 2, what="2 workers")
+    for s in (cheap, graceful):
+        reload_to(s, "v2")
+        assert served(s)[0] == {"v2"}
+
+
+def test_parked_spares_end_with_the_master(servers):
+    server = spare_server(servers)
+    reload_to(server, "v2")
+    wait_for(lambda: len(children_of(server.pid)) == 4, what="the spares to park again")
+    kids = children_of(server.pid)
+    os.kill(server.pid, signal.SIGINT)
+    server.proc.wait(timeout=15)
+
+    def gone():
+        for pid in kids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            try:  # a zombie (no parent to reap it yet) is gone too
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(") ")[1].startswith("Z"):
+                        continue
+            except OSError:
+                continue
+            return False
+        return True
+    wait_for(gone, 10, what=f"workers and spares {kids} to end with the master")
