@@ -253,8 +253,10 @@ static void nr_worker_leaves(void);
 
 void nr_apps_loading(void)
 {
-	nr_glue_spare_park();
 	nr_logs_begin(nr_glue_worker_id());
+	/* a spare parks with its log relay already forked: once woken, only
+	 * the import is left */
+	nr_glue_spare_park();
 }
 
 void nr_apps_loaded(void)
