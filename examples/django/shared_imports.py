@@ -63,7 +63,7 @@ print(json.dumps([n for n, root in roots.items() if root and n in sys.modules an
 PICK = r"""
 import importlib, json, os, sys
 os.environ.pop("DJANGO_SETTINGS_MODULE", None)
-import random, threading  # the fast recipe's shared imports come first in uwsgi.ini
+import random, threading  # netreload-fast imports these in the master too
 picked, refused = [], []
 for m in json.loads(sys.argv[1]):
     try:
