@@ -342,6 +342,23 @@ int nr_glue_spares_settling(void)
 	return 0;
 }
 
+/* netreload-fast, during a reload that re-execs the master: uWSGI execs only
+ * once every worker is reaped, but an idle old worker whose SIGHUP handler
+ * ran (manage_next_request cleared) takes no request any more, and with
+ * netreload-fast it ends with _exit() right after uwsgi.atexit: forget it, so
+ * the new master starts while it exits (the new master reaps it, which uWSGI
+ * logs as "subprocess N exited"). A worker in a request is waited for. */
+void nr_glue_forget_leaving_workers(void)
+{
+	if (!uwsgi_instance_is_reloading || uwsgi_instance_is_dying)
+		return;
+	for (int i = 1; i <= uwsgi.numproc; i++) {
+		struct uwsgi_worker *w = &uwsgi.workers[i];
+		if (w->pid > 0 && w->cursed_at && !w->manage_next_request && !uwsgi_worker_is_busy(i))
+			w->pid = 0;
+	}
+}
+
 /* cfg->mode, timeout and the rest of the options are the caller's to fill. */
 void nr_glue_reload_setup(struct nr_reload_config *cfg, struct nr_reload_ops *ops)
 {

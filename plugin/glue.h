@@ -56,6 +56,8 @@ int nr_glue_idle_check(uint64_t now, int busy);
 /* netreload-fast, in a worker leaving to be replaced: the language plugins'
  * exit hooks, then _exit() (returns if this process is not such a worker). */
 void nr_glue_worker_leaves(void);
+/* A re-exec need not wait for old workers that take no more requests (glue.c). */
+void nr_glue_forget_leaving_workers(void);
 /* The fd limit (soft) and uWSGI's max_fd lowered to cap; -1 if refused. */
 int nr_glue_lower_max_fd(unsigned long cap);
 /* Before a re-exec: uWSGI's fd-closing loop ends at the highest open fd. */

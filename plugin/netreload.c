@@ -507,6 +507,8 @@ static void nr_master_cycle(void)
 	nr_listen_expire(now);
 	nr_complain_flush(now);
 	nr_reload_pass(now);
+	if (unr.fast)
+		nr_glue_forget_leaving_workers(); /* right before uWSGI checks them */
 }
 
 /* Before a re-exec: hand sockets, waiting clients and the reload in flight to

@@ -1,7 +1,10 @@
 """netreload-fast: the README's fast recipe in one switch. The new code still goes
 live in every mode, and the switch does what it says (old workers skip the
 interpreter teardown, so the app's atexit handlers do not run there)."""
+import re
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -161,3 +164,46 @@ def test_netreload_fast_without_the_python_plugin_says_so(tmp_path):
     finally:
         kill_tree(proc.pid)
         proc.wait(timeout=10)
+
+
+SLOW_APP = '''\
+import os, time
+VERSION = {version!r}
+
+def application(env, start_response):
+    if env["PATH_INFO"] == "/slow":
+        time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s %d" % (VERSION, os.getpid())).encode()]
+'''
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_graceful_fast_execs_while_idle_old_workers_exit(servers, fast):
+    """With netreload-fast a graceful reload re-execs the master as soon as the old
+    workers took their SIGHUP and hold no request: the new master reaps them
+    ("subprocess N exited"). A worker still in a request is waited for, as
+    uWSGI does; without the switch every old worker is reaped before the exec."""
+    server = servers(extra=["--netreload-fast"] if fast else [],
+                     app=SLOW_APP.format(version="v1"))
+    wait_for(lambda: len(server.worker_pids()) == 2, what="2 workers")
+    old = set(server.worker_pids())
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(body=server.get("/slow", timeout=10)))
+    t.start()
+    time.sleep(0.3)  # the slow request is in a worker now
+    atomic_write(server.app, SLOW_APP.format(version="v2"))
+    r = server.ping()
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    t.join(15)
+    assert slow.get("body", "").startswith("v1 "), slow  # the request in flight finished
+    assert server.get().startswith("v2 ")
+    # the exec waited for the request: 1.5 s, started 0.3 s before the ping
+    gone = int(re.search(r"old workers gone after (\d+) ms", r.stdout).group(1))
+    assert gone >= 1000, r.stdout
+    if fast:
+        for pid in old:
+            wait_for(lambda: f"subprocess {pid} exited" in server.log_text(),
+                     what=f"the new master to reap old worker {pid}")
+    else:
+        assert "subprocess" not in server.log_text(), server.log_text()
