@@ -11,6 +11,8 @@ size, side by side in one run, rounds interleaved:
     cold start    uWSGI process start -> first 200 (2 workers, the plugin loaded)
     graceful      save -> new VERSION served, netreload graceful
     workers       save -> new VERSION served, netreload workers + lazy-apps
+    workers + fast  the same with netreload-fast: a parked spare per worker,
+                  forked before the save, imports the app when woken
 
 Each reload median is also given as a ratio to the import floor of the same
 size: how far reload time is from what importing the app costs anyway.
@@ -31,7 +33,7 @@ from benchlib import csv_cells, fmt, pct
 
 log = reload.log
 SIZES = [10, 100, 1000, 5000]
-ROWS = ["import floor", "cold start", "graceful", "workers"]
+ROWS = ["import floor", "cold start", "graceful", "workers", "workers + fast"]
 
 MODULE = '''\
 """Generated module {i} of {n}."""
@@ -133,6 +135,7 @@ class ScalingBench(reload.Bench):
     def make_server(self, k):
         n, row = unkey(k)
         method = {"graceful": "netreload graceful", "workers": "netreload workers",
+                  "workers + fast": "netreload workers+fast",
                   "cold start": "cold start", "import floor": "cold start"}[row]
         return ScaledServer(method, self.base, n, row)
 
@@ -181,14 +184,15 @@ def report(bench, opts, elapsed):
         v = [r["ms"] for r in bench.rows if r["method"] == k and not r["timeout"]]
         med[unkey(k)] = (statistics.median(v) if v else float("nan"), pct(v, 90))
     lines = ["| modules | import floor ms | cold start ms | graceful ms | workers ms "
-             "| graceful / floor | workers / floor |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+             "| workers + fast ms | graceful / floor | workers / floor | workers + fast / floor |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in opts.sizes:
         f = med[(n, "import floor")][0]
         g = med[(n, "graceful")][0]
         w = med[(n, "workers")][0]
+        wf = med[(n, "workers + fast")][0]
         lines.append(f"| {n} | {fmt(f)} | {fmt(med[(n, 'cold start')][0])} | {fmt(g)} | {fmt(w)} "
-                     f"| {g / f:.2f}× | {w / f:.2f}× |")
+                     f"| {fmt(wf)} | {g / f:.2f}× | {w / f:.2f}× | {wf / f:.2f}× |")
     head = (f"Save → new code served, by app size (medians of {bench.rounds_done} interleaved "
             f"rounds; one edited leaf module; 2 workers). Run took {elapsed:.0f} s.")
     return "\n".join([head, ""] + lines + ["", reload.machine_line(opts), "",
@@ -207,7 +211,7 @@ set logscale xy
 set xlabel 'modules in the app'
 set ylabel 'ms (median)'
 set key left top
-plot for [c=2:5] '{out}/scaling-medians.csv' using 1:c with linespoints title columnheader(c)
+plot for [c=2:6] '{out}/scaling-medians.csv' using 1:c with linespoints title columnheader(c)
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
 
