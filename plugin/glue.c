@@ -494,20 +494,56 @@ void nr_glue_worker_leaves(void)
  * close() at a time before it execs: about 1 us each on a VM, so a second per
  * reload in such a container. Nothing is open above the highest open fd, and
  * nothing uses max_fd again before the exec, so end the loop there. */
-void nr_glue_shorten_close_loop(void)
+static long highest_open_fd(void)
 {
 	DIR *d = opendir("/proc/self/fd");
 	struct dirent *de;
 	long top = -1;
 
 	if (!d)
-		return;
+		return -1;
 	while ((de = readdir(d)))
 		if (de->d_name[0] != '.' && atol(de->d_name) > top)
 			top = atol(de->d_name);
 	closedir(d);
+	return top;
+}
+
+/* max_fd as uWSGI had it, while nr_glue_shorten_inherited_check() lowered it. */
+static uint64_t full_max_fd;
+
+void nr_glue_shorten_close_loop(void)
+{
+	long top = highest_open_fd();
+
 	if (top >= 0 && (uint64_t)top + 1 < (uint64_t)uwsgi.max_fd)
 		uwsgi.max_fd = top + 1;
+}
+
+/* A re-exec'd master looks at every fd up to max_fd twice right after the
+ * plugins' init (uwsgi_setup_inherited_sockets: getsockname() on each, then
+ * close() on each it does not know): 4096 fds cost ~8 ms per reload on a VM.
+ * Nothing is open above the highest open fd, so both loops may end there;
+ * max_fd is back to its value at post_init, before anything sizes by it. */
+void nr_glue_shorten_inherited_check(void)
+{
+	long top = highest_open_fd();
+
+	if (!uwsgi.is_a_reload || top < 0 || (uint64_t)top + 1 >= (uint64_t)uwsgi.max_fd)
+		return;
+	full_max_fd = uwsgi.max_fd;
+	uwsgi.max_fd = top + 1;
+}
+
+void nr_glue_restore_max_fd(void)
+{
+	if (!full_max_fd)
+		return;
+	uwsgi_log("netreload: looked for inherited sockets in fds 3-%llu, the highest open, "
+		  "not up to max_fd %llu\n",
+		  (unsigned long long)uwsgi.max_fd - 1, (unsigned long long)full_max_fd);
+	uwsgi.max_fd = full_max_fd;
+	full_max_fd = 0;
 }
 
 /* Lower the RLIMIT_NOFILE soft limit, and uWSGI's max_fd with it, to cap: the
@@ -564,6 +600,9 @@ const char *nr_glue_spares_setup(void)
 			uwsgi_error("netreload: pipe2()");
 			exit(1);
 		}
+		/* a re-exec'd master closes the fds it does not know right after init */
+		uwsgi_add_safe_fd(sp.wake[i][0]);
+		uwsgi_add_safe_fd(sp.wake[i][1]);
 		sp.parked[i] = i > n;
 	}
 	sp.n = n;
@@ -632,10 +671,13 @@ void nr_glue_spare_park(void)
 	spare_own_pages();
 	for (;;) {
 		struct pollfd pfd = {.fd = sp.wake[wid][0], .events = POLLIN};
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		int n = poll(&pfd, 1, -1);
+		if (n < 0 && errno != EINTR)
 			break;
 		if (read(sp.wake[wid][0], &b, 1) == 1)
 			break;
+		if (n > 0 && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP)))
+			break; /* no pipe to wait on: load the app rather than spin */
 		if (getppid() == 1)
 			_exit(0); /* the master is gone */
 	}

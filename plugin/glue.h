@@ -62,6 +62,10 @@ void nr_glue_forget_leaving_workers(void);
 int nr_glue_lower_max_fd(unsigned long cap);
 /* Before a re-exec: uWSGI's fd-closing loop ends at the highest open fd. */
 void nr_glue_shorten_close_loop(void);
+/* In a re-exec'd master's init: so do its two loops over inherited fds; back
+ * to the full max_fd with nr_glue_restore_max_fd() at post_init. */
+void nr_glue_shorten_inherited_check(void);
+void nr_glue_restore_max_fd(void);
 
 /* Spare workers (netreload-fast, workers or chain mode): doubles the worker
  * table before uWSGI allocates it, half of it parked. NULL when done, else

@@ -453,7 +453,14 @@ static int nr_init(void)
 	pthread_atfork(NULL, NULL, nr_forked);
 	nr_master_pid = getpid();
 	atexit(nr_at_exit);
+	nr_glue_shorten_inherited_check(); /* last: every fd of ours is open and kept */
 	return 0;
+}
+
+/* After uWSGI's check of inherited fds (see nr_glue_shorten_inherited_check). */
+static void nr_post_init(void)
+{
+	nr_glue_restore_max_fd();
 }
 
 /* Waiting for the port (see nr_init): try once a second. */
@@ -546,6 +553,7 @@ struct uwsgi_plugin netreload_plugin = {
 	.name = "netreload",
 	.options = nr_options,
 	.init = nr_init,
+	.post_init = nr_post_init,
 	.master_cycle = nr_master_cycle,
 	.master_cleanup = nr_master_cleanup,
 	.post_fork = nr_post_fork,

@@ -569,8 +569,9 @@ def test_worker_in_its_teardown_gets_no_second_sighup(servers, mode, lazy):
 
 def test_graceful_reexec_closes_fds_only_up_to_the_highest_open_one(server):
     """uWSGI closes every fd below max_fd (the RLIMIT_NOFILE soft limit, 1048576 in
-    many containers) one by one before it re-execs; netreload ends that loop at the
-    highest open fd. The sockets, the listener and the new code survive it."""
+    many containers) one by one before it re-execs, and the new master looks at
+    each twice for inherited sockets; netreload ends those loops at the highest
+    open fd. The sockets, the listener and the new code survive it."""
     logged = lambda: [int(m) for m in re.findall(r"closing all non-uwsgi socket fds > 2 "
                                                   r"\(max_fd = (\d+)\)", server.log_text())]
     for n in (2, 3):
@@ -582,6 +583,12 @@ def test_graceful_reexec_closes_fds_only_up_to_the_highest_open_one(server):
     assert len(loops) == 2, server.log_text()
     # the server runs with --max-fd 1024; a handful of fds are open
     assert all(3 < m < 100 for m in loops), f"close loops went up to {loops}"
+    # the new master's two loops over inherited fds end there too, and max_fd
+    # is back to 1024 for the rest of its life
+    checks = re.findall(r"netreload: looked for inherited sockets in fds 3-(\d+), the highest "
+                        r"open, not up to max_fd (\d+)", server.log_text())
+    assert len(checks) == 2 and all(3 < int(top) < 100 and full == "1024" for top, full in checks), \
+        (checks, server.log_text())
 
 
 @pytest.mark.parametrize("nofile,extra,expect", [

@@ -172,3 +172,31 @@ def test_parked_spares_end_with_the_master(servers):
             return False
         return True
     wait_for(gone, 10, what=f"workers and spares {kids} to end with the master")
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(") ", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_a_graceful_reload_keeps_the_spares_working(servers):
+    """A ping asking for graceful re-execs the master: the new one sets up its
+    spares again (their pipes survive uWSGI's closing of unknown fds), they
+    sleep while parked, and the next workers reload still swaps them in."""
+    server = spare_server(servers)
+    atomic_write(server.app, app("v2"))
+    r = server.ping("-m", "graceful")
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    assert served(server)[0] == {"v2"}
+    wait_for(lambda: len(children_of(server.pid)) == 4 and len(loaded(server)) >= 4,
+             what="2 workers and 2 parked spares after the re-exec")
+    parked = set(children_of(server.pid)) - loaded(server)
+    assert len(parked) == 2, parked
+    before = {p: cpu_ticks(p) for p in parked}
+    time.sleep(1.0)
+    spent = {p: cpu_ticks(p) - before[p] for p in parked}
+    assert all(t <= 10 for t in spent.values()), f"parked spares used CPU: {spent} ticks in 1 s"
+    reload_to(server, "v3")
+    versions, pids = served(server)
+    assert versions == {"v3"} and pids <= parked, (versions, pids, parked)
