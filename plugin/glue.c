@@ -573,6 +573,8 @@ int nr_glue_lower_max_fd(unsigned long cap)
  * imports the saved code at once; the master respawns the cursed slot, and
  * that worker parks in its turn. reload.c sees one slot per pair (the one
  * serving, or the one still leaving), so "live" keeps its meaning. */
+#define NR_SPARE_SETTLE_MS 100
+
 static struct {
 	int n;		/* the workers the user asked for; 0: no spares */
 	int *parked;	/* per slot [1..2n]: a worker starting there parks */
@@ -661,6 +663,7 @@ void nr_glue_spare_park(void)
 	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
 	struct sigaction sa = {.sa_handler = park_end}, old[4];
 	int wid = uwsgi.mywid;
+	pid_t master = getppid();
 	char b;
 
 	if (!sp.n || wid <= 0 || wid > 2 * sp.n || !sp.parked[wid])
@@ -668,18 +671,24 @@ void nr_glue_spare_park(void)
 	sigemptyset(&sa.sa_mask);
 	for (int i = 0; i < 4; i++)
 		sigaction(sigs[i], &sa, &old[i]);
-	spare_own_pages();
-	for (;;) {
+	for (int owned = 0;;) {
 		struct pollfd pfd = {.fd = sp.wake[wid][0], .events = POLLIN};
-		int n = poll(&pfd, 1, -1);
+		/* a spare starts while the reload that made it is still going
+		 * on: copy the pages once that is over, not in its way; then look
+		 * once a second whether the master is still there */
+		int n = poll(&pfd, 1, owned ? 1000 : NR_SPARE_SETTLE_MS);
 		if (n < 0 && errno != EINTR)
 			break;
 		if (read(sp.wake[wid][0], &b, 1) == 1)
 			break;
 		if (n > 0 && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP)))
 			break; /* no pipe to wait on: load the app rather than spin */
-		if (getppid() == 1)
+		if (getppid() != master)
 			_exit(0); /* the master is gone */
+		if (n == 0 && !owned) {
+			spare_own_pages();
+			owned = 1;
+		}
 	}
 	for (int i = 0; i < 4; i++)
 		sigaction(sigs[i], &old[i], NULL);

@@ -200,3 +200,30 @@ def test_a_graceful_reload_keeps_the_spares_working(servers):
     reload_to(server, "v3")
     versions, pids = served(server)
     assert versions == {"v3"} and pids <= parked, (versions, pids, parked)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return not f.read().rsplit(") ", 1)[1].startswith("Z")
+    except OSError:
+        return False
+
+
+def test_parked_spares_do_not_outlive_a_killed_master(servers):
+    server = spare_server(servers)
+    wait_for(lambda: len(children_of(server.pid)) == 4 and len(loaded(server)) == 2,
+             what="2 workers and 2 parked spares")
+    kids = children_of(server.pid)
+    parked = set(kids) - loaded(server)
+    os.kill(server.pid, signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    try:
+        wait_for(lambda: not any(alive(p) for p in parked), 10,
+                 what=f"the parked spares {parked} to notice the master is gone")
+    finally:
+        for pid in kids:  # what uWSGI's own workers do without a master is not ours
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
