@@ -562,7 +562,7 @@ int nr_glue_lower_max_fd(unsigned long cap)
 	return 0;
 }
 
-/* Spare workers (netreload-fast in workers mode with lazy-apps). A workers
+/* Spare workers (netreload-fast in workers or chain mode, lazy-apps). A workers
  * reload spends most of its time before the app even starts to import: the
  * old worker exits, the master reaps it and forks, and the new worker runs
  * the language plugin's post-fork setup. netreload forks each worker's
