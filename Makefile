@@ -172,7 +172,7 @@ COMPAT_DIR ?= build/compat
 COMPAT_TESTS ?= tests/test_smoke.py tests/test_reload.py tests/test_hostile.py tests/test_auth.py \
 	tests/test_emperor.py tests/test_django.py tests/test_compat.py tests/test_udp.py \
 	tests/test_options.py tests/test_abi.py tests/test_examples.py tests/test_strangers.py tests/test_auth_binding.py tests/test_clock.py tests/test_nginx.py \
-	tests/test_fast.py tests/test_idle.py
+	tests/test_fast.py tests/test_idle.py tests/test_spares.py
 # VERSION:KIND, KIND as in tools/build-uwsgi.sh; the archive is COMPAT_SRC/uwsgi-VERSION.tar.gz
 COMPAT_BUILDS := 2.0.30:pip master:plugin
 test-compat: deps-compat
