@@ -629,6 +629,7 @@ static void park_end(int sig)
  * spare would spend most of its import in these faults. Take them while
  * parked instead: write each resident page of every private writable mapping
  * once (mincore() skips the pages never touched, such as unused stack). */
+__attribute__((no_sanitize_address)) /* it touches every page, redzones too */
 static void spare_own_pages(void)
 {
 	long page = sysconf(_SC_PAGESIZE);
