@@ -333,12 +333,20 @@ static void forkbomb_pause(int pause)
 	}
 }
 
+static void spares_own_pages(void);
+static void spares_stop_untold(void);
+
 int nr_glue_spares_settling(void)
 {
+	if (uwsgi_instance_is_dying) {
+		spares_stop_untold();
+		return 0;
+	}
 	if (spares_leaving())
 		return 1;
 	if (fb.restore)
 		forkbomb_pause(0);
+	spares_own_pages();
 	return 0;
 }
 
@@ -573,12 +581,14 @@ int nr_glue_lower_max_fd(unsigned long cap)
  * imports the saved code at once; the master respawns the cursed slot, and
  * that worker parks in its turn. reload.c sees one slot per pair (the one
  * serving, or the one still leaving), so "live" keeps its meaning. */
-#define NR_SPARE_SETTLE_MS 100
+#define NR_SPARE_WAKE 'w' /* load the app and serve */
+#define NR_SPARE_OWN 'o'  /* the reload is over: take your copy-on-write faults now */
 
 static struct {
 	int n;		/* the workers the user asked for; 0: no spares */
 	int *parked;	/* per slot [1..2n]: a worker starting there parks */
 	pid_t *leaving; /* per slot: the serving worker a reload cursed there */
+	pid_t *told;	/* per slot: the parked worker last sent NR_SPARE_OWN */
 	int (*wake)[2]; /* per slot: the pipe that wakes its parked worker */
 } sp;
 
@@ -596,6 +606,7 @@ const char *nr_glue_spares_setup(void)
 		return "processes is out of range";
 	sp.parked = uwsgi_calloc(sizeof(int) * (2 * n + 1));
 	sp.leaving = uwsgi_calloc(sizeof(pid_t) * (2 * n + 1));
+	sp.told = uwsgi_calloc(sizeof(pid_t) * (2 * n + 1));
 	sp.wake = uwsgi_calloc(sizeof(*sp.wake) * (2 * n + 1));
 	for (int i = 1; i <= 2 * n; i++) {
 		if (pipe2(sp.wake[i], O_CLOEXEC) || fcntl(sp.wake[i][0], F_SETFL, O_NONBLOCK)) {
@@ -658,41 +669,70 @@ static void spare_own_pages(void)
 }
 
 /* In a worker about to load the apps: wait here if the slot is parked, until
- * a reload wakes it. Any stop signal ends it. */
+ * a reload wakes it. Any stop signal ends it. A spare starts while the reload
+ * that made it still runs: it copies its pages only once the master says the
+ * reload is over (NR_SPARE_OWN), not in the way of the spares now importing. */
 void nr_glue_spare_park(void)
 {
 	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
 	struct sigaction sa = {.sa_handler = park_end}, old[4];
-	int wid = uwsgi.mywid;
+	int wid = uwsgi.mywid, owned = 0;
 	pid_t master = getppid();
-	char b;
 
 	if (!sp.n || wid <= 0 || wid > 2 * sp.n || !sp.parked[wid])
 		return;
 	sigemptyset(&sa.sa_mask);
 	for (int i = 0; i < 4; i++)
 		sigaction(sigs[i], &sa, &old[i]);
-	for (int owned = 0;;) {
+	for (;;) {
 		struct pollfd pfd = {.fd = sp.wake[wid][0], .events = POLLIN};
-		/* a spare starts while the reload that made it is still going
-		 * on: copy the pages once that is over, not in its way; then look
-		 * once a second whether the master is still there */
-		int n = poll(&pfd, 1, owned ? 1000 : NR_SPARE_SETTLE_MS);
-		if (n < 0 && errno != EINTR)
+		char b[16];
+		ssize_t got;
+		int n;
+		/* the master is gone, or told this worker to stop (cursed_at, in
+		 * the shared worker table) in the moment after the fork when its
+		 * own handler ran instead of ours and the signal was spent */
+		if (getppid() != master || uwsgi.workers[wid].cursed_at)
+			_exit(0);
+		n = poll(&pfd, 1, 1000); /* and look again once a second */
+		got = read(sp.wake[wid][0], b, sizeof(b));
+		if (got > 0 && memchr(b, NR_SPARE_WAKE, got))
 			break;
-		if (read(sp.wake[wid][0], &b, 1) == 1)
-			break;
-		if (n > 0 && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP)))
-			break; /* no pipe to wait on: load the app rather than spin */
-		if (getppid() != master)
-			_exit(0); /* the master is gone */
-		if (n == 0 && !owned) {
+		if (got > 0 && !owned) {
 			spare_own_pages();
 			owned = 1;
 		}
+		if (n < 0 && errno != EINTR)
+			break;
+		if (got <= 0 && n > 0 && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP)))
+			break; /* no pipe to wait on: load the app rather than spin */
 	}
 	for (int i = 0; i < 4; i++)
 		sigaction(sigs[i], &old[i], NULL);
+}
+
+/* uWSGI's SIGINT handler can run in the master between reaping a worker and
+ * respawning it: the new worker is never told to stop, and as a parked spare
+ * it would wait forever while the master waits for it. */
+static void spares_stop_untold(void)
+{
+	for (int i = 1; i <= 2 * sp.n; i++)
+		if (sp.parked[i] && uwsgi.workers[i].pid > 0 && !uwsgi.workers[i].cursed_at)
+			uwsgi_curse(i, SIGINT);
+}
+
+/* No reload runs: every parked worker not told yet may take its faults now. */
+static void spares_own_pages(void)
+{
+	char b = NR_SPARE_OWN;
+
+	for (int i = 1; i <= 2 * sp.n; i++) {
+		pid_t pid = uwsgi.workers[i].pid;
+		if (!sp.parked[i] || pid <= 0 || sp.told[i] == pid)
+			continue;
+		if (write(sp.wake[i][1], &b, 1) == 1)
+			sp.told[i] = pid;
+	}
 }
 
 /* Cursed workers of the last swap not yet reaped (and their slots respawned). */
@@ -709,14 +749,20 @@ static int spares_leaving(void)
  * The master respawns a cursed slot once it reaps it: that worker parks. */
 static void swap_spares(void)
 {
-	char b = 'w';
+	char b = NR_SPARE_WAKE;
 
 	uwsgi_block_signal(SIGHUP);
 	for (int k = 1; k <= sp.n; k++) {
 		int live = sp.parked[k] ? k + sp.n : k;
-		sp.leaving[live] = uwsgi.workers[live].pid;
-		if (uwsgi.workers[live].pid > 0)
-			uwsgi_curse(live, SIGHUP);
+		pid_t pid = uwsgi.workers[live].pid;
+		sp.leaving[live] = pid;
+		if (pid <= 0)
+			continue;
+		/* an idle one only exits (its address space to tear down): let
+		 * the spares have the CPUs first */
+		if (!uwsgi_worker_is_busy(live))
+			(void)setpriority(PRIO_PROCESS, pid, 19);
+		uwsgi_curse(live, SIGHUP);
 	}
 	uwsgi_unblock_signal(SIGHUP);
 	for (int k = 1; k <= sp.n; k++) {
