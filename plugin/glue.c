@@ -336,16 +336,32 @@ static void forkbomb_pause(int pause)
 static void spares_own_pages(void);
 static void spares_stop_untold(void);
 
-int nr_glue_spares_settling(void)
+/* Spares told to copy their pages this long after a swap ended: right after
+ * "live" the new workers serve their first requests (Django compiles its
+ * templates then), and the copying would compete with them for the CPUs. */
+#define NR_SPARE_OWN_AFTER_MS 500
+
+static struct {
+	int swapped;	  /* a swap ran; its old workers not yet all reaped */
+	uint64_t settled; /* when they were */
+} swap;
+
+unsigned nr_glue_spares_settling(uint64_t now)
 {
 	if (uwsgi_instance_is_dying) {
 		spares_stop_untold();
 		return 0;
 	}
 	if (spares_leaving())
-		return 1;
+		return NR_FAST_TICK_MS;
 	if (fb.restore)
 		forkbomb_pause(0);
+	if (swap.swapped) {
+		swap.swapped = 0;
+		swap.settled = now;
+	}
+	if (swap.settled && nr_ms_since(now, swap.settled) < NR_SPARE_OWN_AFTER_MS)
+		return NR_SPARE_OWN_AFTER_MS / 4;
 	spares_own_pages();
 	return 0;
 }
@@ -751,6 +767,7 @@ static void swap_spares(void)
 {
 	char b = NR_SPARE_WAKE;
 
+	swap.swapped = 1;
 	uwsgi_block_signal(SIGHUP);
 	for (int k = 1; k <= sp.n; k++) {
 		int live = sp.parked[k] ? k + sp.n : k;

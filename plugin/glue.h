@@ -73,8 +73,10 @@ void nr_glue_restore_max_fd(void);
 const char *nr_glue_spares_setup(void);
 /* In a worker about to load its apps: wait while its slot is parked. */
 void nr_glue_spare_park(void);
-/* 1 while workers a spare took over from are still to be reaped: the master
- * must keep turning so their slots are respawned (and park) at once. */
-int nr_glue_spares_settling(void);
+/* After a swap: the master tick (ms) the spares still need, 0 for none; while
+ * the old workers are still to be reaped the master must keep turning, so
+ * their slots are respawned (and park) at once, and a while later the
+ * parked spares are told to copy their pages. */
+unsigned nr_glue_spares_settling(uint64_t now);
 
 #endif

@@ -489,8 +489,8 @@ static void nr_reload_pass(uint64_t now)
 	nr_reload_check(nr_glue_snapshot(), now);
 	stopping = nr_glue_idle_check(now, nr_reload_busy());
 	tick = nr_reload_next(nr_glue_snapshot(), now, stopping);
-	if (!tick && nr_glue_spares_settling())
-		tick = NR_FAST_TICK_MS;
+	if (!tick)
+		tick = nr_glue_spares_settling(now);
 	if (!tick && (nr_conn_count() || nr_complaints_pending()))
 		tick = NR_SLOW_TICK_MS;
 	nr_set_tick(tick);
