@@ -784,8 +784,9 @@ static void swap_spares(void)
 	uwsgi_unblock_signal(SIGHUP);
 	for (int k = 1; k <= sp.n; k++) {
 		int live = sp.parked[k] ? k + sp.n : k, spare = live == k ? k + sp.n : k;
-		while (read(sp.wake[live][0], &b, 1) == 1)
-			; /* a wake-up nobody read must not wake its next worker */
+		char stale[16];
+		while (read(sp.wake[live][0], stale, sizeof(stale)) > 0)
+			; /* a byte nobody read must not reach its next worker */
 		sp.parked[live] = 1;
 		sp.parked[spare] = 0;
 		if (write(sp.wake[spare][1], &b, 1) != 1)
