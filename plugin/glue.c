@@ -372,13 +372,20 @@ unsigned nr_glue_spares_settling(uint64_t now)
  * netreload-fast it ends with _exit() right after uwsgi.atexit: forget it, so
  * the new master starts while it exits (the new master reaps it, which uWSGI
  * logs as "subprocess N exited"). A worker in a request is waited for. */
+/* Worker i ran its SIGHUP handler (which clears manage_next_request) and holds
+ * no request: it never accepts again, it is on its way out. */
+static int takes_no_requests(int i)
+{
+	return !uwsgi.workers[i].manage_next_request && !uwsgi_worker_is_busy(i);
+}
+
 void nr_glue_forget_leaving_workers(void)
 {
 	if (!uwsgi_instance_is_reloading || uwsgi_instance_is_dying)
 		return;
 	for (int i = 1; i <= uwsgi.numproc; i++) {
 		struct uwsgi_worker *w = &uwsgi.workers[i];
-		if (w->pid > 0 && w->cursed_at && !w->manage_next_request && !uwsgi_worker_is_busy(i))
+		if (w->pid > 0 && w->cursed_at && takes_no_requests(i))
 			w->pid = 0;
 	}
 }
@@ -795,21 +802,19 @@ static void swap_spares(void)
 }
 
 /* The slot reload.c sees for pair k: the cursed worker while it may still
- * take a request, else the serving one. A cursed worker whose SIGHUP handler
- * ran (manage_next_request cleared) and that is in no request never accepts
- * again: it is on its way out (uWSGI's own mercy kills it if exiting hangs),
- * so it no longer counts against the new code going live. */
+ * take a request, else the serving one. One that takes no more requests
+ * (uWSGI's own mercy kills it if exiting hangs) no longer counts against the
+ * new code going live. */
 static int shown_slot(int k)
 {
 	int ids[2] = {k, k + sp.n};
 
 	for (int j = 0; j < 2; j++) {
 		int i = ids[j];
-		struct uwsgi_worker *w = &uwsgi.workers[i];
-		if (sp.leaving[i] && w->pid == sp.leaving[i] &&
-		    (w->manage_next_request || uwsgi_worker_is_busy(i)))
+		pid_t pid = uwsgi.workers[i].pid;
+		if (sp.leaving[i] && pid == sp.leaving[i] && !takes_no_requests(i))
 			return i;
-		if (w->pid != sp.leaving[i])
+		if (pid != sp.leaving[i])
 			sp.leaving[i] = 0;
 	}
 	return sp.parked[k] ? k + sp.n : k;
