@@ -4,6 +4,7 @@ uWSGI masters are stopped with SIGINT (SIGTERM is a brutal *reload* in uWSGI
 2.0), then whatever is left of the tree is killed by pid. Children are found
 through /proc, since Debian's Python has no psutil by default.
 """
+import fcntl
 import os
 import signal
 import socket
@@ -15,8 +16,13 @@ import time
 # default), which every outgoing connection draws its source port from: a port
 # picked there (bind to 0) can be taken by some connection before the server
 # under test binds it. Each pytest-xdist worker gets its own slice, and each
-# process starts at its own place in it and counts up, so concurrent sessions
-# and workers do not pick the same port either.
+# process starts at its own place in it and counts up. Two sessions running at
+# once (make test-compat runs one per uWSGI build, with the same worker names)
+# share slices, so a process also owns every port it hands out: it holds an
+# flock on /tmp/netreload-ports/PORT until it exits, and skips ports another
+# live process holds. A bind test alone is not enough: between the pick and the
+# server's bind, or after the server stopped while a client of its test still
+# sends, the port looks free to the other session.
 _PORT_LOW, _PORT_HIGH, _SLICES = 10000, 32000, 8
 
 
@@ -28,6 +34,23 @@ def _port_slice():
 
 
 _next_port = None
+_owned = {}  # port -> open lock file, held for this process's life
+_LOCK_DIR = "/tmp/netreload-ports"
+
+
+def _own(port):
+    """Take port for this process unless another live process holds it."""
+    if port in _owned:
+        return True
+    os.makedirs(_LOCK_DIR, mode=0o1777, exist_ok=True)
+    f = open(os.path.join(_LOCK_DIR, str(port)), "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        return False
+    _owned[port] = f
+    return True
 
 
 def _bindable(port):
@@ -50,7 +73,7 @@ def free_port():
     for _ in range(size):
         port = base + _next_port % size
         _next_port += 1
-        if _bindable(port):
+        if _own(port) and _bindable(port):
             return port
     raise RuntimeError(f"no free port in {base}-{base + size - 1}")
 
