@@ -145,6 +145,12 @@ int nr_glue_worker_id(void)
 	return uwsgi.mywid;
 }
 
+/* Apps this process holds now (uwsgi_apps_cnt: its own worker's count). */
+int nr_glue_apps_held(void)
+{
+	return uwsgi_apps_cnt;
+}
+
 /* The master's queue exists only once its loop runs, hence from master_cycle. */
 void nr_glue_watch_fd(int fd)
 {

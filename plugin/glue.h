@@ -43,6 +43,8 @@ void nr_glue_skip_atexit_teardown(void);
 void nr_glue_call_around_apps(const char *before, const char *after);
 /* The number of the worker this process is (uwsgi.mywid). */
 int nr_glue_worker_id(void);
+/* How many apps this process holds now (uwsgi_apps_cnt). */
+int nr_glue_apps_held(void);
 /* The master's event loop wakes when fd is readable (uwsgi.master_queue). */
 void nr_glue_watch_fd(int fd);
 /* 1 while uWSGI reloads the instance (uwsgi_instance_is_reloading). */

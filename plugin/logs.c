@@ -11,7 +11,10 @@
  * everything before the mark is out (or at once if the log cannot take more:
  * the loader never waits for the log's reader), publishes the tail in the
  * loader's slot of a MAP_SHARED area (created by the master before any fork)
- * and acknowledges. reload.c reads reasons there.
+ * and acknowledges. reload.c reads reasons there. A loader whose apps did
+ * load goes on without the acknowledgement (a reason is looked up only for a
+ * load that failed): the wait put the relay's wake-up, 1-3 ms on a busy
+ * machine, on every new worker's way to its first request.
  *
  * Relays are forked by a starter process that the master forks (twice, so
  * nobody has to reap it) in nr_logs_init, while it is still small: a loader
@@ -500,7 +503,7 @@ fail:
 	}
 }
 
-void nr_logs_end(void)
+void nr_logs_end(int loaded)
 {
 	struct pollfd pfd = {.events = POLLIN};
 	char byte;
@@ -514,7 +517,7 @@ void nr_logs_end(void)
 	(void)!write(cap.pipe_w, mark, sizeof(mark));
 	close(cap.pipe_w);
 	pfd.fd = cap.ack_r;
-	if (poll(&pfd, 1, NR_LOGS_ACK_MS) > 0)
+	if (!loaded && poll(&pfd, 1, NR_LOGS_ACK_MS) > 0)
 		(void)!read(cap.ack_r, &byte, 1);
 	close(cap.ack_r);
 	cap.real_fd = cap.pipe_w = cap.ack_r = -1;

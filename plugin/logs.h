@@ -34,9 +34,12 @@ int nr_logs_init(int nslots);
 int nr_logs_fd(void);
 
 /* Around loading apps in this process; slot is its worker id (0: master).
- * Both are no-ops when the relay cannot be set up. */
+ * Both are no-ops when the relay cannot be set up. nr_logs_end() waits for the
+ * relay to publish the tail, unless loaded says the apps are in: nobody
+ * looks for a failure reason then, and the wait was on every spare's way to
+ * serving. */
 void nr_logs_begin(int slot);
-void nr_logs_end(void);
+void nr_logs_end(int loaded);
 
 /* Put "app failed to load: Type: message (file:line)" into dst if the last
  * load in slot (by pid, or by anyone when pid is 0) printed an exception;

@@ -263,7 +263,7 @@ void nr_apps_loaded(void)
 {
 	static int registered;
 
-	nr_logs_end();
+	nr_logs_end(nr_glue_apps_held() > 0);
 	if (unr.fast && !registered++)
 		atexit(nr_worker_leaves);
 }

@@ -641,7 +641,7 @@ void nr_reload_master_exit(void)
 
 	if (!rl.active)
 		return;
-	nr_logs_end(); /* if it exits while loading apps: what it printed so far */
+	nr_logs_end(0); /* if it exits while loading apps: what it printed so far */
 	memcpy(reason, prefix, sizeof(prefix));
 	if (!(rl.execd && !rl.t_load && nr_logs_reason(0, getpid(), why, room)))
 		snprintf(why, room, "see the uWSGI log");

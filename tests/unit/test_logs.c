@@ -186,7 +186,7 @@ static void test_window(void)
 	say("during 1\n");
 	say(TRACEBACK);
 	say("no newline at the end");
-	nr_logs_end();
+	nr_logs_end(0);
 	all_out = !strcmp(read_log(), "before\nduring 1\n" TRACEBACK "no newline at the end");
 	say("\nafter\n");
 	fstat(2, &after);
@@ -200,6 +200,26 @@ static void test_window(void)
 	CHECK(nr_logs_reason(1, getpid() + 1, r, sizeof(r)) == 0); /* another process's slot */
 	CHECK(nr_logs_reason(2, 0, r, sizeof(r)) == 0);		   /* nothing loaded there */
 	CHECK(nr_logs_reason(7, 0, r, sizeof(r)) == 0);		   /* no such slot */
+}
+
+/* A load that succeeded does not wait for the relay: its lines still all get
+ * out, in order, and the tail is still published (reasons are looked up only
+ * for a load that failed, which waits). */
+static void test_loaded_no_wait(void)
+{
+	char r[512];
+	int published = 0;
+
+	new_log();
+	nr_logs_begin(2);
+	say("importing\n");
+	say(TRACEBACK); /* a warning-like text, published all the same */
+	nr_logs_end(1);
+	CHECK(log_becomes("importing\n" TRACEBACK));
+	for (int i = 0; i < 300 && !published; i++, usleep(10000))
+		published = nr_logs_reason(2, getpid(), r, sizeof(r)) == 1;
+	real_stderr();
+	CHECK(published);
 }
 
 /* A long load keeps only the tail, which still holds the exception; text
@@ -217,7 +237,7 @@ static void test_tail(void)
 	}
 	(void)!write(2, odd, sizeof(odd) - 1);
 	say(TRACEBACK);
-	nr_logs_end();
+	nr_logs_end(0);
 	real_stderr();
 	CHECK(strlen(read_log()) > NR_LOGS_TAIL);
 	CHECK(nr_logs_reason(2, getpid(), r, sizeof(r)) == 1);
@@ -239,7 +259,7 @@ static void test_fork(void)
 	}
 	waitpid(pid, &st, 0);
 	say("parent 2\n");
-	nr_logs_end();
+	nr_logs_end(0);
 	real_stderr();
 	CHECK(!strcmp(read_log(), "parent 1\nchild\nparent 2\n"));
 }
@@ -255,7 +275,7 @@ static void test_background(void)
 	nr_logs_begin(1);
 	say("loading\n");
 	posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ); /* no fork handlers */
-	nr_logs_end();
+	nr_logs_end(0);
 	say("loaded\n");
 	real_stderr();
 	CHECK(log_becomes("loading\nloaded\nlate\n"));
@@ -321,7 +341,7 @@ static void test_stalled_reader(void)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	nr_logs_begin(1);
 	say(TRACEBACK);
-	nr_logs_end();
+	nr_logs_end(0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	real_stderr(); /* the relay holds the pipe's last write end now */
 	ended_fast = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500;
@@ -343,7 +363,7 @@ static void test_closed_stderr(void)
 
 	close(2);
 	nr_logs_begin(1);
-	nr_logs_end();
+	nr_logs_end(0);
 	still_closed = fcntl(2, F_GETFD) < 0;
 	real_stderr();
 	CHECK(still_closed);
@@ -360,6 +380,7 @@ int main(void)
 	test_reason_ruby();
 	test_reason_perl();
 	test_window();
+	test_loaded_no_wait();
 	test_tail();
 	test_fork();
 	test_background();

@@ -59,8 +59,9 @@ int nr_logs_reason(int slot, pid_t pid, char *dst, size_t len)
 	return 1;
 }
 
-void nr_logs_end(void)
+void nr_logs_end(int loaded)
 {
+	(void)loaded;
 }
 
 static void on_start(enum nr_mode mode)
