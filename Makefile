@@ -34,6 +34,10 @@ PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/server.c plugin/request.c 
 PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
 	common/nr_auth.h common/nr_files.h common/nr_clock.h
 CLIENT_SRC := $(wildcard client/*.c)
+# The client loads libcrypto when it first needs it (client/libcrypto.c): by the
+# soname of the libcrypto it is built against. Evaluated when linking, after
+# make deps has installed libssl-dev.
+LIBCRYPTO_SONAME = $(shell objdump -p "$$($(CC) -print-file-name=libcrypto.so)" 2>/dev/null | sed -n 's/^ *SONAME *//p')
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h common/nr_clock.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
@@ -76,7 +80,10 @@ $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -lcrypto -lpthread
+	@soname="$(LIBCRYPTO_SONAME)"; [ -n "$$soname" ] || \
+		{ echo "netreload: error: no libcrypto.so to build against: make deps (Debian's libssl-dev)" >&2; exit 1; }
+	$(CC) $(CLIENT_CFLAGS) -DNR_LIBCRYPTO='"$(LIBCRYPTO_SONAME)"' $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) \
+		$(LDFLAGS) -ldl -lpthread
 
 # test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
 $(BUILD)/slowfork.so: tests/shim/slowfork.c
@@ -228,7 +235,8 @@ deps-macos:
 	@sh tools/ensure-deps.sh $(MACOS_PKGS)
 check-macos: deps-macos
 	@BUILD=$(BUILD) PYTHON=$(PYTHON) CC="$(CC)" MACOS_CFLAGS="$(MACOS_CFLAGS)" ZIG_PKG=$(MACOS_ZIG) \
-		ZIG_SHA512=$(MACOS_ZIG_SHA512) sh tools/check-macos.sh "$(MACOS_TARGETS)" $(CLIENT_SRC) $(COMMON_SRC)
+		ZIG_SHA512=$(MACOS_ZIG_SHA512) sh tools/check-macos.sh "$(MACOS_TARGETS)" \
+		$(filter-out client/libcrypto.c,$(CLIENT_SRC)) $(COMMON_SRC)
 
 bench: deps-bench
 	$(MAKE) all

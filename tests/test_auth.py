@@ -202,3 +202,36 @@ def test_loose_secret_warns_and_non_loopback_needs_no_insecure(servers, tmp_path
     r = run_client("ping", "--secret-file", str(loose), s.target)
     assert r.returncode == 0, r.stderr
     assert "readable by group or others" in r.stderr
+
+
+def loaded_libraries(args, env=None):
+    """Run the client with the dynamic loader telling which files it opens."""
+    env = dict(env or os.environ, LD_DEBUG="files")
+    r = subprocess.run([str(BUILD / "netreload"), *args], capture_output=True, text=True,
+                       env=env, timeout=30)
+    return r, re.findall(r"file=(\S*libcrypto\S*)", r.stderr)
+
+
+def test_libcrypto_is_loaded_only_to_sign(servers, auth_server, secret):
+    """The client links no libcrypto (it cost ~4 ms of every start): a ping without a
+    secret never loads it, a signed one loads it and is believed."""
+    plain = servers()
+    r, libs = loaded_libraries(["ping", plain.target])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert libs == [], libs
+    r, libs = loaded_libraries(["ping", "--secret-file", str(secret), auth_server.target])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any("libcrypto.so" in lib for lib in libs), r.stderr[-2000:]
+
+
+def test_a_libcrypto_that_cannot_load_is_named_with_the_fix(auth_server, secret, tmp_path):
+    broken = tmp_path / "lib"
+    broken.mkdir()
+    for name in ("libcrypto.so.3", "libcrypto.so.1.1"):
+        (broken / name).write_bytes(b"not a library")
+    env = dict(os.environ, LD_LIBRARY_PATH=str(broken))
+    r = subprocess.run([str(BUILD / "netreload"), "ping", "--secret-file", str(secret),
+                        auth_server.target], capture_output=True, text=True, env=env, timeout=30)
+    assert r.returncode == 2, r.stderr
+    assert "cannot load OpenSSL's libcrypto.so" in r.stderr and "apt-get install libssl3" in r.stderr
+    assert reloads(auth_server) == 0

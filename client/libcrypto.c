@@ -1,0 +1,86 @@
+/*
+ * libcrypto.c - OpenSSL's libcrypto, loaded the first time the client needs it.
+ *
+ * Linking libcrypto costs every start of the client ~4 ms (the dynamic loader
+ * maps and relocates 4.7 MB before main(), measured with a cold CPU as an
+ * editor's save hook meets it), most of a `netreload ping` to a server
+ * without a secret, which never hashes anything. So on Linux the client does
+ * not link it: these are the libcrypto functions the client and common/ call,
+ * each loading the library (dlopen) on first use and calling the real one.
+ * The soname is the one the build found (NR_LIBCRYPTO, from the Makefile).
+ * The macOS build links libcrypto as usual and leaves this file out.
+ */
+#include <dlfcn.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "report.h"
+
+#ifndef NR_LIBCRYPTO
+#error "build with -DNR_LIBCRYPTO=\"libcrypto.so.N\" (the Makefile does)"
+#endif
+
+/* The real function name: loads the library first; a client that cannot
+ * load it cannot sign or hash, so it says why and stops. */
+static void *real(const char *name)
+{
+	static void *lib;
+	void *fn;
+
+	if (!lib && !(lib = dlopen(NR_LIBCRYPTO, RTLD_NOW | RTLD_LOCAL))) {
+		fprintf(stderr, "netreload: error: cannot load OpenSSL's %s (%s): install it (Debian: "
+				"apt-get install libssl3)\n", NR_LIBCRYPTO, dlerror());
+		exit(NR_EXIT_USAGE);
+	}
+	if (!(fn = dlsym(lib, name))) {
+		fprintf(stderr, "netreload: error: %s has no %s: the client was built against "
+				"another OpenSSL (rebuild it: make)\n", NR_LIBCRYPTO, name);
+		exit(NR_EXIT_USAGE);
+	}
+	return fn;
+}
+
+/* RET NAME(PARAMS) calling the real NAME with ARGS; *(void **)& is the POSIX
+ * way to store what dlsym() returns in a function pointer. */
+#define NR_FORWARD(ret, name, params, args)             \
+	ret name params                                 \
+	{                                               \
+		static ret(*fn) params;                 \
+		if (!fn)                                \
+			*(void **)&fn = real(#name);    \
+		return fn args;                         \
+	}
+#define NR_FORWARD_VOID(name, params, args)             \
+	void name params                                \
+	{                                               \
+		static void(*fn) params;                \
+		if (!fn)                                \
+			*(void **)&fn = real(#name);    \
+		fn args;                                \
+	}
+
+NR_FORWARD(int, CRYPTO_memcmp, (const void *a, const void *b, size_t len), (a, b, len))
+NR_FORWARD_VOID(OPENSSL_cleanse, (void *ptr, size_t len), (ptr, len))
+NR_FORWARD(const EVP_MD *, EVP_sha256, (void), ())
+NR_FORWARD(unsigned char *, HMAC,
+	   (const EVP_MD *md, const void *key, int key_len, const unsigned char *data,
+	    size_t data_len, unsigned char *out, unsigned int *out_len),
+	   (md, key, key_len, data, data_len, out, out_len))
+NR_FORWARD(int, EVP_Digest,
+	   (const void *data, size_t count, unsigned char *md, unsigned int *size,
+	    const EVP_MD *type, ENGINE *impl),
+	   (data, count, md, size, type, impl))
+NR_FORWARD(EVP_MD_CTX *, EVP_MD_CTX_new, (void), ())
+NR_FORWARD_VOID(EVP_MD_CTX_free, (EVP_MD_CTX *ctx), (ctx))
+NR_FORWARD(int, EVP_DigestInit_ex, (EVP_MD_CTX *ctx, const EVP_MD *type, ENGINE *impl),
+	   (ctx, type, impl))
+NR_FORWARD(int, EVP_DigestUpdate, (EVP_MD_CTX *ctx, const void *d, size_t cnt), (ctx, d, cnt))
+NR_FORWARD(int, EVP_DigestFinal_ex, (EVP_MD_CTX *ctx, unsigned char *md, unsigned int *s),
+	   (ctx, md, s))
+NR_FORWARD(int, EVP_EncodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
+NR_FORWARD(int, EVP_DecodeBlock, (unsigned char *t, const unsigned char *f, int n), (t, f, n))
+NR_FORWARD(unsigned char *, SHA1, (const unsigned char *d, size_t n, unsigned char *md), (d, n, md))
