@@ -8,6 +8,10 @@ size, side by side in one run, rounds interleaved:
 
     import floor  the app's own cold import in a fresh /usr/bin/python3
                   (bytecode cached, as in a reload): `import app`, in-process timer
+    import in uWSGI  the same import, timed the same way, in the one worker of a
+                  fresh uWSGI (lazy-apps): the interpreter every reload runs in.
+                  Debian's /usr/bin/python3 is a static, PGO-built binary; uWSGI
+                  embeds libpython3.11.so, which runs the same import ~15% slower
     cold start    uWSGI process start -> first 200 (2 workers, the plugin loaded)
     graceful      save -> new VERSION served, netreload graceful
     workers       save -> new VERSION served, netreload workers + lazy-apps
@@ -20,6 +24,7 @@ Writes bench/results/scaling.csv and scaling.md (and scaling.png with gnuplot).
 Standard library only; run with /usr/bin/python3 (make bench-scaling).
 """
 import argparse
+import re
 import shutil
 import statistics
 import subprocess
@@ -33,7 +38,7 @@ from benchlib import csv_cells, fmt, pct
 
 log = reload.log
 SIZES = [10, 100, 1000, 5000]
-ROWS = ["import floor", "cold start", "graceful", "workers", "workers + fast"]
+ROWS = ["import floor", "import in uWSGI", "cold start", "graceful", "workers", "workers + fast"]
 
 MODULE = '''\
 """Generated module {i} of {n}."""
@@ -78,6 +83,23 @@ def application(env, start_response):
 '''
 
 
+# the import floor inside uWSGI: the app, with the import of the package timed
+TIMED_APP = '''\
+import sys
+import time
+
+t = time.perf_counter()
+import genapp
+sys.stderr.write("netreload-bench: import %.3f ms\\n" % ((time.perf_counter() - t) * 1000))
+sys.stderr.flush()
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [genapp.VERSION.encode()]
+'''
+IMPORT_LINE = re.compile(r"netreload-bench: import ([0-9.]+) ms")
+
+
 def generate(root, n):
     pkg = root / "genapp"
     pkg.mkdir(parents=True)
@@ -86,6 +108,7 @@ def generate(root, n):
     imports = "".join(f"from . import m{i:04d}\n" for i in range(n))
     (pkg / "__init__.py").write_text(imports + "from .leaf import VERSION\n")
     (root / "app.py").write_text(APP)
+    (root / "timed.py").write_text(TIMED_APP)
 
 
 class ScaledServer(reload.Server):
@@ -94,6 +117,7 @@ class ScaledServer(reload.Server):
     def __init__(self, method, base_dir, n, row):
         super().__init__(method, base_dir, name=f"{n} modules {row}")
         self.n = n
+        self.row = row
         generate(self.dir, n)
 
     def write_app(self, version):
@@ -105,7 +129,12 @@ class ScaledServer(reload.Server):
         self.last_save_sec = int(time.time())
 
     def args(self):
-        return super().args() + ["--pythonpath", str(self.dir)]
+        a = super().args() + ["--pythonpath", str(self.dir)]
+        if self.row == "import in uWSGI":
+            a[a.index("--wsgi-file") + 1] = str(self.dir / "timed.py")
+            a[a.index("--processes") + 1] = "1"
+            a += ["--lazy-apps"]
+        return a
 
 
 def import_ms(d):
@@ -136,7 +165,8 @@ class ScalingBench(reload.Bench):
         n, row = unkey(k)
         method = {"graceful": "netreload graceful", "workers": "netreload workers",
                   "workers + fast": "netreload workers+fast",
-                  "cold start": "cold start", "import floor": "cold start"}[row]
+                  "cold start": "cold start", "import floor": "cold start",
+                  "import in uWSGI": "cold start"}[row]
         return ScaledServer(method, self.base, n, row)
 
     def setup(self):
@@ -147,7 +177,7 @@ class ScalingBench(reload.Bench):
             if row == "import floor":
                 s.write_app(s.next_version())
                 import_ms(s.dir)  # write the bytecode caches once
-            elif row != "cold start":
+            elif row not in ("cold start", "import in uWSGI"):
                 s.start(timeout=120)
                 self.last_live[k] = time.monotonic()
 
@@ -156,7 +186,7 @@ class ScalingBench(reload.Bench):
         s = self.server(k)
         if row == "import floor":
             self.record(k, rnd, import_ms(s.dir))
-        elif row == "cold start":
+        elif row in ("cold start", "import in uWSGI"):
             self.round_cold_of(k, rnd)
         else:
             super().round(k, rnd)
@@ -168,7 +198,13 @@ class ScalingBench(reload.Bench):
         t0 = s.launch()
         t1 = reload.poll_until(s.http_port, s.version, t0 + self.o.timeout, self.o.poll_ms / 1000,
                                self.o.req_timeout)
-        self.record(key, rnd, (t1 - t0) * 1000 if t1 else self.o.timeout * 1000, timeout=t1 is None)
+        ms = (t1 - t0) * 1000 if t1 else self.o.timeout * 1000
+        if t1 and s.row == "import in uWSGI":
+            found = IMPORT_LINE.findall(s.log.read_text(errors="replace"))
+            if not found:
+                raise RuntimeError(f"{s.name}: no import time in {s.log}\n{s.tail()}")
+            ms = float(found[-1])
+        self.record(key, rnd, ms, timeout=t1 is None)
         time.sleep(self.o.settle_native)
         s.stop()
 
@@ -183,16 +219,19 @@ def report(bench, opts, elapsed):
     for k in opts.methods:
         v = [r["ms"] for r in bench.rows if r["method"] == k and not r["timeout"]]
         med[unkey(k)] = (statistics.median(v) if v else float("nan"), pct(v, 90))
-    lines = ["| modules | import floor ms | cold start ms | graceful ms | workers ms "
-             "| workers + fast ms | graceful / floor | workers / floor | workers + fast / floor |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| modules | import floor ms | import in uWSGI ms | cold start ms | graceful ms "
+             "| workers ms | workers + fast ms | graceful / floor | workers / floor "
+             "| workers + fast / floor | workers + fast / import in uWSGI |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in opts.sizes:
         f = med[(n, "import floor")][0]
+        fu = med[(n, "import in uWSGI")][0]
         g = med[(n, "graceful")][0]
         w = med[(n, "workers")][0]
         wf = med[(n, "workers + fast")][0]
-        lines.append(f"| {n} | {fmt(f)} | {fmt(med[(n, 'cold start')][0])} | {fmt(g)} | {fmt(w)} "
-                     f"| {fmt(wf)} | {g / f:.2f}× | {w / f:.2f}× | {wf / f:.2f}× |")
+        lines.append(f"| {n} | {fmt(f)} | {fmt(fu)} | {fmt(med[(n, 'cold start')][0])} | {fmt(g)} "
+                     f"| {fmt(w)} | {fmt(wf)} | {g / f:.2f}× | {w / f:.2f}× | {wf / f:.2f}× "
+                     f"| {wf / fu:.2f}× |")
     head = (f"Save → new code served, by app size (medians of {bench.rounds_done} interleaved "
             f"rounds; one edited leaf module; 2 workers). Run took {elapsed:.0f} s.")
     return "\n".join([head, ""] + lines + ["", reload.machine_line(opts), "",
@@ -211,7 +250,7 @@ set logscale xy
 set xlabel 'modules in the app'
 set ylabel 'ms (median)'
 set key left top
-plot for [c=2:6] '{out}/scaling-medians.csv' using 1:c with linespoints title columnheader(c)
+plot for [c=2:7] '{out}/scaling-medians.csv' using 1:c with linespoints title columnheader(c)
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=False)
 
