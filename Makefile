@@ -33,11 +33,9 @@ PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/server.c plugin/request.c 
 	plugin/share.c plugin/abi.c
 PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
 	common/nr_auth.h common/nr_files.h common/nr_clock.h
+# On Linux the client loads libcrypto when it first needs it (client/libcrypto.c):
+# it links -ldl, not -lcrypto; the macOS build (check-macos) links libcrypto.
 CLIENT_SRC := $(wildcard client/*.c)
-# The client loads libcrypto when it first needs it (client/libcrypto.c): by the
-# soname of the libcrypto it is built against. Evaluated when linking, after
-# make deps has installed libssl-dev.
-LIBCRYPTO_SONAME = $(shell objdump -p "$$($(CC) -print-file-name=libcrypto.so)" 2>/dev/null | sed -n 's/^ *SONAME *//p')
 CLIENT_HDR := $(wildcard client/*.h) common/nr_proto.h common/nr_auth.h common/nr_files.h common/nr_clock.h
 
 # Debian packages each target needs; `make deps-*` installs only what is missing.
@@ -80,10 +78,7 @@ $(BUILD)/netreload_plugin.so: $(PLUGIN_SRC) $(COMMON_SRC) $(PLUGIN_HDR) $(BUILD)
 
 $(BUILD)/netreload: $(CLIENT_SRC) $(COMMON_SRC) $(CLIENT_HDR)
 	@mkdir -p $(BUILD)
-	@soname="$(LIBCRYPTO_SONAME)"; [ -n "$$soname" ] || \
-		{ echo "netreload: error: no libcrypto.so to build against: make deps (Debian's libssl-dev)" >&2; exit 1; }
-	$(CC) $(CLIENT_CFLAGS) -DNR_LIBCRYPTO='"$(LIBCRYPTO_SONAME)"' $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) \
-		$(LDFLAGS) -ldl -lpthread
+	$(CC) $(CLIENT_CFLAGS) $(SAN) -o $@ $(CLIENT_SRC) $(COMMON_SRC) $(LDFLAGS) -ldl -lpthread
 
 # test-only: preloaded into uWSGI to widen the fork window (tests/shim/slowfork.c)
 $(BUILD)/slowfork.so: tests/shim/slowfork.c

@@ -12,9 +12,12 @@
  * the loader never waits for the log's reader), publishes the tail in the
  * loader's slot of a MAP_SHARED area (created by the master before any fork)
  * and acknowledges. reload.c reads reasons there. A loader whose apps did
- * load goes on without the acknowledgement (a reason is looked up only for a
- * load that failed): the wait put the relay's wake-up, 1-3 ms on a busy
- * machine, on every new worker's way to its first request.
+ * load goes on without the acknowledgement: the wait put the relay's
+ * wake-up, 1-3 ms on a busy machine, on every new worker's way to its first
+ * request. The price: what that loader prints next (a request's log line)
+ * can reach the log before the relay wrote out the end of the load's output.
+ * A reason is looked up for a worker that loaded and then died too, but only
+ * after it was reaped, by when the relay has long published.
  *
  * Relays are forked by a starter process that the master forks (twice, so
  * nobody has to reap it) in nr_logs_init, while it is still small: a loader

@@ -35,9 +35,8 @@ int nr_logs_fd(void);
 
 /* Around loading apps in this process; slot is its worker id (0: master).
  * Both are no-ops when the relay cannot be set up. nr_logs_end() waits for the
- * relay to publish the tail, unless loaded says the apps are in: nobody
- * looks for a failure reason then, and the wait was on every spare's way to
- * serving. */
+ * relay to publish the tail, unless loaded says the apps are in (the wait
+ * was on every new worker's way to serving; logs.c says what it costs). */
 void nr_logs_begin(int slot);
 void nr_logs_end(int loaded);
 

@@ -38,18 +38,36 @@ _owned = {}  # port -> open lock file, held for this process's life
 _LOCK_DIR = "/tmp/netreload-ports"
 
 
+def _lock_dir():
+    """/tmp/netreload-ports, open to every user (sticky, like /tmp itself)."""
+    os.makedirs(_LOCK_DIR, exist_ok=True)
+    if os.stat(_LOCK_DIR).st_mode & 0o7777 != 0o1777:
+        try:
+            os.chmod(_LOCK_DIR, 0o1777)  # makedirs' mode is cut by the umask
+        except OSError:
+            pass  # another user's: it made it open already, or nothing can be done
+    return _LOCK_DIR
+
+
 def _own(port):
-    """Take port for this process unless another live process holds it."""
+    """Take port for this process unless another live process holds it. The
+    lock file is opened read-only (flock needs no more), so a file another user
+    left there works too; a port whose file cannot be opened is not taken."""
     if port in _owned:
         return True
-    os.makedirs(_LOCK_DIR, mode=0o1777, exist_ok=True)
-    f = open(os.path.join(_LOCK_DIR, str(port)), "a")
+    path = os.path.join(_lock_dir(), str(port))
+    fd = -1
     try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o444)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        f.close()
+        if fd >= 0:
+            os.close(fd)
         return False
-    _owned[port] = f
+    _owned[port] = fd
     return True
 
 

@@ -1,5 +1,6 @@
 """The test harness itself: a port handed to one test process is never handed to
 another while the first lives (two make test-compat sessions share port slices)."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,5 @@ def test_a_port_another_live_process_was_given_is_skipped():
         holder.wait(timeout=10)
     # the holder's lock went with it
     assert proctools._own(port)
+    # any user can take ports there: the directory is open like /tmp itself
+    assert os.stat(proctools._LOCK_DIR).st_mode & 0o7777 == 0o1777

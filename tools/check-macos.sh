@@ -1,7 +1,8 @@
 #!/bin/sh
 # check-macos.sh "TARGETS" SRC... - what `make check-macos` runs: for each Zig
 # target in TARGETS (aarch64-macos x86_64-macos), compile SRC (every client and
-# common source) with $MACOS_CFLAGS (the project's -Wall -Wextra -Werror), link
+# common source but client/libcrypto.c, which loads libcrypto at run time on
+# Linux; macOS links it) with $MACOS_CFLAGS (the project's -Wall -Wextra -Werror), link
 # the client into BUILD/macos/TARGET/netreload, and check with tools/macho.py
 # that it is a Mach-O executable for that CPU whose every import names the
 # dylib it comes from. Nothing runs it: this machine cannot run Mach-O files.
