@@ -372,12 +372,6 @@ unsigned nr_glue_spares_settling(uint64_t now)
 	return 0;
 }
 
-/* netreload-fast, during a reload that re-execs the master: uWSGI execs only
- * once every worker is reaped, but an idle old worker whose SIGHUP handler
- * ran (manage_next_request cleared) takes no request any more, and with
- * netreload-fast it ends with _exit() right after uwsgi.atexit: forget it, so
- * the new master starts while it exits (the new master reaps it, which uWSGI
- * logs as "subprocess N exited"). A worker in a request is waited for. */
 /* Worker i ran its SIGHUP handler (which clears manage_next_request) and holds
  * no request: it never accepts again, it is on its way out. */
 static int takes_no_requests(int i)
@@ -385,6 +379,12 @@ static int takes_no_requests(int i)
 	return !uwsgi.workers[i].manage_next_request && !uwsgi_worker_is_busy(i);
 }
 
+/* netreload-fast, during a reload that re-execs the master: uWSGI execs only
+ * once every worker is reaped, but an idle old worker whose SIGHUP handler
+ * ran (manage_next_request cleared) takes no request any more, and with
+ * netreload-fast it ends with _exit() right after uwsgi.atexit: forget it, so
+ * the new master starts while it exits (the new master reaps it, which uWSGI
+ * logs as "subprocess N exited"). A worker in a request is waited for. */
 void nr_glue_forget_leaving_workers(void)
 {
 	if (!uwsgi_instance_is_reloading || uwsgi_instance_is_dying)

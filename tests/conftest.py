@@ -207,9 +207,9 @@ class Uwsgi:
         return [p for p in children_of(self.pid)]
 
 
-def run_client(*args, timeout=30, input=None):
+def run_client(*args, timeout=30, input=None, env=None):
     return subprocess.run([str(CLIENT), *args], capture_output=True, text=True,
-                          timeout=timeout, input=input)
+                          timeout=timeout, input=input, env=env)
 
 
 def tcp_exchange(port, data, timeout=10.0, shutdown=True):

@@ -57,8 +57,7 @@ def test_signed_ping_reloads_unsigned_is_refused(auth_server, secret):
     assert r.returncode == 0, r.stderr
     assert auth_server.get() == "v2"
     env = dict(os.environ, NETRELOAD_SECRET_FILE=str(secret))
-    r = subprocess.run([str(BUILD / "netreload"), "status", auth_server.target], env=env,
-                       capture_output=True, text=True, timeout=10)
+    r = run_client("status", auth_server.target, env=env, timeout=10)
     assert r.returncode == 0 and "generation 1" in r.stdout
 
 
@@ -204,11 +203,9 @@ def test_loose_secret_warns_and_non_loopback_needs_no_insecure(servers, tmp_path
     assert "readable by group or others" in r.stderr
 
 
-def loaded_libraries(args, env=None):
+def loaded_libraries(args):
     """Run the client with the dynamic loader telling which files it opens."""
-    env = dict(env or os.environ, LD_DEBUG="files")
-    r = subprocess.run([str(BUILD / "netreload"), *args], capture_output=True, text=True,
-                       env=env, timeout=30)
+    r = run_client(*args, env=dict(os.environ, LD_DEBUG="files"))
     return r, re.findall(r"file=(\S*libcrypto\S*)", r.stderr)
 
 
@@ -230,8 +227,7 @@ def test_a_libcrypto_that_cannot_load_is_named_with_the_fix(auth_server, secret,
     for name in ("libcrypto.so.3", "libcrypto.so.1.1"):
         (broken / name).write_bytes(b"not a library")
     env = dict(os.environ, LD_LIBRARY_PATH=str(broken))
-    r = subprocess.run([str(BUILD / "netreload"), "ping", "--secret-file", str(secret),
-                        auth_server.target], capture_output=True, text=True, env=env, timeout=30)
+    r = run_client("ping", "--secret-file", str(secret), auth_server.target, env=env)
     assert r.returncode == 2, r.stderr
     assert "cannot load OpenSSL's libcrypto.so" in r.stderr and "apt-get install libssl3" in r.stderr
     assert reloads(auth_server) == 0
