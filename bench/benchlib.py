@@ -1,8 +1,9 @@
-"""Report helpers shared by the benchmark scripts (stdlib only)."""
+"""Report and run helpers shared by the benchmark scripts (stdlib only)."""
 import csv
 import datetime
 import os
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +83,52 @@ def write_results(out_dir, name, cols, rows, md):
     tmp.write_text(md)
     os.replace(tmp, md_path)
     return csv_path, md_path
+
+
+def _cpu_ns(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # gone meanwhile
+    return total
+
+
+def _tree(pid):
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo += [int(x) for x in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+# A reload goes on after "live": with netreload-fast's spare workers the old
+# workers exit ~0.1 s later, the master forks the next spares, and those copy
+# their pages 0.5 s after that. Work one server does then must not land in
+# another row's round.
+QUIET_FLOOR_S = 1.0
+
+
+def wait_quiet(roots, since, floor=QUIET_FLOOR_S, window=0.05, idle_ms=2.0, timeout=5.0):
+    """Before a round: wait until floor s after `since` (time.monotonic() of the
+    last round's end, or None), then until the process trees under the pids in
+    roots use less than idle_ms of CPU in a window of `window` s (at most timeout
+    s more). Returns the seconds waited."""
+    t0 = time.monotonic()
+    if since is not None and since + floor > t0:
+        time.sleep(since + floor - t0)
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = [p for r in roots if r for p in _tree(r)]
+        before = _cpu_ns(pids)
+        time.sleep(window)
+        if (_cpu_ns(pids) - before) / 1e6 < idle_ms or time.monotonic() > deadline:
+            return time.monotonic() - t0

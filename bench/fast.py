@@ -140,13 +140,16 @@ def main():
         try:
             for _, _, s in servers:
                 s.start()
+            last_end = None
             for n in range(1, a.rounds + 1):
                 for label, name, s in servers + [("–", "cold start (reference)", cold)]:
+                    # the last round's server may still work after its "live" (spares)
+                    benchlib.wait_quiet([x.proc.pid for _, _, x in servers if x.proc], last_end)
                     ms, stop, spawn = s.cold(n) if s is cold else s.round(n)
+                    last_end = time.monotonic()
                     rows.append((label, name, n, ms, stop, spawn))
                     print(f"{label}: {name}: round {n}: {ms} ms (stop {stop}, spawn {spawn})",
                           file=sys.stderr)
-                    time.sleep(0.2)
         finally:
             for _, _, s in servers:
                 s.stop()
@@ -158,7 +161,8 @@ def main():
             f.write(",".join("" if x is None else str(x) for x in r) + "\n")
     cold_ms = statistics.median(r[3] for r in rows if r[0] == "–")
     lines = ["Save → live, by what netreload-fast does (2 workers, trivial app; "
-             f"{a.rounds} rounds per row, rows interleaved; run took {time.monotonic() - t_start:.0f} s). "
+             f"{a.rounds} rounds per row, rows interleaved, each round {benchlib.QUIET_FLOOR_S:g} s after the last "
+             f"and once every server idles; run took {time.monotonic() - t_start:.0f} s). "
              "live / stop / spawn: the server's figures from the request (ms, median); "
              "cold start: process start → first 200 of the same app.", "",
              "| build | configuration | rounds | live | old workers gone | new workers forked | live ÷ cold start |",

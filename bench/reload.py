@@ -479,6 +479,7 @@ class Bench:
         t_start = time.monotonic()
         self.setup()
         self.rounds_done = 0
+        self.last_end = None
         last = 0.0
         for rnd in range(1, self.o.rounds + 1):
             t = time.monotonic()
@@ -487,7 +488,11 @@ class Bench:
                 break
             log(f"round {rnd}/{self.o.rounds}")
             for m in self.order(rnd):
+                # the last round's server may still work after its "live" (spares)
+                benchlib.wait_quiet([s.proc.pid for s in self.servers.values() if s.proc],
+                                    self.last_end, self.o.quiet)
                 self.round(m, rnd)
+                self.last_end = time.monotonic()
             self.rounds_done = rnd
             last = time.monotonic() - t
 
@@ -558,7 +563,8 @@ def report(bench, opts, elapsed):
         start_lines = ["", "netreload rows, server and client figures (stalled rounds left out):", "",
                        "| row | figure | n | median ms | p90 ms | min ms | max ms |",
                        "|---|---|---:|---:|---:|---:|---:|"] + extra_lines
-    head = (f"Save → new code served, {rounds_note(bench, opts)} (interleaved), GET polled every "
+    head = (f"Save → new code served, {rounds_note(bench, opts)} (interleaved; each round "
+            f"{opts.quiet:g} s after the last and once every server idles), GET polled every "
             f"{opts.poll_ms:g} ms; cold start = process start → first 200. Run took {elapsed:.0f} s.")
     md = "\n".join([head, ""] + lines + ([""] + [f"- {n}" for n in notes] if notes else []) +
                    start_lines +
@@ -593,6 +599,9 @@ def add_run_options(ap, rounds, native=True):
     ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
     ap.add_argument("--req-timeout", type=float, default=0.25,
                     help="timeout of one polled GET, s (default 0.25)")
+    ap.add_argument("--quiet", type=float, default=benchlib.QUIET_FLOOR_S,
+                    help="before every round: this long after the last round of any row, "
+                         "then until every server idles, s (default %(default)g)")
     ap.add_argument("--settle", type=float, default=0.3,
                     help="pause after a reload went live before the next round, s (default 0.3)")
     if native:
