@@ -6,20 +6,42 @@
 
 #include <dlfcn.h>
 #include <openssl/evp.h>
+#include <openssl/md5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NR_ABI_TOKENS 256
 
+/* The check runs at every start of the master, re-execs included. Through
+ * EVP, the first digest initialises OpenSSL: it reads openssl.cnf and loads
+ * the default provider, ~10 ms here, for nothing else in the master (uWSGI
+ * initialises OpenSSL for its own SSL options, an app for its own use, each
+ * with the configuration). The one-shot MD5() needs none of that. It is
+ * deprecated in OpenSSL 3, not removed: a build without deprecated APIs uses
+ * EVP. */
+static int md5(const void *data, size_t len, unsigned char d[EVP_MAX_MD_SIZE])
+{
+#ifdef OPENSSL_NO_DEPRECATED_3_0
+	unsigned int n = 0;
+
+	return EVP_Digest(data, len, d, &n, EVP_md5(), NULL) && n == 16;
+#else
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	return MD5(data, len, d) != NULL;
+#pragma GCC diagnostic pop
+#endif
+}
+
 static void md5_hex(const void *data, size_t len, char out[33])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 0;
+	unsigned int n = 16;
 	static const char hex[] = "0123456789abcdef";
 
 	out[0] = '\0';
-	if (!EVP_Digest(data, len, d, &n, EVP_md5(), NULL) || n != 16)
+	if (!md5(data, len, d))
 		return;
 	for (unsigned int i = 0; i < n; i++) {
 		out[2 * i] = hex[d[i] >> 4];

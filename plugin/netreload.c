@@ -19,8 +19,10 @@
 #include "request.h"
 #include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 
 struct uwsgi_netreload unr;
@@ -185,7 +187,7 @@ static void nr_instance_id(void)
 		return;
 	}
 	if (nr_sid_new(unr.nonces->sid)) {
-		nr_log("netreload: no randomness for the instance id (RAND_bytes failed)\n");
+		nr_log("netreload: no randomness for the instance id (getentropy() failed)\n");
 		exit(1);
 	}
 	nr_log("netreload: instance %s (new: requests signed for an earlier start are "
@@ -311,15 +313,58 @@ static struct nr_handover *nr_take_handover(void)
 	return &h;
 }
 
+/* The files the ABI guard checked at this start: the running uWSGI binary
+ * and this plugin, each as device, inode, size and mtime, then the build's
+ * uwsgi.h digest; "" if one cannot be told. */
+static char nr_abi_files[256];
+static int nr_abi_repeat; /* the guard found the files of the last start */
+
+static int nr_file_id(const char *path, char *out, size_t len)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -1;
+	snprintf(out, len, "%llx:%llx:%llx:%lld.%09ld", (unsigned long long)st.st_dev,
+		 (unsigned long long)st.st_ino, (unsigned long long)st.st_size,
+		 (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec);
+	return 0;
+}
+
+static void nr_abi_guard(void);
+
+static void nr_abi_files_now(void)
+{
+	char exe[96], so[96];
+	Dl_info di;
+
+	nr_abi_files[0] = '\0';
+	if (nr_file_id("/proc/self/exe", exe, sizeof(exe)) || !dladdr((void *)nr_abi_guard, &di) ||
+	    !di.dli_fname || nr_file_id(di.dli_fname, so, sizeof(so)))
+		return;
+	snprintf(nr_abi_files, sizeof(nr_abi_files), "%s %s %s", exe, so, NR_ABI_DOT_H_MD5);
+}
+
 /* Runs when uWSGI dlopen()s the plugin, before uWSGI or the plugin reads any
  * field of `uwsgi`: in another uWSGI build those fields sit elsewhere, and the
- * first ping would crash the master. Stop at once, saying how to fix it. */
+ * first ping would crash the master. Stop at once, saying how to fix it.
+ * Reading the running uWSGI's uwsgi.h (uwsgi_get_dot_h() inflates it) takes
+ * ~8 ms, at every re-exec too: a master that re-execs hands the files it
+ * checked to the next one (NR_ENV_ABI), which skips the check when it runs
+ * the very same binary and plugin files. An upgrade replaces them. */
 __attribute__((constructor)) static void nr_abi_guard(void)
 {
 	struct nr_abi built, running;
 	char msg[NR_ABI_MSG_MAX], exe[512];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const char *checked = getenv(NR_ENV_ABI);
+	ssize_t n;
 
+	nr_abi_files_now();
+	nr_abi_repeat = checked && nr_abi_files[0] && !strcmp(checked, nr_abi_files);
+	unsetenv(NR_ENV_ABI);
+	if (nr_abi_repeat)
+		return;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0)
 		exe[n] = '\0';
 	else
@@ -417,6 +462,9 @@ static int nr_init(void)
 		nr_log("netreload: plugin loaded but idle (set netreload-port to enable it)\n");
 		return 0;
 	}
+	if (nr_abi_repeat)
+		nr_log("netreload: same uWSGI binary and plugin as before the re-exec: "
+		       "build check not repeated\n");
 	nr_check_options();
 	nr_apply_fast(); /* before nr_reload_setup(), which reads unr.fast */
 	nr_reload_setup();
@@ -529,6 +577,8 @@ static void nr_master_cleanup(void)
 
 	if (!unr.enabled || !nr_glue_reloading() || unr.tcp_fd < 0)
 		return;
+	if (nr_abi_files[0])
+		setenv(NR_ENV_ABI, nr_abi_files, 1);
 	nr_listen_drain(nr_now_ms());
 	memset(&h, 0, sizeof(h));
 	nr_listen_export(&h);

@@ -42,6 +42,7 @@
 #define NR_SLOW_TICK_MS 250	 /* ... while connections are open but nothing reloads */
 #define NR_ENV_STATE "NETRELOAD_STATE"
 #define NR_ENV_NONCES "NETRELOAD_NONCES"
+#define NR_ENV_ABI "NETRELOAD_ABI_CHECKED"
 
 enum nr_conn_state { NR_CONN_READING = 1, NR_CONN_WAITING };
 

@@ -7,7 +7,9 @@ define to the flags its `--cflags` reports (the plugin then records a build
 option this uWSGI lacks); `make test-compat` also loads the plugin built for
 Debian's uWSGI into pip's 2.0.30 and master, the real-world crash.
 """
+import os
 import re
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -48,8 +50,9 @@ def uwsgi_version(path):
                           timeout=30).stdout.strip()
 
 
-def test_plugin_for_another_build_is_refused(tmp_path):
-    # a "uWSGI" that is the one under test, but reports one more build option
+def build_for_another_uwsgi(tmp_path):
+    """(the plugin's build dir, the fake uWSGI it was built for): a "uWSGI" that is
+    the one under test, but reports one more build option."""
     fake = tmp_path / "uwsgi-other"
     fake.write_text(f'#!/bin/sh\nif [ "$1" = --cflags ]; then\n'
                     f'  echo "$("{UWSGI}" --cflags) -DNETRELOAD_TEST_OTHER_BUILD"\n'
@@ -60,8 +63,53 @@ def test_plugin_for_another_build_is_refused(tmp_path):
                         "plugin"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert f'#define NR_ABI_UWSGI "{fake}"' in (other / "nr_abi.h").read_text()
+    return other, fake
+
+
+def test_plugin_for_another_build_is_refused(tmp_path):
+    other, fake = build_for_another_uwsgi(tmp_path)
     v = uwsgi_version(UWSGI)
     assert_refused(start_with_plugin_from(other, tmp_path), v, fake, v)
+
+
+def test_a_reexec_checks_again_only_when_a_file_changed(servers, tmp_path):
+    """A graceful re-exec of the same uWSGI binary with the same plugin file
+    skips the ~8 ms of reading uWSGI's uwsgi.h again; a plugin file replaced
+    meanwhile (an upgrade) is checked, and one built for another uWSGI is
+    refused at the re-exec as at a cold start."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for so in BUILD.glob("*.so"):
+        shutil.copy2(so, plugins / so.name)
+    server = servers(start=False)
+    server.args = [str(plugins) if a == str(BUILD) else a for a in server.args]
+    assert str(plugins) in server.args
+    server.start()
+    skipped = "build check not repeated"
+    for n in (2, 3):
+        server.set_version(f"v{n}")
+        r = server.ping()
+        assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    assert server.count(skipped) == 2, server.log_text()
+    # the same plugin, as a new file: checked again, and it passes
+    fresh = plugins / "netreload_plugin.so.new"
+    shutil.copy2(BUILD / "netreload_plugin.so", fresh)
+    os.utime(fresh)  # a new mtime, as an upgrade has
+    os.replace(fresh, plugins / "netreload_plugin.so")
+    server.set_version("v4")
+    r = server.ping()
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    assert server.count(skipped) == 2, server.log_text()
+    # a plugin built for another uWSGI: the re-exec'd master stops, naming the fix
+    other, fake = build_for_another_uwsgi(tmp_path)
+    shutil.copy2(other / "netreload_plugin.so", fresh)
+    os.replace(fresh, plugins / "netreload_plugin.so")
+    server.set_version("v5")
+    server.ping()  # its master goes away under it
+    rc = server.proc.wait(timeout=30)
+    assert rc == 1, f"exit {rc}\n{server.log_text()}"
+    refused = [l for l in server.log_text().splitlines() if REFUSED.match(l)]
+    assert len(refused) == 1 and f"({fake}," in refused[0], server.log_text()
 
 
 def test_plugin_built_for_this_uwsgi_loads(tmp_path):
