@@ -384,15 +384,21 @@ static int takes_no_requests(int i)
  * ran (manage_next_request cleared) takes no request any more, and with
  * netreload-fast it ends with _exit() right after uwsgi.atexit: forget it, so
  * the new master starts while it exits (the new master reaps it, which uWSGI
- * logs as "subprocess N exited"). A worker in a request is waited for. */
+ * logs as "subprocess N exited"). A worker in a request is waited for. A
+ * forgotten worker also gets the lowest CPU priority: python's exit hook
+ * alone takes it 2-9 ms of CPU (copying the pages it writes to, in a worker
+ * forked from a master that holds the app), and the new master should not
+ * wait for that. */
 void nr_glue_forget_leaving_workers(void)
 {
 	if (!uwsgi_instance_is_reloading || uwsgi_instance_is_dying)
 		return;
 	for (int i = 1; i <= uwsgi.numproc; i++) {
 		struct uwsgi_worker *w = &uwsgi.workers[i];
-		if (w->pid > 0 && w->cursed_at && takes_no_requests(i))
+		if (w->pid > 0 && w->cursed_at && takes_no_requests(i)) {
+			(void)setpriority(PRIO_PROCESS, w->pid, 19);
 			w->pid = 0;
+		}
 	}
 }
 
@@ -507,6 +513,8 @@ extern struct uwsgi_plugin netreload_plugin;
  * cleanup, for one) and the libraries' destructors. Every page they write is
  * a copy-on-write fault in a forked worker: this halves the time an idle old
  * worker takes to go. The master respawns on either exit code. */
+static void spare_linger(void);
+
 void nr_glue_worker_leaves(void)
 {
 	int j, after = 0;
@@ -523,6 +531,7 @@ void nr_glue_worker_leaves(void)
 		if (uwsgi.p[j]->atexit)
 			uwsgi.p[j]->atexit();
 	fflush(NULL);
+	spare_linger();
 	_exit(UWSGI_RELOAD_CODE);
 }
 
@@ -619,6 +628,7 @@ static struct {
 	pid_t *leaving; /* per slot: the serving worker a reload cursed there */
 	pid_t *told;	/* per slot: the parked worker last sent NR_SPARE_OWN */
 	int (*wake)[2]; /* per slot: the pipe that wakes its parked worker */
+	volatile pid_t *linger; /* shared, per slot: the old worker a swap asked to linger */
 } sp;
 
 const char *nr_glue_spares_setup(void)
@@ -637,6 +647,12 @@ const char *nr_glue_spares_setup(void)
 	sp.leaving = uwsgi_calloc(sizeof(pid_t) * (2 * n + 1));
 	sp.told = uwsgi_calloc(sizeof(pid_t) * (2 * n + 1));
 	sp.wake = uwsgi_calloc(sizeof(*sp.wake) * (2 * n + 1));
+	sp.linger = mmap(NULL, sizeof(pid_t) * (2 * n + 1), PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sp.linger == MAP_FAILED) {
+		uwsgi_error("netreload: mmap()");
+		exit(1);
+	}
 	for (int i = 1; i <= 2 * n; i++) {
 		if (pipe2(sp.wake[i], O_CLOEXEC) || fcntl(sp.wake[i][0], F_SETFL, O_NONBLOCK)) {
 			uwsgi_error("netreload: pipe2()");
@@ -740,6 +756,49 @@ void nr_glue_spare_park(void)
 		sigaction(sigs[i], &old[i], NULL);
 }
 
+static void linger_end(int sig)
+{
+	(void)sig;
+	_exit(UWSGI_RELOAD_CODE);
+}
+
+/* Right after a swap the woken spares import the saved code and serve their
+ * first requests. An old worker that exited then would take a CPU from them
+ * for a millisecond or two (the kernel tears down its memory), and the master
+ * would spend as long again forking the next spare into its slot, with that
+ * spare's post-fork setup after it. So an old worker a swap replaced, once it
+ * ran its exit hooks, waits here: until its successor accepts and then
+ * NR_LINGER_AFTER_MS more, NR_LINGER_MAX_MS at most (the successor may fail
+ * to load). It takes no request (manage_next_request is clear), and leaves at
+ * once on any stop signal, or when the next swap clears its mark. */
+#define NR_LINGER_AFTER_MS 100
+#define NR_LINGER_MAX_MS 1000
+
+static void spare_linger(void)
+{
+	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
+	struct sigaction sa = {.sa_handler = linger_end};
+	int wid = uwsgi.mywid, next;
+	pid_t me = getpid(), master = getppid();
+	uint64_t start = nr_now_ms(), served = 0;
+
+	if (!sp.n || wid <= 0 || wid > 2 * sp.n || sp.linger[wid] != me)
+		return;
+	next = wid > sp.n ? wid - sp.n : wid + sp.n;
+	sigemptyset(&sa.sa_mask);
+	for (int i = 0; i < 4; i++)
+		sigaction(sigs[i], &sa, NULL);
+	while (sp.linger[wid] == me && getppid() == master) {
+		uint64_t now = nr_now_ms();
+		if (!served && uwsgi.workers[next].pid > 0 && uwsgi.workers[next].accepting)
+			served = now;
+		if (served ? nr_ms_since(now, served) >= NR_LINGER_AFTER_MS
+			   : nr_ms_since(now, start) >= NR_LINGER_MAX_MS)
+			return;
+		usleep(served ? 10000 : 2000);
+	}
+}
+
 /* uWSGI's SIGINT handler can run in the master between reaping a worker and
  * respawning it: the new worker is never told to stop, and as a parked spare
  * it would wait forever while the master waits for it. */
@@ -781,6 +840,8 @@ static void swap_spares(void)
 	char b = NR_SPARE_WAKE;
 
 	swap.swapped = 1;
+	for (int i = 1; i <= 2 * sp.n; i++)
+		sp.linger[i] = 0; /* an old worker of the last swap still lingering: go now */
 	uwsgi_block_signal(SIGHUP);
 	for (int k = 1; k <= sp.n; k++) {
 		int live = sp.parked[k] ? k + sp.n : k;
@@ -788,6 +849,7 @@ static void swap_spares(void)
 		sp.leaving[live] = pid;
 		if (pid <= 0)
 			continue;
+		sp.linger[live] = pid;
 		/* an idle one only exits (its address space to tear down): let
 		 * the spares have the CPUs first */
 		if (!uwsgi_worker_is_busy(live))

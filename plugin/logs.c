@@ -43,6 +43,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -134,6 +135,16 @@ static void ack(void)
 
 static void scan(void);
 
+/* Once its loader's mark is in, the relay's work is what is left of the log
+ * and its exit. The mark woke it, as the loader's first request may come in:
+ * at the same priority it would take the CPU from that request (its exit
+ * alone costs about a millisecond), so from here on it runs only on CPU time
+ * the workers leave. */
+static void lower_priority(void)
+{
+	(void)setpriority(PRIO_PROCESS, 0, 19);
+}
+
 /* Read what the pipe holds, as far as there is room. */
 static void read_more(void)
 {
@@ -220,6 +231,8 @@ static void scan(void)
 		memmove(m, m + sizeof(mark), r.have - at - sizeof(mark));
 		r.have -= sizeof(mark);
 		r.scanned = at;
+		if (!r.marked)
+			lower_priority();
 		r.marked = 1;
 		r.before = at;
 	}

@@ -624,7 +624,7 @@ uint64_t nr_reload_next(const struct nr_snapshot *s, uint64_t now, int idle_stop
 		start_reload(s, now);
 	if (rl.active || s->reloading || idle_stopping)
 		return NR_FAST_TICK_MS;
-	return rl.pending ? NR_FAST_TICK_MS * 5 : 0;
+	return rl.pending ? NR_PENDING_TICK_MS : 0;
 }
 
 /* The master exits: a language plugin exit()s when the app fails to load in

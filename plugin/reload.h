@@ -13,7 +13,8 @@
 #include "../common/nr_proto.h"
 #include "handover.h"
 
-#define NR_FAST_TICK_MS 2 /* master wake-up period while a reload is in flight */
+#define NR_FAST_TICK_MS 1 /* master wake-up period while a reload is in flight */
+#define NR_PENDING_TICK_MS 10 /* ... while one waits for its workers or the share */
 
 /* One slot of the worker table, as the reload checks need it. */
 struct nr_slot {

@@ -235,3 +235,71 @@ def test_parked_spares_do_not_outlive_a_killed_master(servers):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+SLOW_IMPORT = "import time\ntime.sleep(0.8)"
+
+
+def serving_pids(server):
+    """The pids that serve now (the last reload's workers)."""
+    return served(server)[1]
+
+
+def test_old_workers_wait_for_their_successors_to_serve(servers):
+    """An idle old worker has nothing to finish, yet it leaves only once its
+    successor serves (then 100 ms more): its exit and the next spare's fork
+    must not take the CPUs from the spares importing the saved code. It takes
+    no request meanwhile, and it is gone soon after "live"."""
+    server = spare_server(servers)
+    wait_for(lambda: parked_now(server), what="2 workers and 2 parked spares")
+    old = serving_pids(server)
+    assert len(old) == 2, old
+    atomic_write(server.app, app("v2", body=SLOW_IMPORT))
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=server.ping()))
+    t.start()
+    try:
+        wait_for(lambda: "generation 1: workers reload" in server.log_text(),
+                 what="the reload to start")
+        time.sleep(0.3)  # the spares are in their 0.8 s import
+        assert all(alive(p) for p in old), \
+            f"old workers {old} left while the spares still imported:\n{server.log_text()}"
+    finally:
+        t.join(30)
+    r = result["r"]
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr + server.log_text()
+    versions, pids = served(server)
+    assert versions == {"v2"} and not pids & old, (versions, pids, old)
+    wait_for(lambda: not any(alive(p) for p in old), 5,
+             what=f"old workers {old} to leave after live")
+
+
+def test_lingering_old_workers_end_with_the_master(servers):
+    """A stop signal while old workers wait for their successors ends them at
+    once: the master stops without waiting for any mercy timeout."""
+    server = spare_server(servers)
+    wait_for(lambda: parked_now(server), what="2 workers and 2 parked spares")
+    old = serving_pids(server)
+    kids = children_of(server.pid)
+    # uWSGI sets its SIGINT handler only after the import: before, Python turns
+    # SIGINT into KeyboardInterrupt, the worker goes on without an app, and
+    # the master waits worker-reload-mercy for it. That is uWSGI's own, not
+    # what this test is about: here the import ends on SIGINT.
+    body = "import os, signal\nsignal.signal(signal.SIGINT, lambda *a: os._exit(1))\n"
+    atomic_write(server.app, app("v2", body=body + SLOW_IMPORT))
+    t = threading.Thread(target=lambda: server.ping())
+    t.start()
+    try:
+        wait_for(lambda: "generation 1: workers reload" in server.log_text(),
+                 what="the reload to start")
+        time.sleep(0.2)
+        assert all(alive(p) for p in old), f"old workers {old} left early"
+        t_stop = time.monotonic()
+        os.kill(server.pid, signal.SIGINT)
+        server.proc.wait(timeout=15)
+        took = time.monotonic() - t_stop
+    finally:
+        t.join(30)
+    assert took < 5, f"the master took {took:.1f} s to stop:\n{server.log_text()}"
+    wait_for(lambda: not any(alive(p) for p in kids), 10,
+             what=f"workers {kids} to end with the master")

@@ -436,7 +436,7 @@ static void test_start_conditions(void)
 	CHECK(pass(1) == NR_FAST_TICK_MS && act.starts == 0);
 	snap.reloading = 0;
 	snap.dying = 1;
-	CHECK(pass(2) == NR_FAST_TICK_MS * 5 && act.starts == 0);
+	CHECK(pass(2) == NR_PENDING_TICK_MS && act.starts == 0);
 	snap.dying = 0;
 	nr_reload_check(&snap, 3);
 	CHECK(nr_reload_next(&snap, 3, 1) == NR_FAST_TICK_MS && act.starts == 0);
