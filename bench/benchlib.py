@@ -3,10 +3,13 @@ import csv
 import datetime
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from proctools import descendants  # noqa: E402
 
 
 def pct(values, q):
@@ -96,20 +99,6 @@ def _cpu_ns(pids):
     return total
 
 
-def _tree(pid):
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(x) for x in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
 # A reload goes on after "live": with netreload-fast's spare workers the old
 # workers exit ~0.1 s later, the master forks the next spares, and those copy
 # their pages 0.5 s after that. Work one server does then must not land in
@@ -127,7 +116,7 @@ def wait_quiet(roots, since, floor=QUIET_FLOOR_S, window=0.05, idle_ms=2.0, time
         time.sleep(since + floor - t0)
     deadline = time.monotonic() + timeout
     while True:
-        pids = [p for r in roots if r for p in _tree(r)]
+        pids = [p for r in roots if r for p in [r] + descendants(r)]
         before = _cpu_ns(pids)
         time.sleep(window)
         if (_cpu_ns(pids) - before) / 1e6 < idle_ms or time.monotonic() > deadline:

@@ -211,6 +211,7 @@ class Row:
 def run_rounds(opts, rows, rng):
     data = []
     last_live = {r.name: time.monotonic() for r in rows}
+    last_end = None
     for rnd in range(1, opts.rounds + 1):
         log(f"round {rnd}/{opts.rounds}")
         for row in rows:
@@ -224,6 +225,8 @@ def run_rounds(opts, rows, rng):
                 log(f"  {row.name}: not serving {row.version!r}; restarting it")
                 row.stop()
                 row.start()
+            # the last round's server may still work after its "live" (spares)
+            benchlib.wait_quiet([r.proc.pid for r in rows if r.proc], last_end, opts.quiet)
             native = row.name == "touch-reload"
             pause = last_live[row.name] + (opts.settle_native if native else opts.settle)
             while time.monotonic() < pause:
@@ -265,6 +268,7 @@ def run_rounds(opts, rows, rng):
                         f"{err.strip()}")
             if t1 is not None:
                 last_live[row.name] = t1
+            last_end = time.monotonic()
             data.append(rec)
             flag = " TIMEOUT" if rec["timeout"] else (" STALL" if rec["stalled"] else "")
             log(f"  {row.name:<28} {rec['ms']:8.1f} ms{flag}")
@@ -283,7 +287,8 @@ def report(opts, imports, data, elapsed, plugin_hash):
     proj_tot = [x[1] for x in imports["project"]]
     lines = [f"Django example (examples/django, Django {opts.django}, 2 workers unless said): save "
              f"hello/views.py → first GET / showing the new view. {opts.rounds} rounds per row, "
-             f"interleaved, GET polled every {opts.poll_ms:g} ms. Run took {elapsed:.0f} s.", "",
+             f"interleaved (each round {opts.quiet:g} s after the last and once every server idles), "
+             f"GET polled every {opts.poll_ms:g} ms. Run took {elapsed:.0f} s.", "",
              f"Import cost of the project in a fresh interpreter ({opts.import_rounds} runs each):",
              "", "| measured | median ms | p90 ms | min ms |", "|---|---:|---:|---:|"]
     for what, v in (("cold: `import mysite.wsgi` (setup, middleware, URLconf, views)", cold_imp),
@@ -362,6 +367,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="give up on a round after this many seconds (default 30)")
     ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
+    ap.add_argument("--quiet", type=float, default=benchlib.QUIET_FLOOR_S,
+                    help="before every round: this long after the last round of any row, "
+                         "then until every server idles, s (default %(default)g)")
     ap.add_argument("--settle", type=float, default=0.3,
                     help="pause after a netreload reload went live, s (default 0.3)")
     ap.add_argument("--settle-native", type=float, default=0.6,
