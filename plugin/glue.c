@@ -181,6 +181,7 @@ static int apps_expected(void)
 }
 
 static int shown_slot(int k);
+static int held_by_leaver(int i);
 static void swap_spares(void);
 static int spares_n(void);
 
@@ -203,8 +204,13 @@ const struct nr_snapshot *nr_glue_snapshot(void)
 	if (!s.slot)
 		s.slot = uwsgi_calloc(sizeof(*s.slot) * (uwsgi.numproc + 1));
 	s.numproc = spares_n() ? spares_n() : uwsgi.numproc;
-	for (int i = 0; i <= s.numproc; i++)
-		snapshot_slot(&s.slot[i], i && spares_n() ? shown_slot(i) : i);
+	for (int i = 0; i <= s.numproc; i++) {
+		int id = i && spares_n() ? shown_slot(i) : i;
+		if (i && spares_n() && held_by_leaver(id))
+			s.slot[i] = (struct nr_slot){.wid = id}; /* as between reap and respawn */
+		else
+			snapshot_slot(&s.slot[i], id);
+	}
 	s.reloading = uwsgi_instance_is_reloading;
 	s.dying = uwsgi_instance_is_dying;
 	s.mules = s.spooler = 0;
@@ -867,6 +873,14 @@ static void swap_spares(void)
 		if (write(sp.wake[spare][1], &b, 1) != 1)
 			uwsgi_error("netreload: write()");
 	}
+}
+
+/* Slot i holds an old worker a swap replaced, which takes no more requests
+ * and may still wait to exit (spare_linger): a save that comes meanwhile
+ * finds it where a parked spare would be. Its successor is not forked yet. */
+static int held_by_leaver(int i)
+{
+	return sp.leaving[i] && uwsgi.workers[i].pid == sp.leaving[i] && takes_no_requests(i);
 }
 
 /* The slot reload.c sees for pair k: the cursed worker while it may still

@@ -123,7 +123,11 @@ static void publish(void)
 	__atomic_store_n(&s->pid, r.loader, __ATOMIC_RELEASE);
 }
 
-/* Publish the tail and let the loader go on. */
+/* Publish the tail and let the loader go on. What is left for the relay then
+ * is the rest of the log, if any, and its exit (about a millisecond): at nice
+ * 19, so that it does not take the CPU from the first requests of a loader
+ * whose apps loaded (that one does not even wait for the acknowledgement; a
+ * failed one does, and is answered before the relay lowers itself). */
 static void ack(void)
 {
 	if (!r.marked || r.acked)
@@ -131,19 +135,10 @@ static void ack(void)
 	publish();
 	r.acked = 1;
 	(void)!write(r.ack, "1", 1);
+	(void)setpriority(PRIO_PROCESS, 0, 19);
 }
 
 static void scan(void);
-
-/* Once its loader's mark is in, the relay's work is what is left of the log
- * and its exit. The mark woke it, as the loader's first request may come in:
- * at the same priority it would take the CPU from that request (its exit
- * alone costs about a millisecond), so from here on it runs only on CPU time
- * the workers leave. */
-static void lower_priority(void)
-{
-	(void)setpriority(PRIO_PROCESS, 0, 19);
-}
 
 /* Read what the pipe holds, as far as there is room. */
 static void read_more(void)
@@ -231,8 +226,6 @@ static void scan(void)
 		memmove(m, m + sizeof(mark), r.have - at - sizeof(mark));
 		r.have -= sizeof(mark);
 		r.scanned = at;
-		if (!r.marked)
-			lower_priority();
 		r.marked = 1;
 		r.before = at;
 	}

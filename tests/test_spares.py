@@ -303,3 +303,21 @@ def test_lingering_old_workers_end_with_the_master(servers):
     assert took < 5, f"the master took {took:.1f} s to stop:\n{server.log_text()}"
     wait_for(lambda: not any(alive(p) for p in kids), 10,
              what=f"workers {kids} to end with the master")
+
+
+def test_saves_while_old_workers_linger_each_go_live_or_fail_with_their_own_reason(servers):
+    """Old workers wait ~0.1 s to exit after their successors accept: saves
+    that come sooner find a lingering old worker where a parked spare would be.
+    Broken and fixed saves in a row: each fails with its reason or goes live
+    with its code, never with the code or the reason of another."""
+    server = spare_server(servers)
+    for n in range(2, 12, 3):
+        atomic_write(server.app, app(f"v{n}", body=f"raise RuntimeError('typo {n}')"))
+        r = server.ping()
+        assert r.returncode != 0 and f"typo {n}" in r.stdout + r.stderr, \
+            r.stdout + r.stderr + server.log_text()
+        for m in (n + 1, n + 2):  # no pause: the old workers of the last swap still linger
+            r = reload_to(server, f"v{m}")
+            assert "failed" not in r.stdout, r.stdout
+            versions, _ = served(server)
+            assert versions == {f"v{m}"}, (versions, server.log_text())
