@@ -106,6 +106,13 @@ def _cpu_ns(pids):
 QUIET_FLOOR_S = 1.0
 
 
+def add_quiet_option(ap):
+    """--quiet, the floor of wait_quiet(), for a script's argument parser."""
+    ap.add_argument("--quiet", type=float, default=QUIET_FLOOR_S,
+                    help="before every round: this long after the last round of any row, "
+                         "then until every server idles, s (default %(default)g)")
+
+
 def wait_quiet(roots, since, floor=QUIET_FLOOR_S, window=0.05, idle_ms=2.0, timeout=5.0):
     """Before a round: wait until floor s after `since` (time.monotonic() of the
     last round's end, or None), then until the process trees under the pids in

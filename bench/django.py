@@ -367,9 +367,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="give up on a round after this many seconds (default 30)")
     ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
-    ap.add_argument("--quiet", type=float, default=benchlib.QUIET_FLOOR_S,
-                    help="before every round: this long after the last round of any row, "
-                         "then until every server idles, s (default %(default)g)")
+    benchlib.add_quiet_option(ap)
     ap.add_argument("--settle", type=float, default=0.3,
                     help="pause after a netreload reload went live, s (default 0.3)")
     ap.add_argument("--settle-native", type=float, default=0.6,

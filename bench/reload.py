@@ -599,9 +599,7 @@ def add_run_options(ap, rounds, native=True):
     ap.add_argument("--poll-ms", type=float, default=2.0, help="GET poll interval (default 2)")
     ap.add_argument("--req-timeout", type=float, default=0.25,
                     help="timeout of one polled GET, s (default 0.25)")
-    ap.add_argument("--quiet", type=float, default=benchlib.QUIET_FLOOR_S,
-                    help="before every round: this long after the last round of any row, "
-                         "then until every server idles, s (default %(default)g)")
+    benchlib.add_quiet_option(ap)
     ap.add_argument("--settle", type=float, default=0.3,
                     help="pause after a reload went live before the next round, s (default 0.3)")
     if native:

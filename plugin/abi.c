@@ -37,13 +37,12 @@ static int md5(const void *data, size_t len, unsigned char d[EVP_MAX_MD_SIZE])
 static void md5_hex(const void *data, size_t len, char out[33])
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
-	unsigned int n = 16;
 	static const char hex[] = "0123456789abcdef";
 
 	out[0] = '\0';
 	if (!md5(data, len, d))
 		return;
-	for (unsigned int i = 0; i < n; i++) {
+	for (int i = 0; i < 16; i++) {
 		out[2 * i] = hex[d[i] >> 4];
 		out[2 * i + 1] = hex[d[i] & 15];
 	}

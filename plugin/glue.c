@@ -829,11 +829,17 @@ static void spares_own_pages(void)
 	}
 }
 
+/* Slot i still holds the serving worker a swap cursed there. */
+static int is_leaving(int i)
+{
+	return sp.leaving[i] && uwsgi.workers[i].pid == sp.leaving[i];
+}
+
 /* Cursed workers of the last swap not yet reaped (and their slots respawned). */
 static int spares_leaving(void)
 {
 	for (int i = 1; i <= 2 * sp.n; i++)
-		if (sp.leaving[i] && uwsgi.workers[i].pid == sp.leaving[i])
+		if (is_leaving(i))
 			return 1;
 	return 0;
 }
@@ -880,7 +886,7 @@ static void swap_spares(void)
  * finds it where a parked spare would be. Its successor is not forked yet. */
 static int held_by_leaver(int i)
 {
-	return sp.leaving[i] && uwsgi.workers[i].pid == sp.leaving[i] && takes_no_requests(i);
+	return is_leaving(i) && takes_no_requests(i);
 }
 
 /* The slot reload.c sees for pair k: the cursed worker while it may still
@@ -893,11 +899,10 @@ static int shown_slot(int k)
 
 	for (int j = 0; j < 2; j++) {
 		int i = ids[j];
-		pid_t pid = uwsgi.workers[i].pid;
-		if (sp.leaving[i] && pid == sp.leaving[i] && !takes_no_requests(i))
-			return i;
-		if (pid != sp.leaving[i])
+		if (!is_leaving(i))
 			sp.leaving[i] = 0;
+		else if (!takes_no_requests(i))
+			return i;
 	}
 	return sp.parked[k] ? k + sp.n : k;
 }

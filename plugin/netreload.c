@@ -331,15 +331,13 @@ static int nr_file_id(const char *path, char *out, size_t len)
 	return 0;
 }
 
-static void nr_abi_guard(void);
-
 static void nr_abi_files_now(void)
 {
 	char exe[96], so[96];
 	Dl_info di;
 
 	nr_abi_files[0] = '\0';
-	if (nr_file_id("/proc/self/exe", exe, sizeof(exe)) || !dladdr((void *)nr_abi_guard, &di) ||
+	if (nr_file_id("/proc/self/exe", exe, sizeof(exe)) || !dladdr((void *)nr_abi_files_now, &di) ||
 	    !di.dli_fname || nr_file_id(di.dli_fname, so, sizeof(so)))
 		return;
 	snprintf(nr_abi_files, sizeof(nr_abi_files), "%s %s %s", exe, so, NR_ABI_DOT_H_MD5);
