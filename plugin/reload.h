@@ -13,7 +13,9 @@
 #include "../common/nr_proto.h"
 #include "handover.h"
 
-#define NR_FAST_TICK_MS 1 /* master wake-up period while a reload is in flight */
+#define NR_FAST_TICK_MS 1 /* master wake-up period while a reload is in flight ... */
+#define NR_FAST_TICK_AGE 64 /* ... or its age over this, once that is longer ... */
+#define NR_FAST_TICK_MAX_MS 16 /* ... up to this */
 #define NR_PENDING_TICK_MS 10 /* ... while one waits for its workers or the share */
 
 /* One slot of the worker table, as the reload checks need it. */

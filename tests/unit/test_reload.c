@@ -164,6 +164,24 @@ static void test_live(void)
 	CHECK(strstr(logged, "generation 1 live in 6 ms") != NULL);
 }
 
+/* A young reload is looked at every NR_FAST_TICK_MS; an old one every 64th of
+ * its age, never less often than NR_FAST_TICK_MAX_MS; none once it ended. */
+static void test_tick_ages(void)
+{
+	setup(NR_MODE_WORKERS, 1, 0, 1);
+	nr_request_reload(&snap, NR_MODE_DEFAULT, 1000);
+	CHECK(pass(1000) == NR_FAST_TICK_MS); /* starts */
+	slots[1].cursed = 1;
+	CHECK(pass(1000 + 2 * NR_FAST_TICK_AGE - 1) == NR_FAST_TICK_MS);
+	CHECK(pass(1000 + 4 * NR_FAST_TICK_AGE) == 4);
+	CHECK(pass(1000 + 10 * NR_FAST_TICK_AGE + 5) == 10);
+	CHECK(pass(1000 + 5000) == NR_FAST_TICK_MAX_MS);
+	CHECK(!act.finished);
+	new_worker(1, 201, 1);
+	CHECK(pass(1000 + 5001) == 0);
+	CHECK(act.finished == 1 && act.rep.kind == NR_REPLY_LIVE);
+}
+
 /* New workers that accept without their app: failed, with the exception they printed. */
 static void test_no_app(void)
 {
@@ -479,5 +497,6 @@ int main(void)
 	test_cheap_after_reexec();
 	test_start_conditions();
 	test_old_processes();
+	test_tick_ages();
 	return check_summary();
 }
