@@ -259,6 +259,8 @@ void nr_apps_loading(void)
 	/* a spare parks with its log relay already forked: once woken, only
 	 * the import is left */
 	nr_glue_spare_park();
+	if (unr.fast)
+		nr_glue_gc_pause();
 }
 
 void nr_apps_loaded(void)
@@ -266,6 +268,7 @@ void nr_apps_loaded(void)
 	static int registered;
 
 	nr_logs_end(nr_glue_apps_held() > 0);
+	nr_glue_gc_resume();
 	if (unr.fast && !registered++)
 		atexit(nr_worker_leaves);
 }
@@ -408,7 +411,7 @@ static void nr_apply_fast(void)
 	}
 	nr_glue_skip_atexit_teardown();
 	nr_log("netreload: netreload-fast: shared-import = random, shared-import = threading, "
-	       "skip-atexit-teardown = true\n");
+	       "skip-atexit-teardown = true; apps load with Python's garbage collector paused\n");
 }
 
 /* netreload-fast: an old worker that leaves to be replaced ends with _exit()

@@ -2,6 +2,7 @@
 worker's successor before the save and parks it just before it loads the app; a
 reload wakes it. The new code still goes live everywhere, no request is lost, a
 broken save still fails with its reason, and nothing is left behind at exit."""
+import gc
 import http.client
 import os
 import signal
@@ -321,3 +322,47 @@ def test_saves_while_old_workers_linger_each_go_live_or_fail_with_their_own_reas
             assert "failed" not in r.stdout, r.stdout
             versions, _ = served(server)
             assert versions == {f"v{m}"}, (versions, server.log_text())
+
+
+
+GC_APP = '''\
+import gc
+import os
+VERSION = {version!r}
+AT_IMPORT = gc.get_threshold()[0]
+{body}
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("%s %d %d %d" % (VERSION, AT_IMPORT, gc.get_threshold()[0], gc.isenabled())).encode()]
+'''
+PAUSED = 1 << 30  # the first-generation threshold while apps load
+DEFAULT = gc.get_threshold()[0]  # this Python's (700 in 3.11, 2000 in 3.13)
+
+
+@pytest.mark.parametrize("mode", ["workers", "graceful"])
+@pytest.mark.parametrize("body, threshold, enabled", [
+    ("", DEFAULT, 1),                        # paused while importing, then as it was
+    ("gc.set_threshold(5000)", 5000, 1),   # the app's own setting is kept
+    ("gc.disable()", DEFAULT, 0),            # so is a collector the app turned off
+])
+def test_apps_load_with_the_collector_paused(servers, mode, body, threshold, enabled):
+    """netreload-fast pauses Python's garbage collector while apps load (in the
+    master, a new worker, a woken spare) and resumes it after, unless the app
+    set it itself."""
+    server = servers(mode=mode, lazy=mode == "workers", processes=2, extra=SPARES,
+                     app=GC_APP.format(version="v1", body=body))
+    assert "apps load with Python's garbage collector paused" in server.log_text()
+    for n in (1, 2, 3):
+        if n > 1:
+            atomic_write(server.app, GC_APP.format(version=f"v{n}", body=body))
+            r = server.ping()
+            assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr
+        replies = {server.get() for _ in range(8)}
+        assert replies == {f"v{n} {PAUSED} {threshold} {enabled}"}, server.log_text()
+
+
+def test_without_fast_apps_load_with_the_collector_as_it_is(servers):
+    server = servers(mode="workers", lazy=True, processes=2,
+                     app=GC_APP.format(version="v1", body=""))
+    assert {server.get() for _ in range(8)} == {f"v1 {DEFAULT} {DEFAULT} 1"}
