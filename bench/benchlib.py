@@ -11,6 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 from proctools import descendants  # noqa: E402
 
+# Apps import with their bytecode cached, as on a developer's machine: a
+# PYTHONDONTWRITEBYTECODE left in the environment (some shells and CI images
+# set it) would have every server and import probe compile every module from
+# source, every round. The scaling figures before 2026-12-02 were measured so.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def pct(values, q):
     """Percentile q (0-100) by linear interpolation between closest ranks."""
