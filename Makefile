@@ -30,8 +30,8 @@ PLUGIN_CFLAGS = $(UWSGI_CFLAGS) -I$(BUILD) -std=gnu11 -fPIC $(WARN) $(CPPFLAGS) 
 
 COMMON_SRC := common/nr_proto.c common/nr_auth.c common/nr_files.c
 PLUGIN_SRC := plugin/netreload.c plugin/glue.c plugin/server.c plugin/request.c plugin/reload.c plugin/waiters.c plugin/logs.c plugin/handover.c \
-	plugin/share.c plugin/abi.c
-PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
+	plugin/share.c plugin/abi.c plugin/python.c
+PLUGIN_HDR := plugin/netreload.h plugin/glue.h plugin/python.h plugin/reload.h plugin/util.h plugin/waiters.h plugin/request.h plugin/logs.h plugin/handover.h plugin/share.h plugin/abi.h common/nr_proto.h \
 	common/nr_auth.h common/nr_files.h common/nr_clock.h
 # On Linux the client loads libcrypto when it first needs it (client/libcrypto.c):
 # it links -ldl, not -lcrypto; the macOS build (check-macos) links libcrypto.

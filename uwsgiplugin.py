@@ -31,4 +31,4 @@ CFLAGS = ['-std=gnu11']
 LDFLAGS = []
 LIBS = ['-lpthread', '-lcrypto']
 GCC_LIST = ['plugin/netreload', 'plugin/glue', 'plugin/server', 'plugin/request', 'plugin/reload', 'plugin/waiters', 'plugin/logs', 'plugin/handover',
-            'plugin/share', 'plugin/abi', 'common/nr_proto', 'common/nr_auth', 'common/nr_files']
+            'plugin/share', 'plugin/abi', 'plugin/python', 'common/nr_proto', 'common/nr_auth', 'common/nr_files']

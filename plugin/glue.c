@@ -9,9 +9,9 @@
 #include <uwsgi.h>
 
 #include "glue.h"
+#include "python.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <poll.h>
 #include <sys/mman.h>
 #include <signal.h>
@@ -636,7 +636,8 @@ static struct {
 	pid_t *told;	/* per slot: the parked worker last sent NR_SPARE_OWN */
 	int (*wake)[2]; /* per slot: the pipe that wakes its parked worker */
 	volatile pid_t *linger; /* shared, per slot: the old worker a swap asked to linger */
-} sp;
+	int modules_fd; /* memfd: the source files the app imported (python.c) */
+} sp = {.modules_fd = -1};
 
 const char *nr_glue_spares_setup(void)
 {
@@ -670,9 +671,48 @@ const char *nr_glue_spares_setup(void)
 		uwsgi_add_safe_fd(sp.wake[i][1]);
 		sp.parked[i] = i > n;
 	}
+	sp.modules_fd = memfd_create("netreload-modules", MFD_CLOEXEC);
 	sp.n = n;
 	uwsgi.numproc = 2 * n;
 	return NULL;
+}
+
+/* Python: the worker serving in the first pair writes down the source files
+ * the app imported; the spares read their bytecode ahead from that list. A
+ * spare that read some drops what is left once its apps loaded. */
+void nr_glue_spare_loaded(void)
+{
+	int wid = uwsgi.mywid;
+	long read, used = nr_py_preload_end(&read);
+
+	if (used > 0)
+		nr_log("netreload: worker %d imported %ld modules from bytecode read ahead "
+		       "(%ld read)\n", wid, used, read);
+	if (sp.n && sp.modules_fd >= 0 && (wid == 1 || wid == 1 + sp.n) && uwsgi_apps_cnt > 0)
+		nr_py_modules_write(sp.modules_fd);
+}
+
+#define NR_PRELOAD_SLICE 200 /* modules read per step: ~10 ms, between looks at the pipe */
+
+/* A parked spare whose pages are its own: read the bytecode of the modules
+ * the app imported last time, a slice at a time. 1: woken meanwhile. */
+static int spare_preload(int wid, int *done)
+{
+	long left = sp.modules_fd >= 0 ? nr_py_preload_begin(sp.modules_fd) : -1;
+	char b[16];
+
+	if (left < 0)
+		*done = 1; /* no Python: nothing to read, ever */
+	if (left <= 0)
+		return 0; /* or no list yet: look again at the next poll timeout */
+	*done = 1;
+	while (left > 0) {
+		ssize_t got = read(sp.wake[wid][0], b, sizeof(b));
+		if (got > 0 && memchr(b, NR_SPARE_WAKE, got))
+			return 1;
+		left = nr_py_preload_step(NR_PRELOAD_SLICE);
+	}
+	return 0;
 }
 
 static int spares_n(void)
@@ -720,73 +760,6 @@ static void spare_own_pages(void)
 	fclose(f);
 }
 
-/* netreload-fast: apps load with Python's cyclic garbage collector paused
- * (in a woken spare, a new worker, the master), which resumes once they
- * loaded. An import makes hundreds of
- * thousands of objects and next to no garbage, and the collections those
- * allocations trigger cost ~5% of the import of a 5,000-module app. The pause
- * is a first-generation threshold too high to reach, put back only if it is
- * still there: an app that sets thresholds or disables the collector itself
- * at import keeps its choice, as in a fresh worker. What the load made is
- * then frozen (gc.freeze(), as before a fork): else the first allocation after
- * the pause would scan all of it at once, 40-60 ms on the first request after
- * a 5,000-module import; the price is that garbage cycles made while loading
- * are never freed. libpython is looked up,
- * not linked: without the python plugin (PHP, Rack) there is nothing to do. */
-static const char gc_pause[] = "import gc\n"
-			       "t = gc.get_threshold()\n"
-			       "paused = t[0] > 0\n"
-			       "if paused: gc.set_threshold(1 << 30, t[1], t[2])\n";
-static const char gc_resume[] = "if paused and hasattr(gc, 'freeze'): gc.freeze()\n"
-				"if paused and gc.get_threshold()[0] == 1 << 30:\n"
-				"    gc.set_threshold(*t)\n";
-
-/* Runs code in a namespace of its own (kept between calls); 0 if it ran. */
-static int python_run(const char *code)
-{
-	static void *ns;
-	int (*initialized)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "Py_IsInitialized");
-	int (*gil_ensure)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "PyGILState_Ensure");
-	void (*gil_release)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "PyGILState_Release");
-	void *(*dict_new)(void) = (void *(*)(void))dlsym(RTLD_DEFAULT, "PyDict_New");
-	void *(*run)(const char *, int, void *, void *, void *) =
-		(void *(*)(const char *, int, void *, void *, void *))dlsym(RTLD_DEFAULT,
-									  "PyRun_StringFlags");
-	void (*decref)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "Py_DecRef");
-	void (*err_clear)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "PyErr_Clear");
-	void *r = NULL;
-	int gil;
-
-	if (!initialized || !gil_ensure || !gil_release || !dict_new || !run || !decref ||
-	    !err_clear || !initialized())
-		return -1;
-	gil = gil_ensure();
-	if (!ns)
-		ns = dict_new();
-	if (ns)
-		r = run(code, 257 /* Py_file_input */, ns, ns, NULL);
-	if (r)
-		decref(r);
-	else
-		err_clear();
-	gil_release(gil);
-	return r ? 0 : -1;
-}
-
-static int gc_paused; /* this process paused the collector for its load */
-
-void nr_glue_gc_pause(void)
-{
-	gc_paused = python_run(gc_pause) == 0;
-}
-
-void nr_glue_gc_resume(void)
-{
-	if (gc_paused)
-		python_run(gc_resume);
-	gc_paused = 0;
-}
-
 /* In a worker about to load the apps: wait here if the slot is parked, until
  * a reload wakes it. Any stop signal ends it. A spare starts while the reload
  * that made it still runs: it copies its pages only once the master says the
@@ -795,7 +768,7 @@ void nr_glue_spare_park(void)
 {
 	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGQUIT};
 	struct sigaction sa = {.sa_handler = park_end}, old[4];
-	int wid = uwsgi.mywid, owned = 0;
+	int wid = uwsgi.mywid, owned = 0, preloaded = 0;
 	pid_t master = getppid();
 
 	if (!sp.n || wid <= 0 || wid > 2 * sp.n || !sp.parked[wid])
@@ -821,6 +794,8 @@ void nr_glue_spare_park(void)
 			spare_own_pages();
 			owned = 1;
 		}
+		if (owned && !preloaded && spare_preload(wid, &preloaded))
+			break;
 		if (n < 0 && errno != EINTR)
 			break;
 		if (got <= 0 && n > 0 && (pfd.revents & (POLLNVAL | POLLERR | POLLHUP)))
@@ -828,6 +803,7 @@ void nr_glue_spare_park(void)
 	}
 	for (int i = 0; i < 4; i++)
 		sigaction(sigs[i], &old[i], NULL);
+	nr_py_preload_use();
 }
 
 static void linger_end(int sig)

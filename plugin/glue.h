@@ -75,10 +75,8 @@ void nr_glue_restore_max_fd(void);
 const char *nr_glue_spares_setup(void);
 /* In a worker about to load its apps: wait while its slot is parked. */
 void nr_glue_spare_park(void);
-/* Pause Python's garbage collector while apps load (nothing without Python);
- * resume it (if it was paused here and the app did not set it itself). */
-void nr_glue_gc_pause(void);
-void nr_glue_gc_resume(void);
+/* In a worker whose apps loaded: what the spares need for the next reload. */
+void nr_glue_spare_loaded(void);
 /* After a swap: the master tick (ms) the spares still need, 0 for none; while
  * the old workers are still to be reaped the master must keep turning, so
  * their slots are respawned (and park) at once, and a while later the

@@ -16,6 +16,7 @@
 #include "abi.h"
 #include "glue.h"
 #include "logs.h"
+#include "python.h"
 #include "request.h"
 #include "nr_abi.h" /* generated for the uWSGI this was built for (tools/uwsgi_abi.py) */
 
@@ -260,7 +261,7 @@ void nr_apps_loading(void)
 	 * the import is left */
 	nr_glue_spare_park();
 	if (unr.fast)
-		nr_glue_gc_pause();
+		nr_py_gc_pause();
 }
 
 void nr_apps_loaded(void)
@@ -268,7 +269,10 @@ void nr_apps_loaded(void)
 	static int registered;
 
 	nr_logs_end(nr_glue_apps_held() > 0);
-	nr_glue_gc_resume();
+	if (unr.fast) {
+		nr_glue_spare_loaded();
+		nr_py_gc_resume();
+	}
 	if (unr.fast && !registered++)
 		atexit(nr_worker_leaves);
 }

@@ -5,9 +5,11 @@ broken save still fails with its reason, and nothing is left behind at exit."""
 import gc
 import http.client
 import os
+import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -366,3 +368,99 @@ def test_without_fast_apps_load_with_the_collector_as_it_is(servers):
     server = servers(mode="workers", lazy=True, processes=2,
                      app=GC_APP.format(version="v1", body=""))
     assert {server.get() for _ in range(8)} == {f"v1 {DEFAULT} {DEFAULT} 1"}
+
+
+PKG_N = 20
+PKG_APP = '''\
+import pkg
+
+def application(env, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [" ".join(str(getattr(pkg, "m%d" % i).VALUE) for i in range(pkg.N)).encode()]
+'''
+
+
+def pkg_server(servers):
+    """A spare server whose app imports a package of PKG_N modules (bytecode cached)."""
+    server = servers(mode="workers", lazy=True, processes=2, extra=SPARES, app=PKG_APP,
+                     start=False, env={"PYTHONDONTWRITEBYTECODE": ""})  # empty: unset
+    pkg = server.dir / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(f"N = {PKG_N}\n" + "".join(
+        f"from . import m{i}\n" for i in range(PKG_N)))
+    for i in range(PKG_N):
+        (pkg / f"m{i}.py").write_text(f"VALUE = 'v{i}'\n")
+    server.start()
+    return server, pkg
+
+
+def values(server):
+    replies = {server.get() for _ in range(8)}
+    assert len(replies) == 1 and None not in replies, replies
+    return replies.pop().split()
+
+
+def spares_read_ahead(server):
+    """Two spares parked, the bytecode read ahead (~10 ms, 0.5 s after the last reload)."""
+    wait_for(lambda: len(children_of(server.pid)) == 4, what="2 workers and 2 spares")
+    time.sleep(2)
+
+
+def took_from_read_ahead(server, since):
+    return [int(n) for n in re.findall(r"imported (\d+) modules from bytecode read ahead",
+                                       server.log_text()[since:])]
+
+
+def test_spares_import_unchanged_modules_from_bytecode_read_ahead(servers):
+    server, pkg = pkg_server(servers)
+    expect = [f"v{i}" for i in range(PKG_N)]
+    assert values(server) == expect
+    for k, i in enumerate((3, 7, 3)):
+        spares_read_ahead(server)
+        since = len(server.log_text())
+        expect[i] = f"edit{k}-of-m{i}"
+        atomic_write(pkg / f"m{i}.py", f"VALUE = {expect[i]!r}\n")
+        r = server.ping()
+        assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr
+        assert values(server) == expect, server.log_text()
+        # each new worker took every module but the edited one from what it read ahead
+        took = took_from_read_ahead(server, since)
+        assert len(took) == 2 and min(took) >= PKG_N - 1, server.log_text()[since:]
+
+
+def test_a_pyc_replaced_after_the_read_ahead_is_read_again(servers):
+    """A .pyc that changed on disk since the spare read it is read from disk,
+    as Python would: here a forged one whose header matches its source."""
+    import importlib._bootstrap_external as be
+    import importlib.util
+
+    server, pkg = pkg_server(servers)
+    spares_read_ahead(server)
+    src = pkg / "m5.py"
+    st = src.stat()
+    pyc = Path(importlib.util.cache_from_source(str(src)))
+    forged = be._code_to_timestamp_pyc(compile("VALUE = 'forged'\n", str(src), "exec"),
+                                       st.st_mtime, st.st_size)
+    tmp = pyc.with_name(pyc.name + ".tmp")
+    tmp.write_bytes(forged)
+    tmp.replace(pyc)
+    atomic_write(pkg / "m1.py", "VALUE = 'edited'\n")
+    r = server.ping()
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr
+    got = values(server)
+    assert got[1] == "edited" and got[5] == "forged", server.log_text()
+
+
+def test_a_same_second_save_of_the_same_size_is_not_taken_from_the_read_ahead(servers):
+    """A save Python's .pyc check cannot see (same size, same second: its mtime
+    set back here) is listed by the client; netreload drops its .pyc, and the
+    spare must then not take the code it read ahead for that module."""
+    server, pkg = pkg_server(servers)
+    spares_read_ahead(server)
+    src = pkg / "m9.py"
+    st = src.stat()
+    atomic_write(src, "VALUE = 'vX'\n")  # 'v9' and 'vX': the same size
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = server.ping("--changed", str(src), "--root", str(server.dir))
+    assert r.returncode == 0 and "live in" in r.stdout, r.stdout + r.stderr
+    assert values(server)[9] == "vX", server.log_text()
