@@ -547,7 +547,7 @@ def report(bench, opts, elapsed):
     for m in opts.methods:
         rows = [r for r in by.get(m, []) if not r["stalled"]]
         for key, what, digits in (
-                ("recv_to_start_ms", "ping received → reload started (plugin log, µs)", 3),
+                ("recv_to_start_ms", "ping received → reload started (plugin log, ms)", 3),
                 ("client_ms", "`netreload ping` \"live\" (request sent → all workers new; whole ms)", 0)):
             v = [r[key] for r in rows if r.get(key) is not None]
             if v:

@@ -11,12 +11,13 @@ size, side by side in one run, rounds interleaved:
     import in uWSGI  the same import, timed the same way, in the one worker of a
                   fresh uWSGI (lazy-apps): the interpreter every reload runs in.
                   Debian's /usr/bin/python3 is a static, PGO-built binary; uWSGI
-                  embeds libpython3.11.so, which ran a 5,000-module import ~15% slower
+                  embeds libpython3.11.so, which imports a little slower
     cold start    uWSGI process start -> first 200 (2 workers, the plugin loaded)
     graceful      save -> new VERSION served, netreload graceful
     workers       save -> new VERSION served, netreload workers + lazy-apps
     workers + fast  the same with netreload-fast: a parked spare per worker,
-                  forked before the save, imports the app when woken
+                  forked before the save, with the app's bytecode read ahead,
+                  imports the app when woken
 
 Each reload median is also given as a ratio to the import floor of the same
 size: how far reload time is from what importing the app costs anyway.
