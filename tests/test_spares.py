@@ -380,10 +380,11 @@ def application(env, start_response):
 '''
 
 
-def pkg_server(servers):
+def pkg_server(servers, extra=()):
     """A spare server whose app imports a package of PKG_N modules (bytecode cached)."""
-    server = servers(mode="workers", lazy=True, processes=2, extra=SPARES, app=PKG_APP,
-                     start=False, env={"PYTHONDONTWRITEBYTECODE": ""})  # empty: unset
+    server = servers(mode="workers", lazy=True, processes=2, extra=SPARES + list(extra),
+                     app=PKG_APP, start=False,
+                     env={"PYTHONDONTWRITEBYTECODE": ""})  # empty: unset, .pyc files written
     pkg = server.dir / "pkg"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(f"N = {PKG_N}\n" + "".join(
@@ -411,8 +412,9 @@ def took_from_read_ahead(server, since):
                                        server.log_text()[since:])]
 
 
-def test_spares_import_unchanged_modules_from_bytecode_read_ahead(servers):
-    server, pkg = pkg_server(servers)
+@pytest.mark.parametrize("extra", [[], ["--enable-threads"]])  # the GIL is then released
+def test_spares_import_unchanged_modules_from_bytecode_read_ahead(servers, extra):
+    server, pkg = pkg_server(servers, extra)
     expect = [f"v{i}" for i in range(PKG_N)]
     assert values(server) == expect
     for k, i in enumerate((3, 7, 3)):
