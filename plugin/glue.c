@@ -920,7 +920,7 @@ static void swap_spares(void)
 			; /* a byte nobody read must not reach its next worker */
 		sp.parked[live] = 1;
 		sp.parked[spare] = 0;
-			if (write(sp.wake[spare][1], &b, 1) != 1)
+		if (write(sp.wake[spare][1], &b, 1) != 1)
 			uwsgi_error("netreload: write()");
 	}
 }
