@@ -123,11 +123,7 @@ static void publish(void)
 	__atomic_store_n(&s->pid, r.loader, __ATOMIC_RELEASE);
 }
 
-/* Publish the tail and let the loader go on. What is left for the relay then
- * is the rest of the log, if any, and its exit (about a millisecond): at nice
- * 19, so that it does not take the CPU from the first requests of a loader
- * whose apps loaded (that one does not even wait for the acknowledgement; a
- * failed one does, and is answered before the relay lowers itself). */
+/* Publish the tail and let the loader go on. */
 static void ack(void)
 {
 	if (!r.marked || r.acked)
@@ -135,7 +131,22 @@ static void ack(void)
 	publish();
 	r.acked = 1;
 	(void)!write(r.ack, "1", 1);
-	(void)setpriority(PRIO_PROCESS, 0, 19);
+}
+
+/* Once acknowledged and with all it read written out, what is left for the
+ * relay is its exit (about a millisecond): at nice 19, so that it does not
+ * take the CPU from the first requests of a loader whose apps loaded. Not
+ * before: when the log cannot take more (the log master reads it only once
+ * its loop runs) the relay acknowledges at once and still has lines to pass
+ * on, and at nice 19 on a busy CPU those took seconds. */
+static void lower_when_done(void)
+{
+	static int lowered;
+
+	if (r.acked && !lowered && r.have == 0) {
+		(void)setpriority(PRIO_PROCESS, 0, 19);
+		lowered = 1;
+	}
 }
 
 static void scan(void);
@@ -324,6 +335,7 @@ static void __attribute__((noreturn)) relay(void)
 	prctl(PR_SET_NAME, "netreload-log");
 	while (!r.eof) {
 		struct pollfd pfd = {.fd = r.in, .events = POLLIN};
+		lower_when_done();
 		if (poll(&pfd, 1, r.scanned ? NR_LOGS_IDLE_MS : -1) == 0) {
 			flush(1); /* quiet: out with a line still missing its newline */
 			continue;
