@@ -69,7 +69,7 @@ static const char PY_LIB[] =
 	"    os.ftruncate(fd, 0)\n"
 	"    os.pwrite(fd, data, 0)\n"
 	/* the bytecode read ahead: path -> (source mtime, size, code) */
-	"_todo, _code, _loader, _read = [], {}, None, 0\n"
+	"_todo, _code, _loader, _read, _hits = [], {}, None, 0, 0\n"
 	"def preload_begin(fd):\n"
 	"    global _todo\n"
 	"    data = os.pread(fd, os.fstat(fd).st_size, 0).decode('utf-8', 'surrogateescape')\n"
@@ -99,6 +99,7 @@ static const char PY_LIB[] =
 	 * file, and Python replaces a .pyc it rewrites), and it matches its
 	 * source as Python's loader would check it now: else read from disk */
 	"def _get_code(self, fullname):\n"
+	"    global _hits\n"
 	"    if type(self) is _be.SourceFileLoader:\n"
 	"        path = self.get_filename(fullname)\n"
 	"        hit = _code.pop(path, None)\n"
@@ -108,6 +109,7 @@ static const char PY_LIB[] =
 	"                if hit[2] == (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, 'little') and \\\n"
 	"                   hit[3] == (st.st_size & 0xFFFFFFFF).to_bytes(4, 'little'):\n"
 	"                    _imp._fix_co_filename(hit[4], path)\n"
+	"                    _hits += 1\n"
 	"                    return hit[4]\n"
 	"        except OSError:\n"
 	"            pass\n"
@@ -118,11 +120,10 @@ static const char PY_LIB[] =
 	"        _loader = _be.SourceLoader.get_code\n"
 	"        _be.SourceLoader.get_code = _get_code\n"
 	"def preload_end():\n"
-	"    global _loader, _todo, _read\n"
-	"    used = _read - len(_code) if _loader is not None else 0\n"
+	"    global _loader, _todo, _hits\n"
 	"    if _loader is not None:\n"
 	"        _be.SourceLoader.get_code = _loader\n"
-	"    _loader, _todo = None, []\n"
+	"    used, _loader, _todo, _hits = _hits, None, [], 0\n"
 	"    _code.clear()\n"
 	"    return used << 32 | _read\n";
 
