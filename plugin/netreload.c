@@ -269,11 +269,11 @@ void nr_apps_loaded(void)
 	static int registered;
 
 	nr_logs_end(nr_glue_apps_held() > 0);
-	if (unr.fast) {
-		nr_glue_spare_loaded();
-		nr_py_gc_resume();
-	}
-	if (unr.fast && !registered++)
+	if (!unr.fast)
+		return;
+	nr_glue_spare_loaded();
+	nr_py_gc_resume();
+	if (!registered++)
 		atexit(nr_worker_leaves);
 }
 

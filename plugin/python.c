@@ -68,7 +68,8 @@ static const char PY_LIB[] =
 	"    data = ('\\n'.join(files) + '\\n#end\\n').encode('utf-8', 'surrogateescape')\n"
 	"    os.ftruncate(fd, 0)\n"
 	"    os.pwrite(fd, data, 0)\n"
-	/* the bytecode read ahead: path -> (source mtime, size, code) */
+	/* the bytecode read ahead: source path -> (its .pyc, the .pyc's
+	 * dev/ino/mtime/size, the source mtime and size the .pyc records, code) */
 	"_todo, _code, _loader, _read, _hits = [], {}, None, 0, 0\n"
 	"def preload_begin(fd):\n"
 	"    global _todo\n"
